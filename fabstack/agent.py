@@ -1,0 +1,436 @@
+"""The remote side of fabstack: one stdlib-only Python program run on a host per round trip.
+
+It is sent compressed on the command line and reads one JSON request from standard input:
+``{"action": "facts"}``, ``{"action": "probe", "items": [...]}`` or ``{"action": "apply", "roles": [...]}``.
+It prints one JSON answer on standard output. It never runs a value through a shell except the commands a role
+declared (validate commands, guarded commands, handlers), which the engine quotes before sending.
+"""
+
+import base64
+import grp
+import hashlib
+import json
+import os
+import pwd
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import time
+
+MAX_DIFF_BYTES = 256 * 1024
+
+
+def run(argv, **kwargs):
+    """Run a command without a shell; return (exit code, stdout+stderr text)."""
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, **kwargs)
+    except FileNotFoundError as exc:
+        return 127, str(exc)
+    return proc.returncode, (proc.stdout + proc.stderr).strip()
+
+
+def shell(command):
+    """Run a role-declared shell command; return (exit code, output)."""
+    return run(["/bin/sh", "-c", command])
+
+
+# ---------------------------------------------------------------- facts
+
+
+def read(path, default=""):
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except OSError:
+        return default
+
+
+def memory_mb():
+    total = 0
+    for line in read("/proc/meminfo").splitlines():
+        if line.startswith("MemTotal:"):
+            total = int(line.split()[1]) // 1024
+    for limit_file in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        value = read(limit_file).strip()
+        if value.isdigit() and int(value) // (1024 * 1024) < total:
+            total = int(value) // (1024 * 1024)
+    return total
+
+
+def os_release():
+    info = {}
+    for line in read("/etc/os-release").splitlines():
+        if "=" in line:
+            key, value = line.split("=", 1)
+            info[key.lower()] = value.strip('"')
+    return {"id": info.get("id", ""), "version_id": info.get("version_id", ""),
+            "codename": info.get("version_codename", ""), "pretty_name": info.get("pretty_name", "")}
+
+
+def addresses():
+    code, out = run(["ip", "-j", "addr", "show"])
+    found = []
+    if code == 0:
+        for iface in json.loads(out or "[]"):
+            for addr in iface.get("addr_info", []):
+                if addr.get("family") in ("inet", "inet6") and iface.get("ifname") != "lo":
+                    found.append({"interface": iface["ifname"], "address": addr["local"],
+                                  "prefix": addr.get("prefixlen"), "family": addr["family"]})
+    return found
+
+
+def disks():
+    found = []
+    for name in sorted(os.listdir("/sys/block")) if os.path.isdir("/sys/block") else []:
+        if name.startswith(("loop", "ram", "zram", "dm-")):
+            continue
+        rotational = read(f"/sys/block/{name}/queue/rotational").strip()
+        size = read(f"/sys/block/{name}/size").strip()
+        found.append({"name": name, "rotational": rotational == "1",
+                      "size_gb": round(int(size or 0) * 512 / 1e9, 1)})
+    return found
+
+
+def facts(_request):
+    code, virt = run(["systemd-detect-virt"])
+    container_code, container = run(["systemd-detect-virt", "--container"])
+    ipv4 = [a for a in addresses() if a["family"] == "inet"]
+    return {
+        "hostname": socket.gethostname(),
+        "cpus": len(os.sched_getaffinity(0)),
+        "memory_mb": memory_mb(),
+        "os": os_release(),
+        "init": "systemd" if os.path.isdir("/run/systemd/system") else os.path.basename(os.readlink("/proc/1/exe")),
+        "virtualization": virt if code == 0 else "none",
+        "container": container if container_code == 0 else "",
+        "disks": disks(),
+        "addresses": addresses(),
+        "primary_address": ipv4[0]["address"] if ipv4 else "",
+        "proc_sys_writable": os.access("/proc/sys/net/core/somaxconn", os.W_OK),
+        "python": sys.version.split()[0],
+    }
+
+
+# ---------------------------------------------------------------- probe
+
+
+def file_state(path, want_sha=None):
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return {"exists": False}
+    state = {"exists": True, "owner": owner_name(st.st_uid), "group": group_name(st.st_gid),
+             "mode": format(stat.S_IMODE(st.st_mode), "04o"), "kind": kind(st.st_mode)}
+    if state["kind"] == "link":
+        state["target"] = os.readlink(path)
+    if state["kind"] == "file":
+        with open(path, "rb") as handle:
+            data = handle.read()
+        state["sha256"] = hashlib.sha256(data).hexdigest()
+        if want_sha and want_sha != state["sha256"] and len(data) <= MAX_DIFF_BYTES:
+            state["content_b64"] = base64.b64encode(data).decode()
+    return state
+
+
+def kind(mode):
+    if stat.S_ISLNK(mode):
+        return "link"
+    if stat.S_ISDIR(mode):
+        return "directory"
+    return "file" if stat.S_ISREG(mode) else "other"
+
+
+def owner_name(uid):
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def group_name(gid):
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
+
+
+def packages_state(names):
+    code, out = run(["dpkg-query", "-W", "-f", "${Package}\t${db:Status-Abbrev}\t${Version}\n", *names])
+    installed = {}
+    for line in out.splitlines():
+        parts = line.split("\t")
+        if len(parts) == 3 and parts[1].startswith("ii"):
+            installed[parts[0]] = parts[2]
+    return {"installed": installed}
+
+
+def service_state(name):
+    _, active = run(["systemctl", "is-active", name])
+    _, enabled = run(["systemctl", "is-enabled", name])
+    return {"active": active.splitlines()[-1] if active else "unknown",
+            "enabled": enabled.splitlines()[-1] if enabled else "unknown"}
+
+
+def sysctl_state(key):
+    path = "/proc/sys/" + key.replace(".", "/")
+    value = read(path, None)
+    return {"value": " ".join(value.split()) if value is not None else None,
+            "writable": os.access(path, os.W_OK)}
+
+
+def account_state(kind_, name):
+    code, out = run(["getent", "passwd" if kind_ == "user" else "group", name])
+    return {"exists": code == 0, "entry": out if code == 0 else ""}
+
+
+def guard_state(item):
+    if item.get("creates"):
+        return {"satisfied": os.path.exists(item["creates"])}
+    if item.get("unless"):
+        code, _ = shell(item["unless"])
+        return {"satisfied": code == 0}
+    return {"satisfied": False}
+
+
+def probe_one(item):
+    kind_ = item["type"]
+    if kind_ in ("file", "directory", "symlink"):
+        return file_state(item["path"], item.get("sha256"))
+    if kind_ == "packages":
+        return packages_state(item["names"])
+    if kind_ == "service":
+        return service_state(item["name"])
+    if kind_ == "sysctl":
+        return sysctl_state(item["key"])
+    if kind_ in ("user", "group"):
+        return account_state(kind_, item["name"])
+    if kind_ == "command":
+        return guard_state(item)
+    return {"error": f"unknown probe type {kind_}"}
+
+
+def probe(request):
+    return {"states": [probe_one(item) for item in request["items"]]}
+
+
+# ---------------------------------------------------------------- apply
+
+
+class StepFailed(Exception):
+    """A step that could not be applied; the message is shown to the user."""
+
+
+class Journal:
+    """Old copies of the files a role replaces, so a failed role can be put back as it was."""
+
+    def __init__(self):
+        self.saved = []
+
+    def remember(self, path):
+        if os.path.lexists(path) and not os.path.isdir(path):
+            backup = path + ".fabstack-old"
+            shutil.copy2(path, backup, follow_symlinks=False)
+            self.saved.append((path, backup))
+        else:
+            self.saved.append((path, None))
+
+    def rollback(self):
+        for path, backup in reversed(self.saved):
+            if backup:
+                os.replace(backup, path)
+            elif os.path.lexists(path):
+                os.unlink(path)
+        self.saved = []
+
+    def commit(self):
+        for _, backup in self.saved:
+            if backup and os.path.lexists(backup):
+                os.unlink(backup)
+        self.saved = []
+
+
+def set_attrs(path, owner, group, mode, follow=True):
+    uid = pwd.getpwnam(owner).pw_uid if owner else -1
+    gid = grp.getgrnam(group).gr_gid if group else -1
+    try:
+        os.chown(path, uid, gid, follow_symlinks=follow)
+    except KeyError as exc:
+        raise StepFailed(f"unknown owner or group: {exc}") from exc
+    if mode:
+        os.chmod(path, int(mode, 8))
+
+
+def apply_file(step, journal):
+    path = step["path"]
+    data = base64.b64decode(step["content_b64"])
+    directory = os.path.dirname(path)
+    if not os.path.isdir(directory):
+        raise StepFailed(f"directory {directory} does not exist")
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.fabstack-new")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    try:
+        set_attrs(tmp, step.get("owner"), step.get("group"), step.get("mode"))
+    except (KeyError, StepFailed) as exc:
+        os.unlink(tmp)
+        raise StepFailed(str(exc)) from exc
+    validate = step.get("validate")
+    if validate and "%s" in validate:
+        code, out = shell(validate.replace("%s", tmp))
+        if code != 0:
+            os.unlink(tmp)
+            raise StepFailed(f"validation failed ({validate}): {last_lines(out)}")
+    journal.remember(path)
+    os.replace(tmp, path)
+    if validate and "%s" not in validate:
+        code, out = shell(validate)
+        if code != 0:
+            raise StepFailed(f"validation failed ({validate}): {last_lines(out)}")
+
+
+def last_lines(text, count=3):
+    return " | ".join(text.strip().splitlines()[-count:])
+
+
+def apply_attrs(step, _journal):
+    set_attrs(step["path"], step.get("owner"), step.get("group"), step.get("mode"))
+
+
+def apply_directory(step, _journal):
+    os.makedirs(step["path"], exist_ok=True)
+    set_attrs(step["path"], step.get("owner"), step.get("group"), step.get("mode"))
+
+
+def apply_symlink(step, journal):
+    path = step["path"]
+    if os.path.isdir(path) and not os.path.islink(path):
+        raise StepFailed(f"{path} is a directory, not replacing it with a link")
+    tmp = path + ".fabstack-new"
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
+    os.symlink(step["target"], tmp)
+    journal.remember(path)
+    os.replace(tmp, path)
+
+
+def apt_lists_age():
+    lists = "/var/lib/apt/lists"
+    times = [os.path.getmtime(os.path.join(lists, n)) for n in os.listdir(lists) if n.endswith("Packages")] \
+        if os.path.isdir(lists) else []
+    return time.time() - max(times) if times else float("inf")
+
+
+def apply_packages(step, _journal):
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    if apt_lists_age() > step.get("cache_valid_time", 86400):
+        code, out = run(["apt-get", "update", "-q"], env=env)
+        if code != 0:
+            raise StepFailed(f"apt-get update failed: {last_lines(out)}")
+    code, out = run(["apt-get", "install", "-y", "-q", "--no-install-recommends",
+                     "-o", "Dpkg::Options::=--force-confold", *step["names"]], env=env)
+    if code != 0:
+        raise StepFailed(f"apt-get install failed: {last_lines(out)}")
+
+
+def apply_service(step, _journal):
+    if step.get("enabled") is not None and step.get("change_enabled"):
+        code, out = run(["systemctl", "enable" if step["enabled"] else "disable", step["name"]])
+        if code != 0:
+            raise StepFailed(last_lines(out))
+    if step.get("change_state"):
+        verb = {"started": "start", "stopped": "stop", "restarted": "restart"}[step["state"]]
+        code, out = run(["systemctl", verb, step["name"]])
+        if code != 0:
+            raise StepFailed(f"systemctl {verb} {step['name']} failed: {last_lines(out)}")
+
+
+def apply_sysctl(step, _journal):
+    path = "/proc/sys/" + step["key"].replace(".", "/")
+    try:
+        with open(path, "w") as handle:
+            handle.write(str(step["value"]))
+    except OSError as exc:
+        raise StepFailed(f"cannot set {step['key']}: {exc.strerror}") from exc
+
+
+def apply_account(step, _journal):
+    if step["type"] == "group":
+        argv = ["groupadd", *(["--system"] if step.get("system") else []), step["name"]]
+    else:
+        argv = ["useradd", "--create-home" if step.get("home") else "--no-create-home",
+                "--shell", step.get("shell") or "/usr/sbin/nologin"]
+        if step.get("system"):
+            argv.append("--system")
+        if step.get("group"):
+            argv += ["--gid", step["group"]]
+        if step.get("home"):
+            argv += ["--home-dir", step["home"]]
+        argv.append(step["name"])
+    code, out = run(argv)
+    if code != 0:
+        raise StepFailed(last_lines(out))
+
+
+def apply_command(step, _journal):
+    code, out = shell(step["command"])
+    if code != 0:
+        raise StepFailed(f"exit status {code}: {last_lines(out)}")
+
+
+APPLY = {"file": apply_file, "attrs": apply_attrs, "directory": apply_directory, "symlink": apply_symlink,
+         "packages": apply_packages, "service": apply_service, "sysctl": apply_sysctl,
+         "user": apply_account, "group": apply_account, "command": apply_command}
+
+
+def apply_role(role):
+    """Apply one role's steps in order; on a failure put its files back and skip its handlers."""
+    results = []
+    journal = Journal()
+    notified = set()
+    for step in role["steps"]:
+        try:
+            APPLY[step["type"]](step, journal)
+        except (StepFailed, OSError) as exc:
+            journal.rollback()
+            results.append({"id": step["id"], "status": "failed", "message": str(exc)})
+            return results, False
+        results.append({"id": step["id"], "status": "changed"})
+        notified.update(step.get("notify", []))
+    journal.commit()
+    for handler in role["handlers"]:
+        if handler["name"] not in notified:
+            continue
+        code, out = shell(handler["command"])
+        status = "changed" if code == 0 else "failed"
+        results.append({"id": "handler:" + handler["name"], "status": status,
+                        "message": "" if code == 0 else last_lines(out)})
+        if code != 0:
+            return results, False
+    return results, True
+
+
+def apply(request):
+    results = []
+    for role in request["roles"]:
+        role_results, ok = apply_role(role)
+        results.extend(role_results)
+        if not ok:
+            break
+    return {"results": results}
+
+
+ACTIONS = {"facts": facts, "probe": probe, "apply": apply}
+
+
+def main():
+    request = json.loads(sys.stdin.read())
+    answer = ACTIONS[request["action"]](request)
+    sys.stdout.write(json.dumps(answer))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,220 @@
+"""The sandbox: podman containers running systemd and sshd that stand in for VMs, on their own network."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from fabstack.errors import FabstackError
+from fabstack.inventory import Inventory
+from fabstack.podman import exists, podman
+
+BASE_IMAGE = "localhost/debian:bookworm"
+HOST_IMAGE = "localhost/fabstack-host:bookworm"
+CONTAINERFILE = Path(__file__).parent / "images" / "host.Containerfile"
+DEFAULT_NETWORK = "fabstack"
+DEFAULT_SUBNET = "10.213.0.0/24"
+
+
+@dataclass(frozen=True)
+class SandboxHost:
+    """One sandbox host: its inventory name, container name and fixed address."""
+
+    name: str
+    address: str
+    port: int
+
+    @property
+    def container(self) -> str:
+        """The podman container that plays this host."""
+        return f"fabstack-{self.name}"
+
+
+def state_dir(root: Path) -> Path:
+    """Where the sandbox keeps its generated SSH key (never committed)."""
+    path = root / ".fabstack" / "sandbox"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def known_hosts_path(inv: Inventory) -> Path:
+    """The known_hosts file kept beside an env's inventory (``inventory/ENV.known_hosts``)."""
+    return inv.path.with_suffix(".known_hosts")
+
+
+def sandbox_hosts(inv: Inventory) -> list[SandboxHost]:
+    """The inventory's hosts with the address and port each must answer on."""
+    hosts = []
+    for name in inv.hosts:
+        values = inv.resolve(name).values
+        address = values.get("ansible_host")
+        if not address:
+            raise FabstackError("a sandbox host needs a fixed ansible_host address", where=str(inv.path), host=name)
+        hosts.append(SandboxHost(name, str(address), int(values.get("ansible_port", 22))))
+    return hosts
+
+
+def _mirror() -> str:
+    sources = Path("/etc/apt/sources.list.d/debian.sources")
+    if sources.is_file():
+        for line in sources.read_text().splitlines():
+            if line.startswith("URIs:"):
+                return line.split()[1]
+    legacy = Path("/etc/apt/sources.list")
+    if legacy.is_file():
+        for line in legacy.read_text().splitlines():
+            parts = line.split()
+            if len(parts) >= 3 and parts[0] == "deb":
+                return parts[1]
+    raise FabstackError("no Debian mirror found in this machine's apt sources", key="sandbox")
+
+
+def build_base_image() -> None:
+    """Debootstrap a minimal bookworm from this machine's own mirror and import it as BASE_IMAGE."""
+    with tempfile.TemporaryDirectory(prefix="fabstack-rootfs-") as tmp:
+        rootfs = Path(tmp) / "rootfs"
+        proc = subprocess.run(
+            ["debootstrap", "--variant=minbase", "bookworm", str(rootfs), _mirror()],
+            capture_output=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise FabstackError(f"debootstrap failed: {proc.stdout.decode()[-300:]}", key="sandbox")
+        (rootfs / "etc/apt/sources.list").unlink(missing_ok=True)
+        for name in ("debian.sources",):
+            src = Path("/etc/apt/sources.list.d") / name
+            if src.is_file():
+                shutil.copy(src, rootfs / "etc/apt/sources.list.d" / name)
+        (rootfs / "etc/dpkg/dpkg.cfg.d/01-slim").write_text(
+            "path-exclude=/usr/share/man/*\npath-exclude=/usr/share/doc/*\n"
+            "path-include=/usr/share/doc/*/copyright\npath-exclude=/usr/share/locale/*\n"
+        )
+        tar = subprocess.run(["tar", "-C", str(rootfs), "-c", "."], capture_output=True, check=True)
+        podman("import", "-q", "-", BASE_IMAGE, input_bytes=tar.stdout)
+
+
+def _containerfile_digest() -> str:
+    return hashlib.sha256(CONTAINERFILE.read_bytes()).hexdigest()[:16]
+
+
+def build_images(force: bool = False) -> bool:
+    """Build the base and host images unless they exist and match the Containerfile. Returns True if built."""
+    digest = _containerfile_digest()
+    if not force and exists("image", HOST_IMAGE):
+        label = podman("image", "inspect", "--format", '{{index .Labels "fabstack.containerfile"}}', HOST_IMAGE)
+        if label.strip() == digest:
+            return False
+    if force or not exists("image", BASE_IMAGE):
+        build_base_image()
+    podman(
+        "build", "-q", "--label", f"fabstack.containerfile={digest}", "-t", HOST_IMAGE,
+        "-f", str(CONTAINERFILE), str(CONTAINERFILE.parent),
+    )
+    podman("image", "prune", "-f", check=False)
+    return True
+
+
+def ensure_ssh_key(root: Path) -> Path:
+    """The sandbox's own key pair (created once); returns the private key's path."""
+    key = state_dir(root) / "id_ed25519"
+    if not key.exists():
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "fabstack-sandbox", "-f", str(key)], check=True
+        )
+    return key
+
+
+def ensure_network(name: str, subnet: str) -> None:
+    """Create the sandbox's podman network with its fixed subnet, once."""
+    if not exists("network", name):
+        podman("network", "create", "--subnet", subnet, name)
+
+
+def _running(container: str) -> bool:
+    if not exists("container", container):
+        return False
+    return podman("inspect", "--format", "{{.State.Running}}", container).strip() == "true"
+
+
+def start_host(host: SandboxHost, network: str, pubkey: Path) -> None:
+    """Start one host container (systemd as PID 1), replacing a stopped or outdated one."""
+    if _running(host.container):
+        image = podman("inspect", "--format", "{{.ImageName}}", host.container).strip()
+        if image == HOST_IMAGE:
+            return
+    podman("rm", "-f", "-t", "0", host.container, check=False)
+    podman(
+        "run", "-d", "--name", host.container, "--hostname", host.name, "--network", network,
+        "--ip", host.address, "--systemd=always", "--cap-add", "NET_RAW",
+        "--sysctl", "net.core.somaxconn=4096", "--shm-size", "256m",
+        "-v", f"{pubkey}:/home/deploy/.ssh/authorized_keys:ro,Z",
+        HOST_IMAGE, "/sbin/init",
+    )
+
+
+def wait_for_ssh_key(host: SandboxHost, timeout: float = 60) -> str:
+    """Wait until the host's sshd has generated its key and answers; return the ed25519 public key."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        proc = subprocess.run(
+            ["podman", "exec", host.container, "sh", "-c",
+             "systemctl is-active -q ssh && cat /etc/ssh/ssh_host_ed25519_key.pub"],
+            capture_output=True, check=False,
+        )
+        if proc.returncode == 0 and proc.stdout.startswith(b"ssh-ed25519"):
+            return " ".join(proc.stdout.decode().split()[:2])
+        time.sleep(0.3)
+    raise FabstackError("sshd did not come up in the container", key="sandbox", host=host.name)
+
+
+def known_hosts_line(host: SandboxHost, key: str) -> str:
+    """A known_hosts entry for the host's address (``[addr]:port`` when the port is not 22)."""
+    name = host.address if host.port == 22 else f"[{host.address}]:{host.port}"
+    return f"{name} {key}\n"
+
+
+def up(inv: Inventory) -> list[SandboxHost]:
+    """Build images if needed, start every inventory host and record their host keys beside the inventory."""
+    values = inv.resolve(next(iter(inv.hosts))).values
+    network = str(values.get("sandbox_network", DEFAULT_NETWORK))
+    subnet = str(values.get("sandbox_subnet", DEFAULT_SUBNET))
+    hosts = sandbox_hosts(inv)
+    build_images()
+    key = ensure_ssh_key(inv.root)
+    ensure_network(network, subnet)
+    for host in hosts:
+        start_host(host, network, key.with_suffix(".pub"))
+    lines = [known_hosts_line(host, wait_for_ssh_key(host)) for host in hosts]
+    known_hosts_path(inv).write_text("".join(lines))
+    return hosts
+
+
+def down(inv: Inventory) -> None:
+    """Remove every sandbox host container and the sandbox network."""
+    values = inv.resolve(next(iter(inv.hosts))).values
+    for host in sandbox_hosts(inv):
+        podman("rm", "-f", "-t", "0", host.container, check=False)
+    podman("network", "rm", str(values.get("sandbox_network", DEFAULT_NETWORK)), check=False)
+    known_hosts_path(inv).unlink(missing_ok=True)
+
+
+def status(inv: Inventory) -> list[tuple[str, str, str]]:
+    """(host, address, state) for each sandbox host; state is the container's and systemd's."""
+    rows = []
+    for host in sandbox_hosts(inv):
+        if not exists("container", host.container):
+            rows.append((host.name, host.address, "absent"))
+            continue
+        if not _running(host.container):
+            rows.append((host.name, host.address, "stopped"))
+            continue
+        proc = subprocess.run(
+            ["podman", "exec", host.container, "systemctl", "is-system-running"], capture_output=True, check=False
+        )
+        rows.append((host.name, host.address, f"running (systemd {proc.stdout.decode().strip() or 'unknown'})"))
+    return rows

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Install what fabstack needs on a fresh Debian 12 machine, as root. Safe to run again: each step is
+# skipped when its result is already there. Network use: Debian's mirror (apt) and PyPI (pip) only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+
+debian_packages=(podman runc debootstrap uidmap openssh-client python3-venv python3-pip curl podman-docker)
+missing=()
+for pkg in "${debian_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  apt-get update -q >/dev/null
+  apt-get install -y -q "${missing[@]}" >/dev/null
+fi
+
+# crun fails on this kind of machine (cgroups hybrid mode) and runc cannot raise rlimits without
+# CAP_SYS_RESOURCE, so containers get explicit limits no higher than this shell's hard limit.
+nofile=$(ulimit -Hn)
+[[ $nofile == unlimited || $nofile -gt 1048576 ]] && nofile=1048576
+conf=$(printf '[containers]\ndefault_ulimits = ["nofile=%s:%s", "nproc=32768:32768"]\n[engine]\nruntime = "runc"\n' "$nofile" "$nofile")
+if [[ "$(cat /etc/containers/containers.conf 2>/dev/null)" != "$conf" ]]; then
+  mkdir -p /etc/containers
+  printf '%s\n' "$conf" >/etc/containers/containers.conf
+  echo "setup: wrote /etc/containers/containers.conf (runtime runc, nofile $nofile)"
+fi
+
+# The project's virtualenv, reinstalled only when pyproject.toml changes.
+if [[ ! -x .venv/bin/python ]]; then
+  /usr/bin/python3 -m venv .venv
+fi
+stamp=.venv/.fabstack-installed
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
+  echo "setup: installing the Python dependencies into .venv"
+  .venv/bin/pip install -q --upgrade pip >/dev/null
+  .venv/bin/pip install -q -e '.[test]'
+  echo "$want" >"$stamp"
+fi
+echo "setup: ready"
