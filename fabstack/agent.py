@@ -93,6 +93,15 @@ def disks():
     return found
 
 
+def nofile_hard():
+    """The open-files hard limit of PID 1: what services can be given at most without CAP_SYS_RESOURCE."""
+    for line in read("/proc/1/limits").splitlines():
+        if line.startswith("Max open files"):
+            value = line.split()[4]
+            return int(value) if value.isdigit() else 1048576
+    return 1048576
+
+
 def facts(_request):
     code, virt = run(["systemd-detect-virt"])
     container_code, container = run(["systemd-detect-virt", "--container"])
@@ -109,6 +118,7 @@ def facts(_request):
         "addresses": addresses(),
         "primary_address": ipv4[0]["address"] if ipv4 else "",
         "proc_sys_writable": os.access("/proc/sys/net/core/somaxconn", os.W_OK),
+        "nofile_hard": nofile_hard(),
         "python": sys.version.split()[0],
     }
 
@@ -196,7 +206,7 @@ def guard_state(item):
 
 def probe_one(item):
     kind_ = item["type"]
-    if kind_ in ("file", "directory", "symlink"):
+    if kind_ in ("file", "directory", "symlink", "absent"):
         return file_state(item["path"], item.get("sha256"))
     if kind_ == "packages":
         return packages_state(item["names"])
@@ -223,23 +233,35 @@ class StepFailed(Exception):
 
 
 class Journal:
-    """Old copies of the files a role replaces, so a failed role can be put back as it was."""
+    """Old copies of the files a role replaces, so a failed role can be put back as it was.
+
+    Copies are kept outside the file's own folder: a copy left in nginx's sites-enabled/ would be loaded.
+    """
+
+    folder = "/var/lib/fabstack/rollback"
 
     def __init__(self):
         self.saved = []
 
     def remember(self, path):
+        backup = None
         if os.path.lexists(path) and not os.path.isdir(path):
-            backup = path + ".fabstack-old"
+            os.makedirs(self.folder, mode=0o700, exist_ok=True)
+            backup = os.path.join(self.folder, path.strip("/").replace("/", "%"))
+            if os.path.lexists(backup):
+                os.unlink(backup)
             shutil.copy2(path, backup, follow_symlinks=False)
-            self.saved.append((path, backup))
-        else:
-            self.saved.append((path, None))
+        self.saved.append((path, backup))
 
     def rollback(self):
         for path, backup in reversed(self.saved):
             if backup:
-                os.replace(backup, path)
+                tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.fabstack-restore")
+                if os.path.lexists(tmp):
+                    os.unlink(tmp)
+                shutil.copy2(backup, tmp, follow_symlinks=False)
+                os.replace(tmp, path)
+                os.unlink(backup)
             elif os.path.lexists(path):
                 os.unlink(path)
         self.saved = []
@@ -252,18 +274,36 @@ class Journal:
 
 
 def set_attrs(path, owner, group, mode, follow=True):
-    uid = pwd.getpwnam(owner).pw_uid if owner else -1
-    gid = grp.getgrnam(group).gr_gid if group else -1
     try:
-        os.chown(path, uid, gid, follow_symlinks=follow)
+        uid = pwd.getpwnam(owner).pw_uid if owner else -1
+        gid = grp.getgrnam(group).gr_gid if group else -1
     except KeyError as exc:
         raise StepFailed(f"unknown owner or group: {exc}") from exc
+    os.chown(path, uid, gid, follow_symlinks=follow)
     if mode:
         os.chmod(path, int(mode, 8))
 
 
+def attrs_differ(state, step):
+    return any(step.get(a) is not None and state.get(a) != step[a] for a in ("owner", "group", "mode"))
+
+
+def last_lines(text, count=3):
+    return " | ".join(text.strip().splitlines()[-count:])
+
+
+# Each apply_* function re-checks the state first and returns False when there was nothing to do: steps may be
+# sent on the strength of a probe made before packages were installed in the same run.
+
+
 def apply_file(step, journal):
     path = step["path"]
+    state = file_state(path)
+    if state.get("kind") == "file" and state.get("sha256") == step["sha256"]:
+        if not attrs_differ(state, step):
+            return False
+        set_attrs(path, step.get("owner"), step.get("group"), step.get("mode"))
+        return True
     data = base64.b64decode(step["content_b64"])
     directory = os.path.dirname(path)
     if not os.path.isdir(directory):
@@ -275,9 +315,9 @@ def apply_file(step, journal):
         os.fsync(handle.fileno())
     try:
         set_attrs(tmp, step.get("owner"), step.get("group"), step.get("mode"))
-    except (KeyError, StepFailed) as exc:
+    except (OSError, StepFailed):
         os.unlink(tmp)
-        raise StepFailed(str(exc)) from exc
+        raise
     validate = step.get("validate")
     if validate and "%s" in validate:
         code, out = shell(validate.replace("%s", tmp))
@@ -290,24 +330,31 @@ def apply_file(step, journal):
         code, out = shell(validate)
         if code != 0:
             raise StepFailed(f"validation failed ({validate}): {last_lines(out)}")
-
-
-def last_lines(text, count=3):
-    return " | ".join(text.strip().splitlines()[-count:])
+    return True
 
 
 def apply_attrs(step, _journal):
+    if not attrs_differ(file_state(step["path"]), step):
+        return False
     set_attrs(step["path"], step.get("owner"), step.get("group"), step.get("mode"))
+    return True
 
 
 def apply_directory(step, _journal):
+    state = file_state(step["path"])
+    if state.get("kind") == "directory" and not attrs_differ(state, step):
+        return False
     os.makedirs(step["path"], exist_ok=True)
     set_attrs(step["path"], step.get("owner"), step.get("group"), step.get("mode"))
+    return True
 
 
 def apply_symlink(step, journal):
     path = step["path"]
-    if os.path.isdir(path) and not os.path.islink(path):
+    state = file_state(path)
+    if state.get("kind") == "link" and state.get("target") == step["target"]:
+        return False
+    if state.get("kind") == "directory":
         raise StepFailed(f"{path} is a directory, not replacing it with a link")
     tmp = path + ".fabstack-new"
     if os.path.lexists(tmp):
@@ -315,6 +362,18 @@ def apply_symlink(step, journal):
     os.symlink(step["target"], tmp)
     journal.remember(path)
     os.replace(tmp, path)
+    return True
+
+
+def apply_absent(step, journal):
+    path = step["path"]
+    if not os.path.lexists(path):
+        return False
+    if os.path.isdir(path) and not os.path.islink(path):
+        raise StepFailed(f"{path} is a directory; not removing it")
+    journal.remember(path)
+    os.unlink(path)
+    return True
 
 
 def apt_lists_age():
@@ -325,39 +384,56 @@ def apt_lists_age():
 
 
 def apply_packages(step, _journal):
+    missing = [n for n in step["names"] if n not in packages_state(step["names"])["installed"]]
+    if not missing:
+        return False
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     if apt_lists_age() > step.get("cache_valid_time", 86400):
         code, out = run(["apt-get", "update", "-q"], env=env)
         if code != 0:
             raise StepFailed(f"apt-get update failed: {last_lines(out)}")
     code, out = run(["apt-get", "install", "-y", "-q", "--no-install-recommends",
-                     "-o", "Dpkg::Options::=--force-confold", *step["names"]], env=env)
+                     "-o", "Dpkg::Options::=--force-confold", *missing], env=env)
     if code != 0:
         raise StepFailed(f"apt-get install failed: {last_lines(out)}")
+    return True
 
 
 def apply_service(step, _journal):
-    if step.get("enabled") is not None and step.get("change_enabled"):
+    state = service_state(step["name"])
+    changed = False
+    if step.get("enabled") is not None and (state["enabled"] == "enabled") != step["enabled"]:
         code, out = run(["systemctl", "enable" if step["enabled"] else "disable", step["name"]])
         if code != 0:
             raise StepFailed(last_lines(out))
-    if step.get("change_state"):
-        verb = {"started": "start", "stopped": "stop", "restarted": "restart"}[step["state"]]
+        changed = True
+    if (state["active"] == "active") != (step["state"] == "started"):
+        verb = "start" if step["state"] == "started" else "stop"
         code, out = run(["systemctl", verb, step["name"]])
         if code != 0:
             raise StepFailed(f"systemctl {verb} {step['name']} failed: {last_lines(out)}")
+        changed = True
+    return changed
 
 
 def apply_sysctl(step, _journal):
+    state = sysctl_state(step["key"])
+    if state["value"] == step["value"]:
+        return False
+    if not state["writable"]:
+        raise StepFailed(f"cannot set {step['key']}: /proc/sys is read-only")
     path = "/proc/sys/" + step["key"].replace(".", "/")
     try:
         with open(path, "w") as handle:
             handle.write(str(step["value"]))
     except OSError as exc:
         raise StepFailed(f"cannot set {step['key']}: {exc.strerror}") from exc
+    return True
 
 
 def apply_account(step, _journal):
+    if account_state(step["type"], step["name"])["exists"]:
+        return False
     if step["type"] == "group":
         argv = ["groupadd", *(["--system"] if step.get("system") else []), step["name"]]
     else:
@@ -373,17 +449,24 @@ def apply_account(step, _journal):
     code, out = run(argv)
     if code != 0:
         raise StepFailed(last_lines(out))
+    return True
 
 
 def apply_command(step, _journal):
+    if guard_state(step)["satisfied"]:
+        return False
     code, out = shell(step["command"])
     if code != 0:
         raise StepFailed(f"exit status {code}: {last_lines(out)}")
+    return True
 
 
-APPLY = {"file": apply_file, "attrs": apply_attrs, "directory": apply_directory, "symlink": apply_symlink,
+APPLY = {"file": apply_file, "attrs": apply_attrs, "directory": apply_directory, "symlink": apply_symlink, "absent": apply_absent,
          "packages": apply_packages, "service": apply_service, "sysctl": apply_sysctl,
          "user": apply_account, "group": apply_account, "command": apply_command}
+
+
+ROLLED_BACK = ("file", "symlink", "absent")
 
 
 def apply_role(role):
@@ -393,20 +476,24 @@ def apply_role(role):
     notified = set()
     for step in role["steps"]:
         try:
-            APPLY[step["type"]](step, journal)
+            changed = APPLY[step["type"]](step, journal)
         except (StepFailed, OSError) as exc:
             journal.rollback()
+            for earlier in results:
+                if earlier["status"] == "changed" and earlier["type"] in ROLLED_BACK:
+                    earlier.update(status="skipped", message=f"rolled back: role {role['name']} failed")
             results.append({"id": step["id"], "status": "failed", "message": str(exc)})
             return results, False
-        results.append({"id": step["id"], "status": "changed"})
-        notified.update(step.get("notify", []))
+        results.append({"id": step["id"], "type": step["type"], "status": "changed" if changed else "ok"})
+        if changed:
+            notified.update(step.get("notify", []))
     journal.commit()
     for handler in role["handlers"]:
         if handler["name"] not in notified:
             continue
         code, out = shell(handler["command"])
         status = "changed" if code == 0 else "failed"
-        results.append({"id": "handler:" + handler["name"], "status": status,
+        results.append({"id": "handler " + handler["name"], "role": role["name"], "status": status,
                         "message": "" if code == 0 else last_lines(out)})
         if code != 0:
             return results, False

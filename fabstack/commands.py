@@ -1,0 +1,94 @@
+"""The command-line actions behind tasks.py, kept apart so they can be called and tested without Invoke."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from fabstack import sandbox
+from fabstack.errors import FabstackError
+from fabstack.inventory import load_inventory
+from fabstack.project import load_project, parse_overrides
+from fabstack.report import HostReport, Printer, recap, write_json
+from fabstack.runner import execute
+
+
+def deploy(
+    root: Path,
+    env: str,
+    *,
+    limit: str | None = None,
+    roles: str | None = None,
+    check: bool = False,
+    diff: bool = False,
+    overrides: list[str] | None = None,
+    json_path: str | None = None,
+    verbose: int = 0,
+    forks: int = 10,
+) -> list[HostReport]:
+    """Converge the selected hosts; every local check runs before any host is contacted."""
+    started = time.monotonic()
+    project = load_project(root, env)
+    only = [r.strip() for r in roles.split(",") if r.strip()] if roles else None
+    for name in only or []:
+        if name not in project.roles:
+            raise FabstackError(f"unknown role {name!r} (site.yml assigns: {', '.join(project.roles)})", key="--roles")
+    values = parse_overrides(overrides or [])
+    setups = [project.setup(host, only, values) for host in project.inventory.select(limit)]
+    printer = Printer(project.masker, verbose=verbose, show_diff=diff or check)
+    mode = " (check mode: nothing will change)" if check else ""
+    print(f"deploy env={env} hosts={len(setups)}{mode}", flush=True)
+    reports = execute(project, setups, check=check, printer=printer, forks=forks)
+    recap(reports)
+    if json_path:
+        meta = {"env": env, "check": check, "seconds": round(time.monotonic() - started, 3)}
+        write_json(Path(json_path), reports, project.masker, meta)
+    return reports
+
+
+def inventory(root: Path, env: str, as_json: bool = False) -> str:
+    """Every host's groups and resolved variables (as ``ansible-inventory --list`` shows them), as text."""
+    inv = load_inventory(root.resolve(), env)
+    listing = inv.as_ansible_list()
+    if as_json:
+        return json.dumps(listing, indent=2, sort_keys=True, default=str)
+    lines = []
+    for host, hostvars in listing["_meta"]["hostvars"].items():
+        lines.append(f"{host}  groups: {', '.join(inv.group_names(host))}")
+        lines.extend(f"  {key} = {value!r}" for key, value in sorted(hostvars.items()))
+    return "\n".join(lines)
+
+
+def sandbox_up(root: Path, env: str) -> None:
+    """Start the env's hosts as podman containers and record their host keys."""
+    started = time.monotonic()
+    hosts = sandbox.up(load_inventory(root.resolve(), env))
+    print(f"sandbox up: {len(hosts)} hosts in {time.monotonic() - started:.1f}s "
+          f"({', '.join(h.name + '=' + h.address for h in hosts)})")
+
+
+def sandbox_down(root: Path, env: str) -> None:
+    """Remove the env's sandbox containers and network."""
+    sandbox.down(load_inventory(root.resolve(), env))
+    print("sandbox down")
+
+
+def sandbox_status(root: Path, env: str) -> None:
+    """Print each sandbox host's address and state."""
+    for name, address, state in sandbox.status(load_inventory(root.resolve(), env)):
+        print(f"{name:<8} {address:<15} {state}")
+
+
+def fail_on(reports: list[HostReport]) -> int:
+    """The exit status of a run: 0, or 2 if any host failed."""
+    return 2 if any(r.failed for r in reports) else 0
+
+
+def report_error(exc: FabstackError) -> None:
+    """Print a user error as its one line on stderr."""
+    print(f"error: {exc.line()}", file=sys.stderr, flush=True)
+
+

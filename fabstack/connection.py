@@ -1,0 +1,126 @@
+"""SSH to one host through Fabric/Paramiko: host keys refused unless known, sudo when asked, round trips counted."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shlex
+import socket
+import zlib
+from pathlib import Path
+from typing import Any
+
+import paramiko
+from fabric import Config, Connection
+
+from fabstack.errors import FabstackError
+
+AGENT_SOURCE = (Path(__file__).parent / "agent.py").read_bytes()
+_AGENT_PAYLOAD = base64.b64encode(zlib.compress(AGENT_SOURCE, 9)).decode()
+_BOOTSTRAP = f"import zlib,base64;exec(zlib.decompress(base64.b64decode('{_AGENT_PAYLOAD}')))"
+
+
+class HostConnection:
+    """One SSH session to a host, speaking the agent's JSON protocol; counts every remote command it runs."""
+
+    def __init__(
+        self,
+        name: str,
+        hostvars: dict[str, Any],
+        root: Path,
+        known_hosts: list[Path],
+        connect_timeout: float = 10,
+    ) -> None:
+        self.name = name
+        self.address = str(hostvars.get("ansible_host", name))
+        self.port = int(hostvars.get("ansible_port", 22))
+        self.user = hostvars.get("ansible_user")
+        self.become = bool(hostvars.get("ansible_become", False)) and self.user not in (None, "root")
+        self.python = str(hostvars.get("ansible_python_interpreter", "python3"))
+        key_file = hostvars.get("ansible_ssh_private_key_file")
+        connect_kwargs: dict[str, Any] = {"banner_timeout": connect_timeout}
+        if key_file:
+            connect_kwargs["key_filename"] = [str((root / Path(str(key_file)).expanduser()).resolve())]
+        self.fabric = Connection(
+            host=self.address,
+            port=self.port,
+            user=self.user,
+            connect_kwargs=connect_kwargs,
+            connect_timeout=connect_timeout,
+            config=Config(),
+        )
+        # Fabric's default AutoAddPolicy would trust any key: only keys we hold are accepted.
+        self.fabric.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        for path in known_hosts:
+            if path.is_file():
+                self.fabric.client.load_host_keys(str(path))
+        self.round_trips = 0
+
+    def open(self) -> None:
+        """Connect and authenticate, turning SSH failures into one-line errors naming the host."""
+        try:
+            self.fabric.open()
+        except paramiko.BadHostKeyException as exc:
+            raise FabstackError(
+                f"host key CHANGED for {self.address} (expected {exc.expected_key.get_name()}): refusing to connect",
+                host=self.name,
+            ) from exc
+        except paramiko.SSHException as exc:
+            text = str(exc)
+            if "not found in known_hosts" in text:
+                text = f"unknown host key for {self.address}: record it first (inv hosts.trust or inv sandbox.up)"
+            raise FabstackError(f"ssh: {text}", host=self.name) from exc
+        except (OSError, socket.timeout) as exc:
+            raise FabstackError(f"unreachable at {self.address}:{self.port}: {exc}", host=self.name) from exc
+
+    def close(self) -> None:
+        """Close the SSH session."""
+        self.fabric.close()
+
+    def command_prefix(self) -> str:
+        """``sudo -n`` when the inventory asks to become root as a non-root user."""
+        return "sudo -n -H -- " if self.become else ""
+
+    def exec(self, command: str, stdin: bytes = b"", timeout: float = 1800) -> tuple[int, bytes, bytes]:
+        """Run one command on the host (one round trip), feeding ``stdin``; return (status, stdout, stderr)."""
+        if not self.fabric.is_connected:
+            self.open()
+        self.round_trips += 1
+        transport = self.fabric.client.get_transport()
+        assert transport is not None
+        channel = transport.open_session(timeout=30)
+        channel.settimeout(timeout)
+        channel.exec_command(command)
+        if stdin:
+            channel.sendall(stdin)
+        channel.shutdown_write()
+        out = bytearray()
+        err = bytearray()
+        while True:
+            chunk = channel.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+        while channel.recv_stderr_ready() or not channel.exit_status_ready():
+            chunk = channel.recv_stderr(65536)
+            if not chunk and channel.exit_status_ready():
+                break
+            err += chunk
+        status = channel.recv_exit_status()
+        channel.close()
+        return status, bytes(out), bytes(err)
+
+    def agent(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Send one request to the remote agent (one round trip) and return its JSON answer."""
+        command = f"{self.command_prefix()}{shlex.quote(self.python)} -c {shlex.quote(_BOOTSTRAP)}"
+        status, out, err = self.exec(command, json.dumps(request).encode())
+        if status != 0:
+            lines = err.decode(errors="replace").strip().splitlines()
+            raise FabstackError(
+                f"remote {request['action']} failed (exit {status}): {lines[-1] if lines else 'no output'}",
+                host=self.name,
+            )
+        try:
+            return json.loads(out)
+        except json.JSONDecodeError as exc:
+            raise FabstackError(f"remote {request['action']} answered garbage: {out[:200]!r}", host=self.name) from exc

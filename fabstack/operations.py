@@ -1,0 +1,339 @@
+"""Declarative operations: each says what it wants, what to read from the host, and the steps to get there.
+
+An operation never runs anything itself. The engine batches every operation's probe into one round trip,
+asks each operation to ``plan`` against what the probe found, and sends the resulting steps in one more.
+"""
+
+from __future__ import annotations
+
+import base64
+import difflib
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Plan:
+    """What an operation needs done: nothing (ok), steps to apply (change) or nothing possible (skip)."""
+
+    status: str  # "ok", "change" or "skip"
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    diff: str = ""
+    reason: str = ""
+
+
+OK = Plan("ok")
+
+
+@dataclass
+class Operation:
+    """Base of every operation; ``notify`` names handlers to run when it changes something."""
+
+    notify: list[str] = field(default_factory=list, kw_only=True)
+
+    @property
+    def id(self) -> str:
+        """A stable identity such as ``file /etc/nginx/nginx.conf``."""
+        raise NotImplementedError
+
+    def probe(self) -> dict[str, Any] | None:
+        """What the host must report about the current state, or None when nothing needs reading."""
+        return None
+
+    def plan(self, state: dict[str, Any], facts: dict[str, Any]) -> Plan:
+        """Compare the wanted state with the probed one."""
+        raise NotImplementedError
+
+    def desired(self) -> dict[str, Any]:
+        """The full step that brings the host to the wanted state; the agent re-checks before acting."""
+        raise NotImplementedError
+
+    def step(self, kind: str, **data: Any) -> dict[str, Any]:
+        """An apply step for the agent, tagged with this operation's id and handlers."""
+        return {"type": kind, "id": self.id, "notify": list(self.notify), **data}
+
+
+def unified_diff(old: bytes | None, new: bytes, path: str) -> str:
+    """A unified diff of a file's old and new content (text), or a one-line note for binary content."""
+    try:
+        old_text = (old or b"").decode()
+        new_text = new.decode()
+    except UnicodeDecodeError:
+        return f"--- {path}\n+++ {path}\n(binary content differs)\n"
+    lines = difflib.unified_diff(
+        old_text.splitlines(keepends=True),
+        new_text.splitlines(keepends=True),
+        fromfile=path if old is not None else "/dev/null",
+        tofile=path,
+    )
+    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+
+def _attrs_plan(op: Any, state: dict[str, Any]) -> dict[str, Any]:
+    changes = {}
+    for attr in ("owner", "group", "mode"):
+        want = getattr(op, attr)
+        if want is not None and state.get(attr) != want:
+            changes[attr] = want
+    return changes
+
+
+@dataclass
+class File(Operation):
+    """A file with exact content, owner, group and mode; replaced atomically, validated before it counts."""
+
+    path: str
+    content: bytes
+    owner: str | None = "root"
+    group: str | None = "root"
+    mode: str | None = "0644"
+    validate: str | None = None
+    secret: bool = False
+
+    @property
+    def id(self) -> str:  # noqa: D102
+        return f"file {self.path}"
+
+    @property
+    def sha256(self) -> str:
+        """The checksum of the wanted content."""
+        return hashlib.sha256(self.content).hexdigest()
+
+    def probe(self) -> dict[str, Any]:  # noqa: D102
+        return {"type": "file", "path": self.path, "sha256": self.sha256}
+
+    def plan(self, state: dict[str, Any], facts: dict[str, Any]) -> Plan:  # noqa: D102
+        attrs = {"owner": self.owner, "group": self.group, "mode": self.mode}
+        if not state.get("exists") or state.get("kind") != "file" or state.get("sha256") != self.sha256:
+            old = base64.b64decode(state["content_b64"]) if "content_b64" in state else None
+            if state.get("exists") and old is None and state.get("kind") == "file":
+                diff = f"--- {self.path}\n+++ {self.path}\n(large file differs)\n"
+            else:
+                diff = unified_diff(old, self.content, self.path)
+            if self.secret:
+                diff = f"--- {self.path}\n+++ {self.path}\n(content of a secret file changed; not shown)\n"
+            return Plan("change", [self.desired()], diff=diff)
+        changes = _attrs_plan(self, state)
+        if changes:
+            return Plan("change", [self.step("attrs", path=self.path, **attrs)], diff=f"attributes: {changes}\n")
+        return OK
+
+    def desired(self) -> dict[str, Any]:  # noqa: D102
+        return self.step("file", path=self.path, content_b64=base64.b64encode(self.content).decode(),
+                         sha256=self.sha256, validate=self.validate, owner=self.owner, group=self.group,
+                         mode=self.mode)
+
+
+@dataclass
+class Directory(Operation):
+    """A directory with owner, group and mode."""
+
+    path: str
+    owner: str | None = "root"
+    group: str | None = "root"
+    mode: str | None = "0755"
+
+    @property
+    def id(self) -> str:  # noqa: D102
+        return f"directory {self.path}"
+
+    def probe(self) -> dict[str, Any]:  # noqa: D102
+        return {"type": "directory", "path": self.path}
+
+    def plan(self, state: dict[str, Any], facts: dict[str, Any]) -> Plan:  # noqa: D102
+        if state.get("kind") != "directory" or _attrs_plan(self, state):
+            return Plan("change", [self.desired()])
+        return OK
+
+    def desired(self) -> dict[str, Any]:  # noqa: D102
+        return self.step("directory", path=self.path, owner=self.owner, group=self.group, mode=self.mode)
+
+
+@dataclass
+class Symlink(Operation):
+    """A symbolic link at ``path`` pointing to ``target``."""
+
+    path: str
+    target: str
+
+    @property
+    def id(self) -> str:  # noqa: D102
+        return f"symlink {self.path}"
+
+    def probe(self) -> dict[str, Any]:  # noqa: D102
+        return {"type": "symlink", "path": self.path}
+
+    def plan(self, state: dict[str, Any], facts: dict[str, Any]) -> Plan:  # noqa: D102
+        if state.get("kind") == "link" and state.get("target") == self.target:
+            return OK
+        return Plan("change", [self.desired()], diff=f"-> {self.target}\n")
+
+    def desired(self) -> dict[str, Any]:  # noqa: D102
+        return self.step("symlink", path=self.path, target=self.target)
+
+
+@dataclass
+class Absent(Operation):
+    """A file or link that must not exist (a directory is never removed)."""
+
+    path: str
+
+    @property
+    def id(self) -> str:  # noqa: D102
+        return f"absent {self.path}"
+
+    def probe(self) -> dict[str, Any]:  # noqa: D102
+        return {"type": "absent", "path": self.path}
+
+    def plan(self, state: dict[str, Any], facts: dict[str, Any]) -> Plan:  # noqa: D102
+        if not state.get("exists"):
+            return OK
+        return Plan("change", [self.desired()], diff=f"remove {self.path}\n")
+
+    def desired(self) -> dict[str, Any]:  # noqa: D102
+        return self.step("absent", path=self.path)
+
+
+@dataclass
+class Packages(Operation):
+    """Debian packages that must be installed (apt), installed in one apt-get call."""
+
+    names: list[str]
+    cache_valid_time: int = 86400
+
+    @property
+    def id(self) -> str:  # noqa: D102
+        return f"packages {' '.join(self.names)}"
+
+    def probe(self) -> dict[str, Any]:  # noqa: D102
+        return {"type": "packages", "names": self.names}
+
+    def plan(self, state: dict[str, Any], facts: dict[str, Any]) -> Plan:  # noqa: D102
+        missing = [n for n in self.names if n not in state.get("installed", {})]
+        if not missing:
+            return OK
+        step = self.step("packages", names=missing, cache_valid_time=self.cache_valid_time)
+        return Plan("change", [step], diff=f"install: {' '.join(missing)}\n")
+
+    def desired(self) -> dict[str, Any]:  # noqa: D102
+        return self.step("packages", names=self.names, cache_valid_time=self.cache_valid_time)
+
+
+@dataclass
+class Service(Operation):
+    """A systemd service's state (``started`` or ``stopped``) and whether it starts at boot."""
+
+    name: str
+    state: str = "started"
+    enabled: bool | None = True
+
+    @property
+    def id(self) -> str:  # noqa: D102
+        return f"service {self.name}"
+
+    def probe(self) -> dict[str, Any]:  # noqa: D102
+        return {"type": "service", "name": self.name}
+
+    def plan(self, state: dict[str, Any], facts: dict[str, Any]) -> Plan:  # noqa: D102
+        active = state.get("active") == "active"
+        change_state = (self.state == "started") != active
+        change_enabled = self.enabled is not None and (state.get("enabled") == "enabled") != self.enabled
+        if not (change_state or change_enabled):
+            return OK
+        step = self.desired()
+        notes = []
+        if change_state:
+            notes.append(f"{state.get('active')} -> {'active' if self.state == 'started' else 'inactive'}")
+        if change_enabled:
+            notes.append(f"{state.get('enabled')} -> {'enabled' if self.enabled else 'disabled'}")
+        return Plan("change", [step], diff="; ".join(notes) + "\n")
+
+    def desired(self) -> dict[str, Any]:  # noqa: D102
+        return self.step("service", name=self.name, state=self.state, enabled=self.enabled)
+
+
+@dataclass
+class Sysctl(Operation):
+    """A kernel setting's live value; skipped, with the reason, where the kernel refuses it (containers)."""
+
+    key: str
+    value: str
+
+    @property
+    def id(self) -> str:  # noqa: D102
+        return f"sysctl {self.key}"
+
+    def probe(self) -> dict[str, Any]:  # noqa: D102
+        return {"type": "sysctl", "key": self.key}
+
+    def plan(self, state: dict[str, Any], facts: dict[str, Any]) -> Plan:  # noqa: D102
+        want = " ".join(str(self.value).split())
+        current = state.get("value")
+        if current == want:
+            return OK
+        if current is None:
+            return Plan("skip", reason=f"{self.key} does not exist on this kernel")
+        if not state.get("writable"):
+            where = f"inside a container ({facts.get('container')})" if facts.get("container") else "here"
+            return Plan("skip", reason=f"/proc/sys is read-only {where}: {self.key} stays {current}, wanted {want}")
+        return Plan("change", [self.desired()], diff=f"{current} -> {want}\n")
+
+    def desired(self) -> dict[str, Any]:  # noqa: D102
+        return self.step("sysctl", key=self.key, value=" ".join(str(self.value).split()))
+
+
+@dataclass
+class Account(Operation):
+    """A local user or group (``kind`` is ``user`` or ``group``), created if missing."""
+
+    kind: str
+    name: str
+    system: bool = True
+    shell: str | None = None
+    home: str | None = None
+    group: str | None = None
+
+    @property
+    def id(self) -> str:  # noqa: D102
+        return f"{self.kind} {self.name}"
+
+    def probe(self) -> dict[str, Any]:  # noqa: D102
+        return {"type": self.kind, "name": self.name}
+
+    def plan(self, state: dict[str, Any], facts: dict[str, Any]) -> Plan:  # noqa: D102
+        if state.get("exists"):
+            return OK
+        return Plan("change", [self.desired()], diff=f"create {self.kind} {self.name}\n")
+
+    def desired(self) -> dict[str, Any]:  # noqa: D102
+        return self.step(self.kind, name=self.name, system=self.system, shell=self.shell, home=self.home,
+                         group=self.group)
+
+
+@dataclass
+class Command(Operation):
+    """A shell command run only while its guard is unmet: ``creates`` (a path) or ``unless`` (a command).
+
+    The command is a role's own literal; variables in it must go through ``shlex.quote``.
+    """
+
+    command: str
+    creates: str | None = None
+    unless: str | None = None
+    name: str = ""
+
+    @property
+    def id(self) -> str:  # noqa: D102
+        return f"command {self.name or self.command[:60]}"
+
+    def probe(self) -> dict[str, Any]:  # noqa: D102
+        return {"type": "command", "creates": self.creates, "unless": self.unless}
+
+    def plan(self, state: dict[str, Any], facts: dict[str, Any]) -> Plan:  # noqa: D102
+        if state.get("satisfied"):
+            return OK
+        return Plan("change", [self.desired()], diff=f"run: {self.command}\n")
+
+    def desired(self) -> dict[str, Any]:  # noqa: D102
+        return self.step("command", command=self.command, creates=self.creates, unless=self.unless)

@@ -1,0 +1,148 @@
+"""A deployment repo: inventory, group_vars, host_vars, site.yml (which roles go where) and roles/."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fabstack.errors import FabstackError
+from fabstack.inventory import Inventory, ResolvedVars, load_inventory
+from fabstack.masking import Masker, secret_values
+from fabstack.role import Role, load_role
+from fabstack.yamlfile import load_yaml
+
+ENGINE_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class HostSetup:
+    """Everything known about a host before touching it: its roles and resolved, type-checked variables."""
+
+    name: str
+    roles: list[Role]
+    resolved: ResolvedVars
+
+    @property
+    def vars(self) -> dict[str, Any]:
+        """The host's variables."""
+        return self.resolved.values
+
+
+@dataclass
+class Project:
+    """A loaded deployment repo for one env."""
+
+    root: Path
+    inventory: Inventory
+    plays: list[tuple[str, list[str]]]
+    roles: dict[str, Role] = field(default_factory=dict)
+    masker: Masker = field(default_factory=Masker)
+    _hostvars: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def groups(self) -> dict[str, list[str]]:
+        """Group name -> its hosts (children's included), like Ansible's ``groups``."""
+        return {name: self.inventory.select(name) for name in self.inventory.groups}
+
+    def hostvars(self) -> dict[str, dict[str, Any]]:
+        """Every host's inventory variables (no role defaults), like Ansible's ``hostvars``."""
+        if not self._hostvars:
+            self._hostvars = {h: self.inventory.resolve(h).values for h in self.inventory.hosts}
+        return self._hostvars
+
+    @property
+    def env(self) -> str:
+        """The env's name (the inventory file's stem)."""
+        return self.inventory.env
+
+    def roles_for(self, host: str, only: list[str] | None = None) -> list[Role]:
+        """The roles site.yml assigns to a host, in play order, optionally narrowed by ``--roles``."""
+        names: list[str] = []
+        for pattern, roles in self.plays:
+            if host in self.inventory.select(pattern):
+                names.extend(r for r in roles if r not in names)
+        if only:
+            names = [n for n in names if n in only]
+        return [self.roles[n] for n in names]
+
+    def setup(self, host: str, only_roles: list[str] | None, overrides: dict[str, Any]) -> HostSetup:
+        """Resolve and check a host's variables (role defaults lowest, ``--set`` highest)."""
+        roles = self.roles_for(host)
+        defaults: dict[str, Any] = {}
+        origins: dict[str, str] = {}
+        for role in roles:
+            defaults.update(role.defaults)
+            origins.update({k: str(role.defaults_file) for k in role.defaults})
+        resolved = self.inventory.resolve(host, defaults, overrides)
+        for key, origin in resolved.origins.items():
+            if origin == "role defaults":
+                resolved.origins[key] = origins.get(key, origin)
+        secrets = secret_values(resolved.values)
+        self.masker.add(secrets)
+        for role in roles:
+            role.check_types(host, resolved.values, resolved.origins, secrets)
+        if only_roles:
+            roles = [r for r in roles if r.name in only_roles]
+        return HostSetup(name=host, roles=roles, resolved=resolved)
+
+    def role_paths(self) -> list[Path]:
+        """Folders searched for roles: the repo's own roles/, then fabstack's bundled ones."""
+        return [p for p in (self.root / "roles", ENGINE_ROOT / "roles") if p.is_dir()]
+
+
+def _find_role(paths: list[Path], name: str, where: str, key: str) -> Role:
+    for folder in paths:
+        if (folder / name / "role.py").is_file():
+            return load_role(folder, name)
+    raise FabstackError(f"unknown role {name!r} (no roles/{name}/role.py)", where=where, key=key)
+
+
+def load_site(root: Path) -> list[tuple[str, list[str]]]:
+    """Parse site.yml: a list of ``{hosts: PATTERN, roles: [NAME, ...]}`` plays, like an Ansible playbook."""
+    path = root / "site.yml"
+    data = load_yaml(path) if path.is_file() else None
+    if not isinstance(data, list):
+        raise FabstackError("site.yml must be a list of plays (- hosts: PATTERN / roles: [...])", where=str(path))
+    plays = []
+    for index, play in enumerate(data):
+        if not isinstance(play, dict) or not isinstance(play.get("hosts"), str):
+            raise FabstackError("each play needs hosts: PATTERN", where=str(path), key=f"[{index}].hosts")
+        roles = play.get("roles") or []
+        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+            raise FabstackError("roles must be a list of role names", where=str(path), key=f"[{index}].roles")
+        plays.append((play["hosts"], roles))
+    return plays
+
+
+def load_project(root: Path, env: str) -> Project:
+    """Load inventory, site.yml and every role they name; all local errors surface here, before any host."""
+    root = root.resolve()
+    inventory = load_inventory(root, env)
+    plays = load_site(root)
+    project = Project(root=root, inventory=inventory, plays=plays)
+    site = str(root / "site.yml")
+    for index, (pattern, names) in enumerate(plays):
+        for name in names:
+            if name not in project.roles:
+                project.roles[name] = _find_role(project.role_paths(), name, site, f"[{index}].roles")
+        try:
+            inventory.select(pattern)
+        except FabstackError as exc:
+            raise FabstackError(exc.message, where=site, key=f"[{index}].hosts") from exc
+    return project
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``--set key=value`` pairs; values are read as YAML scalars (``8`` is a number, ``true`` a boolean)."""
+    import yaml
+
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise FabstackError(f"expected key=value, got {pair!r}", key="--set")
+        try:
+            values[key] = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError:
+            values[key] = raw
+    return values

@@ -1,0 +1,203 @@
+"""Running a deploy: resolve locally, then per host (in parallel) facts, plan, apply, handlers, recap."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fabstack import operations as ops
+from fabstack.connection import HostConnection
+from fabstack.errors import FabstackError
+from fabstack.project import HostSetup, Project
+from fabstack.report import Event, HostReport, Printer
+from fabstack.role import Role, RoleContext
+from fabstack.sandbox import known_hosts_path
+from fabstack.templating import environment
+
+
+class InputError(FabstackError):
+    """A problem in the user's files found while planning a host: the whole run stops before applying."""
+
+
+@dataclass
+class Planned:
+    """One operation with its role and the plan made against the host's state."""
+
+    role: Role
+    op: ops.Operation
+    plan: ops.Plan
+
+
+@dataclass
+class HostRun:
+    """A host's state through the run."""
+
+    setup: HostSetup
+    report: HostReport
+    conn: HostConnection | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+    planned: list[Planned] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def name(self) -> str:
+        """The host's inventory name."""
+        return self.setup.name
+
+    @property
+    def changes(self) -> list[Planned]:
+        """The operations that need steps applied."""
+        return [p for p in self.planned if p.plan.status == "change"]
+
+
+def connect(project: Project, setup: HostSetup) -> HostConnection:
+    """An SSH connection to a host, trusting only keys recorded for the env (and the user's own known_hosts)."""
+    known = [known_hosts_path(project.inventory), Path("~/.ssh/known_hosts").expanduser()]
+    return HostConnection(setup.name, setup.vars, project.root, known)
+
+
+def gather_facts(run: HostRun) -> None:
+    """Round trip 1: the host's facts, with any ``fabstack_facts`` overrides from the inventory on top."""
+    assert run.conn is not None
+    run.facts = run.conn.agent({"action": "facts"})
+    overrides = run.setup.vars.get("fabstack_facts") or {}
+    if not isinstance(overrides, dict):
+        raise InputError("must be a mapping of facts", where=run.setup.resolved.origin("fabstack_facts"),
+                         key="fabstack_facts", host=run.name)
+    run.facts.update(overrides)
+
+
+def declare(project: Project, run: HostRun) -> list[tuple[Role, ops.Operation]]:
+    """Call each role's ``deploy`` to declare its operations (local: templates render here)."""
+    declared: list[tuple[Role, ops.Operation]] = []
+    seen: dict[str, str] = {}
+    groups, hostvars = project.groups(), project.hostvars()
+    for role in run.setup.roles:
+        jinja = environment([role.templates_dir, project.root / "templates"])
+        ctx = RoleContext(role=role, host=run.name, vars=run.setup.vars, facts=run.facts, jinja=jinja,
+                          groups=groups, hostvars=hostvars)
+        try:
+            role.module.deploy(ctx)
+        except FabstackError as exc:
+            raise InputError(exc.message, where=exc.where, key=exc.key, host=exc.host or run.name) from exc
+        for op in ctx.operations:
+            if op.id in seen:
+                raise InputError(f"{op.id} is declared by both roles {seen[op.id]} and {role.name}", host=run.name)
+            seen[op.id] = role.name
+            declared.append((role, op))
+    return declared
+
+
+def plan_host(project: Project, run: HostRun) -> None:
+    """Connect, gather facts, declare, and probe every operation's state in one more round trip."""
+    run.conn = connect(project, run.setup)
+    run.conn.open()
+    gather_facts(run)
+    declared = declare(project, run)
+    probes = [op.probe() for _, op in declared]
+    states = run.conn.agent({"action": "probe", "items": [p for p in probes if p is not None]})["states"]
+    answers = iter(states)
+    for (role, op), probe in zip(declared, probes, strict=True):
+        state = next(answers) if probe is not None else {}
+        run.planned.append(Planned(role, op, op.plan(state, run.facts)))
+
+
+def apply_host(run: HostRun) -> list[dict[str, Any]]:
+    """Send every role's steps and handlers in one round trip; return the agent's per-step results."""
+    assert run.conn is not None
+    payload = []
+    steps_of: dict[int, list[dict[str, Any]]] = {}
+    installing = False
+    for p in run.planned:
+        if p.plan.status == "change":
+            steps_of[id(p)] = p.plan.steps
+        elif installing and p.plan.status == "ok":
+            # probed before this run's packages were installed: let the agent check it again
+            steps_of[id(p)] = [p.op.desired()]
+        installing = installing or (p.plan.status == "change" and isinstance(p.op, ops.Packages))
+    for role in run.setup.roles:
+        steps = [s for p in run.planned if p.role is role for s in steps_of.get(id(p), [])]
+        if steps:
+            handlers = [{"name": n, "command": c} for n, c in role.handlers.items()]
+            payload.append({"name": role.name, "steps": steps, "handlers": handlers})
+    if not payload:
+        return []
+    return run.conn.agent({"action": "apply", "roles": payload})["results"]
+
+
+def record(run: HostRun, results: list[dict[str, Any]] | None, check: bool, printer: Printer) -> None:
+    """Turn plans (and apply results) into the host's events and print them."""
+    by_id = {r["id"]: r for r in results or []}
+    failed_role = next((p.role for p in run.planned if by_id.get(p.op.id, {}).get("status") == "failed"), None)
+    for p in run.planned:
+        event = Event(p.role.name, p.op.id, "ok", diff=p.plan.diff)
+        if p.plan.status == "skip":
+            event.status, event.message = "skipped", p.plan.reason
+        elif p.op.id in by_id and p.plan.status == "ok":
+            event.status = by_id[p.op.id]["status"]
+        elif p.plan.status == "change":
+            result = by_id.get(p.op.id)
+            if check:
+                event.status, event.message = "changed", "(check mode: not applied)"
+            elif result is None:
+                event.status = "skipped"
+                event.message = f"not applied: role {failed_role.name} failed before it" if failed_role else ""
+            else:
+                event.status, event.message = result["status"], result.get("message", "")
+                if event.status == "failed":
+                    event.message = f"{p.op.id}: {event.message}"
+        run.report.events.append(event)
+        printer.event(run.name, event)
+    for result in results or []:
+        if result["id"].startswith("handler "):
+            event = Event(result.get("role", ""), result["id"], result["status"], result.get("message", ""))
+            run.report.events.append(event)
+            printer.event(run.name, event)
+
+
+def fail(run: HostRun, exc: Exception, printer: Printer) -> None:
+    """Mark a host failed with a one-line reason."""
+    message = exc.line() if isinstance(exc, FabstackError) else f"{type(exc).__name__}: {exc}"
+    run.report.error = message
+    printer.line(run.name, f"FAILED   {message}")
+
+
+def execute(
+    project: Project, setups: list[HostSetup], *, check: bool, printer: Printer, forks: int = 10
+) -> list[HostReport]:
+    """Plan every host in parallel; stop all if any input is bad; else apply (unless check) and report."""
+    runs = [HostRun(setup=s, report=HostReport(host=s.name)) for s in setups]
+    input_errors: list[InputError] = []
+
+    def phase_plan(run: HostRun) -> None:
+        try:
+            plan_host(project, run)
+        except InputError as exc:
+            input_errors.append(exc)
+            fail(run, exc, printer)
+        except Exception as exc:  # noqa: BLE001 - one host's failure must not stop the others
+            fail(run, exc, printer)
+
+    def phase_apply(run: HostRun) -> None:
+        if run.report.error:
+            return
+        try:
+            results = None if check or input_errors or not run.changes else apply_host(run)
+            if input_errors and not check:
+                raise FabstackError("not applied: bad input on another host stopped the run", host=run.name)
+            record(run, results, check, printer)
+        except Exception as exc:  # noqa: BLE001
+            fail(run, exc, printer)
+
+    with ThreadPoolExecutor(max_workers=max(1, forks)) as pool:
+        list(pool.map(phase_plan, runs))
+        list(pool.map(phase_apply, runs))
+    for run in runs:
+        if run.conn is not None:
+            run.report.round_trips = run.conn.round_trips
+            run.conn.close()
+        run.report.seconds = time.monotonic() - run.started
+    return [r.report for r in runs]

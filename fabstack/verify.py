@@ -1,0 +1,44 @@
+"""``inv verify``: run each deployed role's testinfra tests against the hosts that carry the role."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from fabstack.errors import FabstackError
+from fabstack.project import load_project
+from fabstack.sshconfig import write_ssh_config
+
+
+def verify(root: Path, env: str, limit: str | None = None, extra_args: list[str] | None = None) -> int:
+    """Run testinfra over SSH (ControlMaster shared) for the selected hosts; returns pytest's exit status."""
+    project = load_project(root, env)
+    hosts = project.inventory.select(limit)
+    host_map = {}
+    test_dirs: list[str] = []
+    for host in hosts:
+        setup = project.setup(host, None, {})
+        roles = [r.name for r in setup.roles]
+        host_map[host] = {"roles": roles, "vars": setup.vars}
+        for role in setup.roles:
+            tests = role.path / "tests"
+            if tests.is_dir() and str(tests) not in test_dirs:
+                test_dirs.append(str(tests))
+    if not test_dirs:
+        raise FabstackError("no role on these hosts has tests", key="--limit")
+    config = write_ssh_config(project, hosts)
+    map_file = project.root / ".fabstack" / "verify" / f"{env}.json"
+    map_file.parent.mkdir(parents=True, exist_ok=True)
+    map_file.write_text(json.dumps(host_map, default=str))
+    os.chmod(map_file, 0o600)
+    argv = [
+        sys.executable, "-m", "pytest", "-p", "fabstack.verify_plugin", "-p", "no:cacheprovider",
+        "--rootdir", str(project.root), "-o", "testpaths=", "-q",
+        f"--ssh-config={config}", "--hosts=" + ",".join(f"ssh://{h}" for h in hosts), *test_dirs,
+        *(extra_args or []),
+    ]
+    env_vars = dict(os.environ, FABSTACK_VERIFY_MAP=str(map_file))
+    return subprocess.run(argv, env=env_vars, check=False).returncode

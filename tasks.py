@@ -1,0 +1,88 @@
+"""fabstack's command line (Invoke): ``inv deploy``, ``inv verify``, ``inv inventory``, ``inv sandbox.*``.
+
+Every task reads inventory/, group_vars/, host_vars/, site.yml and roles/ from ``--root`` (default: here).
+The default env is ``sandbox`` so that production is never hit by accident.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from invoke import Collection, Exit, task
+
+from fabstack import commands
+from fabstack.errors import FabstackError
+
+
+def _run(action: Callable[[], Any]) -> Any:
+    try:
+        return action()
+    except FabstackError as exc:
+        commands.report_error(exc)
+        raise Exit(code=2) from None
+
+
+@task(
+    iterable=["set_"],
+    incrementable=["verbose"],
+    help={
+        "env": "inventory/ENV.yml to deploy (default: sandbox)",
+        "limit": "hosts, groups or patterns (web,db1 / app* / !db2)",
+        "roles": "only these roles, comma-separated",
+        "check": "plan only: print diffs, change nothing",
+        "diff": "print unified diffs of changed files",
+        "set": "override a variable: --set key=value (repeatable, highest precedence)",
+        "json": "write a machine-readable report to this file",
+        "verbose": "-v shows unchanged operations, -vv every diff",
+        "forks": "hosts worked on at once",
+        "root": "the deployment repo (inventory/, group_vars/, roles/, site.yml)",
+    },
+)
+def deploy(c, env="sandbox", limit=None, roles=None, check=False, diff=False, set_=None, json=None, verbose=0,
+           forks=10, root="."):
+    """Converge hosts to the roles site.yml gives them; exits non-zero if any host failed."""
+    reports = _run(lambda: commands.deploy(
+        Path(root), env, limit=limit, roles=roles, check=check, diff=diff, overrides=set_, json_path=json,
+        verbose=verbose, forks=int(forks),
+    ))
+    status = commands.fail_on(reports)
+    if status:
+        raise Exit(code=status)
+
+
+@task(help={"env": "inventory/ENV.yml", "limit": "hosts, groups or patterns", "root": "the deployment repo"})
+def verify(c, env="sandbox", limit=None, root="."):
+    """Run the deployed roles' testinfra tests against the env's hosts over SSH."""
+    status = _run(lambda: __import__("fabstack.verify", fromlist=["verify"]).verify(Path(root), env, limit))
+    if status:
+        raise Exit(code=status)
+
+
+@task(name="inventory", help={"env": "inventory/ENV.yml", "json": "print ansible-inventory --list JSON",
+                              "root": "the deployment repo"})
+def inventory_(c, env="sandbox", json=False, root="."):
+    """Print every host's groups and resolved variables, as Ansible would resolve them."""
+    print(_run(lambda: commands.inventory(Path(root), env, as_json=json)))
+
+
+@task(help={"env": "the sandbox inventory", "root": "the deployment repo"})
+def up(c, env="sandbox", root="."):
+    """Build the host image (once) and start the env's hosts as systemd+sshd containers."""
+    _run(lambda: commands.sandbox_up(Path(root), env))
+
+
+@task(help={"env": "the sandbox inventory", "root": "the deployment repo"})
+def down(c, env="sandbox", root="."):
+    """Remove the sandbox hosts and their network."""
+    _run(lambda: commands.sandbox_down(Path(root), env))
+
+
+@task(help={"env": "the sandbox inventory", "root": "the deployment repo"})
+def status(c, env="sandbox", root="."):
+    """Show each sandbox host's address and state."""
+    _run(lambda: commands.sandbox_status(Path(root), env))
+
+
+namespace = Collection(deploy, verify, inventory_, Collection("sandbox", up, down, status))
