@@ -246,7 +246,7 @@ def _parse_group(inv: Inventory, name: str, body: Any, parent: str | None) -> No
     group_vars = body.get("vars") or {}
     if not isinstance(group_vars, dict):
         raise FabstackError("vars must be a mapping", where=where, key=f"{name}.vars")
-    group.vars.update(group_vars)
+    group.vars.update({k: v for k, v in group_vars.items() if k != "ansible_group_priority"})
     if "ansible_group_priority" in group_vars:
         try:
             group.priority = int(group_vars["ansible_group_priority"])

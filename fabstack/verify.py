@@ -40,5 +40,7 @@ def verify(root: Path, env: str, limit: str | None = None, extra_args: list[str]
         f"--ssh-config={config}", "--hosts=" + ",".join(f"ssh://{h}" for h in hosts), *test_dirs,
         *(extra_args or []),
     ]
+    if any(entry["vars"].get("ansible_become") for entry in host_map.values()):
+        argv.append("--sudo")
     env_vars = dict(os.environ, FABSTACK_VERIFY_MAP=str(map_file))
     return subprocess.run(argv, env=env_vars, check=False).returncode

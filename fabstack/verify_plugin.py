@@ -30,12 +30,17 @@ def hostvars(host: Any) -> dict[str, Any]:
     return _host_map()[host.backend.get_hostname()]["vars"]
 
 
-@pytest.fixture(autouse=True)
-def _only_hosts_with_role(request: pytest.FixtureRequest) -> None:
-    if "host" not in request.fixturenames:
-        return
-    host = request.getfixturevalue("host")
-    role = _role_of(Path(str(request.node.fspath)))
-    entry = _host_map().get(host.backend.get_hostname())
-    if role and entry is not None and role not in entry["roles"]:
-        pytest.skip(f"role {role} is not deployed on this host")
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect a role's tests on hosts that do not carry the role."""
+    host_map = _host_map()
+    keep, drop = [], []
+    for item in items:
+        role = _role_of(Path(str(item.fspath)))
+        spec = getattr(item, "callspec", None)
+        target = spec.params.get("_testinfra_host") if spec else None
+        name = target.backend.get_hostname() if target is not None else None
+        entry = host_map.get(name) if name else None
+        (drop if role and entry is not None and role not in entry["roles"] else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
