@@ -1,0 +1,84 @@
+"""The remote agent's apply steps, run here on temporary files (the agent is plain stdlib Python)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fabstack import agent
+
+
+def file_step(path: Path, content: bytes, validate: str | None = None, step_id: str = "f") -> dict:
+    return {"type": "file", "id": step_id, "path": str(path), "content_b64": base64.b64encode(content).decode(),
+            "sha256": hashlib.sha256(content).hexdigest(), "owner": None, "group": None, "mode": "0644",
+            "validate": validate, "notify": ["reload"]}
+
+
+def role(steps: list[dict], handler: str = "true") -> dict:
+    return {"name": "demo", "steps": steps, "handlers": [{"name": "reload", "command": handler}]}
+
+
+def test_file_is_written_and_handler_runs_once(tmp_path: Path) -> None:
+    marker = tmp_path / "reloaded"
+    steps = [file_step(tmp_path / "a.conf", b"a\n", step_id="a"), file_step(tmp_path / "b.conf", b"b\n", step_id="b")]
+    results, ok = agent.apply_role(role(steps, handler=f"echo x >> {marker}"))
+    assert ok
+    assert (tmp_path / "a.conf").read_bytes() == b"a\n"
+    assert marker.read_text() == "x\n"
+    assert [r["status"] for r in results] == ["changed", "changed", "changed"]
+
+
+def test_unchanged_file_reports_ok_and_notifies_nothing(tmp_path: Path) -> None:
+    (tmp_path / "a.conf").write_bytes(b"a\n")
+    (tmp_path / "a.conf").chmod(0o644)
+    results, ok = agent.apply_role(role([file_step(tmp_path / "a.conf", b"a\n")], handler="false"))
+    assert ok and [r["status"] for r in results] == ["ok"]
+
+
+def test_failed_validation_keeps_the_old_file(tmp_path: Path) -> None:
+    target = tmp_path / "site.conf"
+    target.write_bytes(b"good\n")
+    results, ok = agent.apply_role(role([file_step(target, b"bad\n", validate="grep -q good %s")]))
+    assert not ok
+    assert target.read_bytes() == b"good\n"
+    assert "validation failed" in results[-1]["message"]
+    assert list(tmp_path.iterdir()) == [target]  # no temporary file left behind
+
+
+def test_a_failing_step_rolls_back_the_roles_earlier_files(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setattr(agent.Journal, "folder", str(tmp_path / "rollback"))
+    first = tmp_path / "nginx.conf"
+    first.write_bytes(b"old main\n")
+    second = tmp_path / "site.conf"
+    steps = [file_step(first, b"new main\n", step_id="main"),
+             file_step(second, b"broken\n", validate=f"grep -q fine {second}", step_id="site")]
+    marker = tmp_path / "reloaded"
+    results, ok = agent.apply_role(role(steps, handler=f"touch {marker}"))
+    assert not ok
+    assert first.read_bytes() == b"old main\n"
+    assert not second.exists()
+    assert not marker.exists()
+    assert results[0]["status"] == "skipped" and "rolled back" in results[0]["message"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text(min_size=1, max_size=80))
+def test_arbitrary_values_are_written_verbatim_never_run(tmp_path: Path, value: str) -> None:
+    canary = tmp_path / "pwned"
+    payload = f'{value} $(touch {canary}) `touch {canary}`; touch {canary} \'"\n'.encode()
+    target = tmp_path / "value.conf"
+    results, ok = agent.apply_role(role([file_step(target, payload)]))
+    assert ok, results
+    assert target.read_bytes() == payload
+    assert not canary.exists()
+
+
+def test_guarded_command_runs_only_while_guard_unmet(tmp_path: Path) -> None:
+    flag = tmp_path / "done"
+    step = {"type": "command", "id": "c", "command": f"touch {flag}", "creates": str(flag), "unless": None}
+    assert agent.apply_role({"name": "r", "steps": [step], "handlers": []})[0][0]["status"] == "changed"
+    assert agent.apply_role({"name": "r", "steps": [step], "handlers": []})[0][0]["status"] == "ok"

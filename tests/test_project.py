@@ -1,0 +1,82 @@
+"""Local input checks: every bad input is one line naming file, key and host, raised before any host is touched."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fabstack import commands
+from fabstack.errors import FabstackError
+from fabstack.project import load_project, parse_overrides
+from fabstack.role import RoleContext
+from fabstack.templating import environment
+from tests.conftest import copy_project
+
+FACTS = {"cpus": 2, "memory_mb": 2048, "nofile_hard": 20000, "container": "podman"}
+
+
+def error_of(action) -> str:  # noqa: ANN001
+    with pytest.raises(FabstackError) as err:
+        action()
+    return err.value.line()
+
+
+def test_wrong_type_names_file_key_and_host(project_copy: Path) -> None:
+    (project_copy / "group_vars" / "lb.yml").write_text("nginx_site: lb\nnginx_worker_connections: lots\n")
+    project = load_project(project_copy, "sandbox")
+    line = error_of(lambda: project.setup("lb1", None, {}))
+    assert "group_vars/lb.yml" in line and "key nginx_worker_connections" in line and "host lb1" in line
+    assert "expected an integer" in line
+
+
+def test_zero_or_negative_size_is_refused(project_copy: Path) -> None:
+    project = load_project(project_copy, "sandbox")
+    line = error_of(lambda: project.setup("app1", None, parse_overrides(["nginx_worker_connections=0"])))
+    assert "key nginx_worker_connections" in line and "host app1" in line and "positive" in line
+
+
+def test_unknown_role_in_site_yml(project_copy: Path) -> None:
+    (project_copy / "site.yml").write_text("- hosts: all\n  roles: [common, nosuchrole]\n")
+    line = error_of(lambda: load_project(project_copy, "sandbox"))
+    assert "site.yml" in line and "nosuchrole" in line
+
+
+def test_unknown_roles_selector(project_copy: Path) -> None:
+    line = error_of(lambda: commands.deploy(project_copy, "sandbox", roles="nginx,ngnix"))
+    assert "ngnix" in line and "--roles" in line
+
+
+def test_unknown_limit_stops_before_any_host(project_copy: Path) -> None:
+    line = error_of(lambda: commands.deploy(project_copy, "sandbox", limit="lb9"))
+    assert "'lb9'" in line and "--limit" in line
+
+
+def test_malformed_group_vars_stop_the_deploy(project_copy: Path) -> None:
+    (project_copy / "group_vars" / "app.yml").write_text("nginx_site: [static\n")
+    line = error_of(lambda: commands.deploy(project_copy, "sandbox"))
+    assert "group_vars/app.yml:" in line and "malformed YAML" in line
+
+
+def test_undefined_template_variable_names_template_line_variable_and_host(tmp_path: Path) -> None:
+    root = copy_project(tmp_path / "repo", with_roles=True)
+    template = root / "roles" / "nginx" / "templates" / "static.conf.j2"
+    template.write_text(template.read_text().replace("index index.html;", "index {{ nginx_index_page }};"))
+    project = load_project(root, "sandbox")
+    setup = project.setup("app1", None, {})
+    role = project.roles["nginx"]
+    ctx = RoleContext(role=role, host="app1", vars=setup.vars, facts=FACTS,
+                      jinja=environment([role.templates_dir]), groups=project.groups(), hostvars=project.hostvars())
+    line = error_of(lambda: role.module.deploy(ctx))
+    assert "static.conf.j2:" in line and "key nginx_index_page" in line and "host app1" in line
+
+
+def test_every_template_starts_with_the_managed_header() -> None:
+    for template in Path(__file__).parent.parent.glob("roles/*/templates/*.j2"):
+        head = "".join(template.read_text().splitlines(keepends=True)[:2])
+        assert "{{ fabstack_managed }}" in head, template
+
+
+def test_set_values_are_read_as_yaml_scalars() -> None:
+    assert parse_overrides(["a=8", "b=true", "c=x y", "d="]) == {"a": 8, "b": True, "c": "x y", "d": ""}
+    assert "key=value" in error_of(lambda: parse_overrides(["novalue"]))
