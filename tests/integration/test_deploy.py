@@ -1,0 +1,129 @@
+"""End to end on the sandbox: converge, idempotence, check mode, validation, failures, host keys."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import yaml
+
+from fabstack import commands
+from fabstack.verify import verify
+from tests.conftest import REPO, copy_project
+from tests.integration.conftest import in_host
+
+
+def changed(reports: list) -> int:
+    return sum(r.count("changed") for r in reports)
+
+
+def test_second_deploy_changes_nothing_in_two_round_trips(deployed: list, tmp_path: Path) -> None:
+    report_file = tmp_path / "report.json"
+    reports = commands.deploy(REPO, "sandbox", json_path=str(report_file))
+    assert changed(reports) == 0
+    assert all(not r.failed for r in reports)
+    assert {r.round_trips for r in reports} == {2}
+    data = json.loads(report_file.read_text())
+    assert data["changed"] == 0 and set(data["hosts"]) == {"lb1", "app1", "app2", "db1", "db2", "cache1"}
+
+
+def test_verify_passes_after_deploy(deployed: list) -> None:
+    assert verify(REPO, "sandbox") == 0
+
+
+def test_files_are_owned_by_root_though_we_log_in_as_deploy(deployed: list) -> None:
+    assert yaml.safe_load((REPO / "inventory/sandbox.yml").read_text())["all"]["vars"]["ansible_user"] == "deploy"
+    assert in_host("lb1", "stat -c %U:%a /etc/nginx/nginx.conf").stdout.strip() == "root:644"
+
+
+def test_load_balancer_reaches_both_app_hosts(deployed: list) -> None:
+    bodies = {in_host("lb1", "curl -sf http://127.0.0.1/").stdout for _ in range(6)}
+    assert any("served by app1" in b for b in bodies) and any("served by app2" in b for b in bodies)
+
+
+def test_container_sysctls_are_reported_skipped_with_reason(deployed: list) -> None:
+    events = [e for e in deployed[0].events if e.operation == "sysctl vm.overcommit_memory"]
+    assert events and (events[0].status == "skipped" or in_host("lb1", "cat /proc/sys/vm/overcommit_memory")
+                       .stdout.strip() == "1")
+    if events[0].status == "skipped":
+        assert "read-only" in events[0].message
+
+
+def test_check_mode_prints_template_diff_and_changes_nothing(deployed: list, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    root = copy_project(tmp_path / "repo", with_roles=True)
+    template = root / "roles/nginx/templates/static.conf.j2"
+    template.write_text(template.read_text().replace("index index.html;", "index index.html;\n    etag off;"))
+    before = in_host("app1", "sha256sum /etc/nginx/sites-enabled/fabstack.conf").stdout
+    reports = commands.deploy(root, "sandbox", limit="app1", check=True)
+    out = capsys.readouterr().out
+    assert re.search(r"^app1\s+\| \+\s+etag off;$", out, re.M), out
+    assert "+++ /etc/nginx/sites-enabled/fabstack.conf" in out
+    assert in_host("app1", "sha256sum /etc/nginx/sites-enabled/fabstack.conf").stdout == before
+    assert reports[0].round_trips == 2
+    assert changed(reports) == 1
+
+
+def test_broken_nginx_value_keeps_old_config_and_nginx_serving(deployed: list, tmp_path: Path) -> None:
+    root = copy_project(tmp_path / "repo")
+    with (root / "group_vars/lb.yml").open("a") as handle:
+        handle.write("nginx_client_max_body_size: 16 parsecs\n")
+    before = in_host("lb1", "sha256sum /etc/nginx/nginx.conf").stdout
+    reports = commands.deploy(root, "sandbox", limit="lb1")
+    assert commands.fail_on(reports) != 0
+    failed = [e for e in reports[0].events if e.status == "failed"]
+    assert len(failed) == 1 and "/etc/nginx/nginx.conf" in failed[0].message
+    assert "validation failed" in failed[0].message and reports[0].host == "lb1"
+    assert in_host("lb1", "sha256sum /etc/nginx/nginx.conf").stdout == before
+    assert in_host("lb1", "systemctl is-active nginx").stdout.strip() == "active"
+    assert "served by app" in in_host("lb1", "curl -sf http://127.0.0.1/").stdout
+
+
+def test_bad_template_variable_on_one_host_changes_no_host(deployed: list, tmp_path: Path) -> None:
+    root = copy_project(tmp_path / "repo", with_roles=True)
+    lb_template = root / "roles/nginx/templates/lb.conf.j2"
+    lb_template.write_text(lb_template.read_text().replace("keepalive 32;", "keepalive {{ nginx_upstream_keepalive }};"))
+    page = root / "roles/nginx/templates/index.html.j2"
+    page.write_text(page.read_text().replace("served by", "now served by"))
+    reports = commands.deploy(root, "sandbox", limit="lb,app")
+    lb = next(r for r in reports if r.host == "lb1")
+    assert "lb.conf.j2:" in lb.error and "nginx_upstream_keepalive" in lb.error and "host lb1" in lb.error
+    assert commands.fail_on(reports) != 0
+    assert "now served by" not in in_host("app1", "cat /var/www/fabstack/index.html").stdout
+    assert changed(reports) == 0
+
+
+def test_shell_metacharacters_in_a_value_are_never_run(deployed: list) -> None:
+    value = "1m; $(touch /tmp/pwned) `touch /tmp/pwned` \"'\n include /etc/passwd;"
+    reports = commands.deploy(REPO, "sandbox", limit="app1", overrides=[f"nginx_client_max_body_size={value}"])
+    assert commands.fail_on(reports) != 0  # nginx -t refuses the value ...
+    assert in_host("app1", "test -e /tmp/pwned").returncode == 1  # ... and nothing in it ran
+    assert in_host("app1", "systemctl is-active nginx").stdout.strip() == "active"
+
+
+def test_unreachable_host_fails_alone(deployed: list, tmp_path: Path) -> None:
+    root = copy_project(tmp_path / "repo")
+    inventory = root / "inventory/sandbox.yml"
+    data = yaml.safe_load(inventory.read_text())
+    data["all"]["children"]["ghosts"] = {"hosts": {"ghost1": {"ansible_host": "10.213.0.31", "ansible_port": 2222}}}
+    inventory.write_text(yaml.safe_dump(data))
+    reports = commands.deploy(root, "sandbox", limit="ghost1,db1")
+    by_host = {r.host: r for r in reports}
+    assert by_host["ghost1"].failed and "unreachable" in by_host["ghost1"].error
+    assert "host ghost1" in by_host["ghost1"].error
+    assert not by_host["db1"].failed and by_host["db1"].count("ok") > 0
+    assert commands.fail_on(reports) != 0
+
+
+def test_changed_or_unknown_host_key_is_refused(deployed: list, tmp_path: Path) -> None:
+    root = copy_project(tmp_path / "repo")
+    known = root / "inventory/sandbox.known_hosts"
+    lines = known.read_text().splitlines()
+    lb_key = next(line for line in lines if line.startswith("10.213.0.11 ")).split(" ", 1)[1]
+    known.write_text("\n".join(f"10.213.0.31 {lb_key}" if line.startswith("10.213.0.31 ") else line
+                               for line in lines) + "\n")
+    reports = commands.deploy(root, "sandbox", limit="db1")
+    assert "host key CHANGED" in reports[0].error and "host db1" in reports[0].error
+    known.write_text("\n".join(line for line in lines if not line.startswith("10.213.0.31 ")) + "\n")
+    reports = commands.deploy(root, "sandbox", limit="db1")
+    assert "unknown host key" in reports[0].error
