@@ -10,10 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from invoke import Collection, Exit, task
+from invoke import Collection, Context, Exit, task
 
 from fabstack import commands
 from fabstack.errors import FabstackError
+from fabstack.verify import verify as run_verify
 
 
 def _run(action: Callable[[], Any]) -> Any:
@@ -40,8 +41,11 @@ def _run(action: Callable[[], Any]) -> Any:
         "root": "the deployment repo (inventory/, group_vars/, roles/, site.yml)",
     },
 )
-def deploy(c, env="sandbox", limit=None, roles=None, check=False, diff=False, set_=None, json=None, verbose=0,
-           forks=10, root="."):
+def deploy(
+    c: Context, env: str = "sandbox", limit: str | None = None, roles: str | None = None, check: bool = False,
+    diff: bool = False, set_: list[str] | None = None, json: str | None = None, verbose: int = 0, forks: int = 10,
+    root: str = ".",
+) -> None:
     """Converge hosts to the roles site.yml gives them; exits non-zero if any host failed."""
     reports = _run(lambda: commands.deploy(
         Path(root), env, limit=limit, roles=roles, check=check, diff=diff, overrides=set_, json_path=json,
@@ -53,34 +57,34 @@ def deploy(c, env="sandbox", limit=None, roles=None, check=False, diff=False, se
 
 
 @task(help={"env": "inventory/ENV.yml", "limit": "hosts, groups or patterns", "root": "the deployment repo"})
-def verify(c, env="sandbox", limit=None, root="."):
+def verify(c: Context, env: str = "sandbox", limit: str | None = None, root: str = ".") -> None:
     """Run the deployed roles' testinfra tests against the env's hosts over SSH."""
-    status = _run(lambda: __import__("fabstack.verify", fromlist=["verify"]).verify(Path(root), env, limit))
+    status = _run(lambda: run_verify(Path(root), env, limit))
     if status:
         raise Exit(code=status)
 
 
 @task(name="inventory", help={"env": "inventory/ENV.yml", "json": "print ansible-inventory --list JSON",
                               "root": "the deployment repo"})
-def inventory_(c, env="sandbox", json=False, root="."):
+def inventory_(c: Context, env: str = "sandbox", json: bool = False, root: str = ".") -> None:
     """Print every host's groups and resolved variables, as Ansible would resolve them."""
     print(_run(lambda: commands.inventory(Path(root), env, as_json=json)))
 
 
 @task(help={"env": "the sandbox inventory", "root": "the deployment repo"})
-def up(c, env="sandbox", root="."):
+def up(c: Context, env: str = "sandbox", root: str = ".") -> None:
     """Build the host image (once) and start the env's hosts as systemd+sshd containers."""
     _run(lambda: commands.sandbox_up(Path(root), env))
 
 
 @task(help={"env": "the sandbox inventory", "root": "the deployment repo"})
-def down(c, env="sandbox", root="."):
+def down(c: Context, env: str = "sandbox", root: str = ".") -> None:
     """Remove the sandbox hosts and their network."""
     _run(lambda: commands.sandbox_down(Path(root), env))
 
 
 @task(help={"env": "the sandbox inventory", "root": "the deployment repo"})
-def status(c, env="sandbox", root="."):
+def status(c: Context, env: str = "sandbox", root: str = ".") -> None:
     """Show each sandbox host's address and state."""
     _run(lambda: commands.sandbox_status(Path(root), env))
 

@@ -18,11 +18,15 @@ import stat
 import subprocess
 import sys
 import time
+from typing import Any
+
+Request = dict[str, Any]
+Answer = dict[str, Any]
 
 MAX_DIFF_BYTES = 256 * 1024
 
 
-def run(argv, **kwargs):
+def run(argv: list[str], **kwargs: Any) -> tuple[int, str]:
     """Run a command without a shell; return (exit code, stdout+stderr text)."""
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, **kwargs)
@@ -31,7 +35,7 @@ def run(argv, **kwargs):
     return proc.returncode, (proc.stdout + proc.stderr).strip()
 
 
-def shell(command):
+def shell(command: str) -> tuple[int, str]:
     """Run a role-declared shell command; return (exit code, output)."""
     return run(["/bin/sh", "-c", command])
 
@@ -39,7 +43,7 @@ def shell(command):
 # ---------------------------------------------------------------- facts
 
 
-def read(path, default=""):
+def read(path: str, default: str | None = "") -> str | None:
     try:
         with open(path) as handle:
             return handle.read()
@@ -47,7 +51,7 @@ def read(path, default=""):
         return default
 
 
-def memory_mb():
+def memory_mb() -> int:
     total = 0
     for line in read("/proc/meminfo").splitlines():
         if line.startswith("MemTotal:"):
@@ -59,7 +63,7 @@ def memory_mb():
     return total
 
 
-def os_release():
+def os_release() -> dict[str, str]:
     info = {}
     for line in read("/etc/os-release").splitlines():
         if "=" in line:
@@ -69,7 +73,7 @@ def os_release():
             "codename": info.get("version_codename", ""), "pretty_name": info.get("pretty_name", "")}
 
 
-def addresses():
+def addresses() -> list[dict[str, Any]]:
     code, out = run(["ip", "-j", "addr", "show"])
     found = []
     if code == 0:
@@ -81,7 +85,7 @@ def addresses():
     return found
 
 
-def disks():
+def disks() -> list[dict[str, Any]]:
     found = []
     for name in sorted(os.listdir("/sys/block")) if os.path.isdir("/sys/block") else []:
         if name.startswith(("loop", "ram", "zram", "dm-")):
@@ -93,7 +97,7 @@ def disks():
     return found
 
 
-def nofile_hard():
+def nofile_hard() -> int:
     """The open-files hard limit of PID 1: what services can be given at most without CAP_SYS_RESOURCE."""
     for line in read("/proc/1/limits").splitlines():
         if line.startswith("Max open files"):
@@ -102,7 +106,7 @@ def nofile_hard():
     return 1048576
 
 
-def facts(_request):
+def facts(_request: Request) -> Answer:
     code, virt = run(["systemd-detect-virt"])
     container_code, container = run(["systemd-detect-virt", "--container"])
     ipv4 = [a for a in addresses() if a["family"] == "inet"]
@@ -126,7 +130,7 @@ def facts(_request):
 # ---------------------------------------------------------------- probe
 
 
-def file_state(path, want_sha=None):
+def file_state(path: str, want_sha: str | None = None) -> Answer:
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -144,7 +148,7 @@ def file_state(path, want_sha=None):
     return state
 
 
-def kind(mode):
+def kind(mode: int) -> str:
     if stat.S_ISLNK(mode):
         return "link"
     if stat.S_ISDIR(mode):
@@ -152,21 +156,21 @@ def kind(mode):
     return "file" if stat.S_ISREG(mode) else "other"
 
 
-def owner_name(uid):
+def owner_name(uid: int) -> str:
     try:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
         return str(uid)
 
 
-def group_name(gid):
+def group_name(gid: int) -> str:
     try:
         return grp.getgrgid(gid).gr_name
     except KeyError:
         return str(gid)
 
 
-def packages_state(names):
+def packages_state(names: list[str]) -> Answer:
     code, out = run(["dpkg-query", "-W", "-f", "${Package}\t${db:Status-Abbrev}\t${Version}\n", *names])
     installed = {}
     for line in out.splitlines():
@@ -176,26 +180,26 @@ def packages_state(names):
     return {"installed": installed}
 
 
-def service_state(name):
+def service_state(name: str) -> Answer:
     _, active = run(["systemctl", "is-active", name])
     _, enabled = run(["systemctl", "is-enabled", name])
     return {"active": active.splitlines()[-1] if active else "unknown",
             "enabled": enabled.splitlines()[-1] if enabled else "unknown"}
 
 
-def sysctl_state(key):
+def sysctl_state(key: str) -> Answer:
     path = "/proc/sys/" + key.replace(".", "/")
     value = read(path, None)
     return {"value": " ".join(value.split()) if value is not None else None,
             "writable": os.access(path, os.W_OK)}
 
 
-def account_state(kind_, name):
+def account_state(kind_: str, name: str) -> Answer:
     code, out = run(["getent", "passwd" if kind_ == "user" else "group", name])
     return {"exists": code == 0, "entry": out if code == 0 else ""}
 
 
-def guard_state(item):
+def guard_state(item: Request) -> Answer:
     if item.get("creates"):
         return {"satisfied": os.path.exists(item["creates"])}
     if item.get("unless"):
@@ -204,7 +208,7 @@ def guard_state(item):
     return {"satisfied": False}
 
 
-def probe_one(item):
+def probe_one(item: Request) -> Answer:
     kind_ = item["type"]
     if kind_ in ("file", "directory", "symlink", "absent"):
         return file_state(item["path"], item.get("sha256"))
@@ -221,7 +225,7 @@ def probe_one(item):
     return {"error": f"unknown probe type {kind_}"}
 
 
-def probe(request):
+def probe(request: Request) -> Answer:
     return {"states": [probe_one(item) for item in request["items"]]}
 
 
@@ -240,10 +244,10 @@ class Journal:
 
     folder = "/var/lib/fabstack/rollback"
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.saved = []
 
-    def remember(self, path):
+    def remember(self, path: str) -> None:
         backup = None
         if os.path.lexists(path) and not os.path.isdir(path):
             os.makedirs(self.folder, mode=0o700, exist_ok=True)
@@ -253,7 +257,7 @@ class Journal:
             shutil.copy2(path, backup, follow_symlinks=False)
         self.saved.append((path, backup))
 
-    def rollback(self):
+    def rollback(self) -> None:
         for path, backup in reversed(self.saved):
             if backup:
                 tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.fabstack-restore")
@@ -266,29 +270,29 @@ class Journal:
                 os.unlink(path)
         self.saved = []
 
-    def commit(self):
+    def commit(self) -> None:
         for _, backup in self.saved:
             if backup and os.path.lexists(backup):
                 os.unlink(backup)
         self.saved = []
 
 
-def set_attrs(path, owner, group, mode, follow=True):
+def set_attrs(path: str, owner: str | None, group: str | None, mode: str | None) -> None:
     try:
         uid = pwd.getpwnam(owner).pw_uid if owner else -1
         gid = grp.getgrnam(group).gr_gid if group else -1
     except KeyError as exc:
         raise StepFailed(f"unknown owner or group: {exc}") from exc
-    os.chown(path, uid, gid, follow_symlinks=follow)
+    os.chown(path, uid, gid)
     if mode:
         os.chmod(path, int(mode, 8))
 
 
-def attrs_differ(state, step):
+def attrs_differ(state: Answer, step: Request) -> bool:
     return any(step.get(a) is not None and state.get(a) != step[a] for a in ("owner", "group", "mode"))
 
 
-def last_lines(text, count=3):
+def last_lines(text: str, count: int = 3) -> str:
     return " | ".join(text.strip().splitlines()[-count:])
 
 
@@ -296,7 +300,7 @@ def last_lines(text, count=3):
 # sent on the strength of a probe made before packages were installed in the same run.
 
 
-def apply_file(step, journal):
+def apply_file(step: Request, journal: Journal) -> bool:
     path = step["path"]
     state = file_state(path)
     if state.get("kind") == "file" and state.get("sha256") == step["sha256"]:
@@ -333,14 +337,14 @@ def apply_file(step, journal):
     return True
 
 
-def apply_attrs(step, _journal):
+def apply_attrs(step: Request, _journal: Journal) -> bool:
     if not attrs_differ(file_state(step["path"]), step):
         return False
     set_attrs(step["path"], step.get("owner"), step.get("group"), step.get("mode"))
     return True
 
 
-def apply_directory(step, _journal):
+def apply_directory(step: Request, _journal: Journal) -> bool:
     state = file_state(step["path"])
     if state.get("kind") == "directory" and not attrs_differ(state, step):
         return False
@@ -349,7 +353,7 @@ def apply_directory(step, _journal):
     return True
 
 
-def apply_symlink(step, journal):
+def apply_symlink(step: Request, journal: Journal) -> bool:
     path = step["path"]
     state = file_state(path)
     if state.get("kind") == "link" and state.get("target") == step["target"]:
@@ -365,7 +369,7 @@ def apply_symlink(step, journal):
     return True
 
 
-def apply_absent(step, journal):
+def apply_absent(step: Request, journal: Journal) -> bool:
     path = step["path"]
     if not os.path.lexists(path):
         return False
@@ -376,14 +380,14 @@ def apply_absent(step, journal):
     return True
 
 
-def apt_lists_age():
+def apt_lists_age() -> float:
     lists = "/var/lib/apt/lists"
     times = [os.path.getmtime(os.path.join(lists, n)) for n in os.listdir(lists) if n.endswith("Packages")] \
         if os.path.isdir(lists) else []
     return time.time() - max(times) if times else float("inf")
 
 
-def apply_packages(step, _journal):
+def apply_packages(step: Request, _journal: Journal) -> bool:
     missing = [n for n in step["names"] if n not in packages_state(step["names"])["installed"]]
     if not missing:
         return False
@@ -399,7 +403,7 @@ def apply_packages(step, _journal):
     return True
 
 
-def apply_service(step, _journal):
+def apply_service(step: Request, _journal: Journal) -> bool:
     state = service_state(step["name"])
     changed = False
     if step.get("enabled") is not None and (state["enabled"] == "enabled") != step["enabled"]:
@@ -416,7 +420,7 @@ def apply_service(step, _journal):
     return changed
 
 
-def apply_sysctl(step, _journal):
+def apply_sysctl(step: Request, _journal: Journal) -> bool:
     state = sysctl_state(step["key"])
     if state["value"] == step["value"]:
         return False
@@ -431,7 +435,7 @@ def apply_sysctl(step, _journal):
     return True
 
 
-def apply_account(step, _journal):
+def apply_account(step: Request, _journal: Journal) -> bool:
     if account_state(step["type"], step["name"])["exists"]:
         return False
     if step["type"] == "group":
@@ -452,7 +456,7 @@ def apply_account(step, _journal):
     return True
 
 
-def apply_command(step, _journal):
+def apply_command(step: Request, _journal: Journal) -> bool:
     if guard_state(step)["satisfied"]:
         return False
     code, out = shell(step["command"])
@@ -461,15 +465,15 @@ def apply_command(step, _journal):
     return True
 
 
-APPLY = {"file": apply_file, "attrs": apply_attrs, "directory": apply_directory, "symlink": apply_symlink, "absent": apply_absent,
-         "packages": apply_packages, "service": apply_service, "sysctl": apply_sysctl,
+APPLY = {"file": apply_file, "attrs": apply_attrs, "directory": apply_directory, "symlink": apply_symlink,
+         "absent": apply_absent, "packages": apply_packages, "service": apply_service, "sysctl": apply_sysctl,
          "user": apply_account, "group": apply_account, "command": apply_command}
 
 
 ROLLED_BACK = ("file", "symlink", "absent")
 
 
-def apply_role(role):
+def apply_role(role: Request) -> tuple[list[Answer], bool]:
     """Apply one role's steps in order; on a failure put its files back and skip its handlers."""
     results = []
     journal = Journal()
@@ -500,7 +504,7 @@ def apply_role(role):
     return results, True
 
 
-def apply(request):
+def apply(request: Request) -> Answer:
     results = []
     for role in request["roles"]:
         role_results, ok = apply_role(role)
@@ -513,7 +517,7 @@ def apply(request):
 ACTIONS = {"facts": facts, "probe": probe, "apply": apply}
 
 
-def main():
+def main() -> None:
     request = json.loads(sys.stdin.read())
     answer = ACTIONS[request["action"]](request)
     sys.stdout.write(json.dumps(answer))

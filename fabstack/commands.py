@@ -6,7 +6,6 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from fabstack import sandbox
 from fabstack.errors import FabstackError

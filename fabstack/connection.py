@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import shlex
-import socket
 import zlib
 from pathlib import Path
 from typing import Any
@@ -70,7 +69,7 @@ class HostConnection:
             if "not found in known_hosts" in text:
                 text = f"unknown host key for {self.address}: record it first (inv hosts.trust or inv sandbox.up)"
             raise FabstackError(f"ssh: {text}", host=self.name) from exc
-        except (OSError, socket.timeout) as exc:
+        except (TimeoutError, OSError) as exc:
             raise FabstackError(f"unreachable at {self.address}:{self.port}: {exc}", host=self.name) from exc
 
     def close(self) -> None:

@@ -19,6 +19,8 @@ class FabstackError(Exception):
 
     def line(self) -> str:
         """The error as the one line printed to the user."""
-        parts = [p for p in (self.where, f"key {self.key}" if self.key else "", f"host {self.host}" if self.host else "") if p]
+        key = f"key {self.key}" if self.key else ""
+        host = f"host {self.host}" if self.host else ""
+        parts = [p for p in (self.where, key, host) if p]
         prefix = ": ".join(parts)
         return f"{prefix}: {self.message}" if prefix else self.message

@@ -278,7 +278,7 @@ def _add_ungrouped(inv: Inventory) -> None:
     ungrouped = inv.groups.setdefault("ungrouped", Group("ungrouped"))
     ungrouped.parents.add("all")
     if "ungrouped" not in inv.groups["all"].children:
-        inv.groups["all"].children.append("ungrouped")
+        inv.groups["all"].children.insert(0, "ungrouped")
     for host in inv.hosts.values():
         if not host.groups:
             host.groups.append("ungrouped")

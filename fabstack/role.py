@@ -186,7 +186,8 @@ class RoleContext:
             raise FabstackError("a cron job name may hold only letters, digits, - and _", key=name, host=self.host)
         if "\n" in schedule + command:
             raise FabstackError("a cron schedule or command cannot span lines", key=name, host=self.host)
-        body = f"# {self.vars_managed()}\nSHELL=/bin/sh\nPATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+        path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        body = f"# {self.vars_managed()}\nSHELL=/bin/sh\nPATH={path}\n"
         return self.file(f"/etc/cron.d/fabstack-{name}", f"{body}{schedule} {user} {command}\n")
 
     def command(self, command: str, *, creates: str | None = None, unless: str | None = None, name: str = "",

@@ -142,14 +142,17 @@ def _running(container: str) -> bool:
 
 
 def start_host(host: SandboxHost, network: str, pubkey: Path) -> None:
-    """Start one host container (systemd as PID 1), replacing a stopped or outdated one."""
+    """Start one host container (systemd as PID 1), replacing a stopped one or one from another image or key."""
+    key_id = hashlib.sha256(pubkey.read_bytes()).hexdigest()[:16]
     if _running(host.container):
-        image = podman("inspect", "--format", "{{.ImageName}}", host.container).strip()
-        if image == HOST_IMAGE:
+        current = podman("inspect", "--format", '{{.ImageName}} {{index .Config.Labels "fabstack.key"}}',
+                         host.container).split()
+        if current == [HOST_IMAGE, key_id]:
             return
     podman("rm", "-f", "-t", "0", host.container, check=False)
     podman(
         "run", "-d", "--name", host.container, "--hostname", host.name, "--network", network,
+        "--label", f"fabstack.key={key_id}",
         "--ip", host.address, "--systemd=always", "--cap-add", "NET_RAW",
         "--sysctl", "net.core.somaxconn=4096", "--shm-size", "256m",
         "-v", f"{pubkey}:/home/deploy/.ssh/authorized_keys:ro,Z",

@@ -108,3 +108,11 @@ def test_malformed_group_vars_names_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(FabstackError) as err:
         inv.resolve("app1")
     assert "group_vars/php.yml:" in err.value.line()
+
+
+def test_repo_sandbox_inventory_matches_ansible_inventory() -> None:
+    repo = Path(__file__).resolve().parent.parent
+    ours = load_inventory(repo, "sandbox").as_ansible_list()
+    theirs = ansible_inventory(repo, "sandbox")
+    assert ours["_meta"]["hostvars"] == theirs["_meta"]["hostvars"]
+    assert ours["all"]["children"] == theirs["all"]["children"]

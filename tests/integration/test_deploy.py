@@ -82,7 +82,8 @@ def test_broken_nginx_value_keeps_old_config_and_nginx_serving(deployed: list, t
 def test_bad_template_variable_on_one_host_changes_no_host(deployed: list, tmp_path: Path) -> None:
     root = copy_project(tmp_path / "repo", with_roles=True)
     lb_template = root / "roles/nginx/templates/lb.conf.j2"
-    lb_template.write_text(lb_template.read_text().replace("keepalive 32;", "keepalive {{ nginx_upstream_keepalive }};"))
+    broken = lb_template.read_text().replace("keepalive 32;", "keepalive {{ nginx_upstream_keepalive }};")
+    lb_template.write_text(broken)
     page = root / "roles/nginx/templates/index.html.j2"
     page.write_text(page.read_text().replace("served by", "now served by"))
     reports = commands.deploy(root, "sandbox", limit="lb,app")

@@ -1,0 +1,45 @@
+"""The command line as a user types it: `inv ...` through Invoke, exit statuses and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import REPO
+
+INV = str(Path(sys.executable).parent / "inv")
+
+
+def inv(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([INV, "--search-root", str(REPO), *args], cwd=cwd, capture_output=True, text=True,
+                          check=False)
+
+
+def test_inventory_json_is_ansible_inventory_list_shaped() -> None:
+    proc = inv("inventory", "--env", "sandbox", "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["_meta"]["hostvars"]["lb1"]["ansible_host"] == "10.213.0.11"
+    assert data["db"]["children"] == ["db_primary", "db_replica"]
+    assert data["all"]["children"][0] == "ungrouped"
+
+
+def test_inventory_text_lists_groups_per_host() -> None:
+    proc = inv("inventory")
+    assert "db1  groups: db, db_primary" in proc.stdout
+
+
+def test_unknown_env_is_one_line_and_exit_2() -> None:
+    proc = inv("deploy", "--env", "prod")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0
+    assert "unknown env 'prod'" in proc.stderr and "key --env" in proc.stderr
+
+
+def test_root_option_reads_another_deployment_repo(project_copy: Path) -> None:
+    (project_copy / "inventory" / "staging.yml").write_text("all:\n  hosts:\n    web9: {ansible_host: 10.9.9.9}\n")
+    proc = inv("inventory", "--env", "staging", "--root", str(project_copy), cwd=project_copy)
+    assert proc.returncode == 0, proc.stderr
+    assert "web9" in proc.stdout and "ansible_host = '10.9.9.9'" in proc.stdout
