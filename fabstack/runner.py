@@ -182,6 +182,12 @@ def execute(
             fail(run, exc, printer)
 
     def phase_apply(run: HostRun) -> None:
+        try:
+            apply_or_report(run)
+        finally:
+            run.report.seconds = time.monotonic() - run.started
+
+    def apply_or_report(run: HostRun) -> None:
         if run.report.error:
             return
         try:
@@ -199,5 +205,4 @@ def execute(
         if run.conn is not None:
             run.report.round_trips = run.conn.round_trips
             run.conn.close()
-        run.report.seconds = time.monotonic() - run.started
     return [r.report for r in runs]

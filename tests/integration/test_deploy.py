@@ -128,3 +128,13 @@ def test_changed_or_unknown_host_key_is_refused(deployed: list, tmp_path: Path) 
     known.write_text("\n".join(line for line in lines if not line.startswith("10.213.0.31 ")) + "\n")
     reports = commands.deploy(root, "sandbox", limit="db1")
     assert "unknown host key" in reports[0].error
+
+
+def test_inventory_facts_override_plans_for_a_bigger_box(deployed: list, capsys) -> None:  # noqa: ANN001
+    reports = commands.deploy(REPO, "sandbox", limit="app1", check=True,
+                              overrides=["fabstack_facts={cpus: 8, nofile_hard: 1048576}"])
+    out = capsys.readouterr().out
+    assert re.search(r"^app1\s+\| \+worker_processes 8;$", out, re.M), out
+    assert re.search(r"^app1\s+\| \+worker_rlimit_nofile 8448;$", out, re.M), out
+    assert in_host("app1", "grep -c 'worker_processes 8;' /etc/nginx/nginx.conf").stdout.strip() == "0"
+    assert not reports[0].failed
