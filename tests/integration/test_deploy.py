@@ -132,9 +132,10 @@ def test_changed_or_unknown_host_key_is_refused(deployed: list, tmp_path: Path) 
 
 def test_inventory_facts_override_plans_for_a_bigger_box(deployed: list, capsys) -> None:  # noqa: ANN001
     reports = commands.deploy(REPO, "sandbox", limit="app1", check=True,
-                              overrides=["fabstack_facts={cpus: 8, nofile_hard: 1048576}"])
+                              overrides=["fabstack_facts={cpus: 8, nofile_hard: 5000}"])
     out = capsys.readouterr().out
     assert re.search(r"^app1\s+\| \+worker_processes 8;$", out, re.M), out
-    assert re.search(r"^app1\s+\| \+worker_rlimit_nofile 8448;$", out, re.M), out
+    assert re.search(r"^app1\s+\| \+worker_rlimit_nofile 5000;$", out, re.M), out
+    assert re.search(r"^app1\s+\| \+\s+worker_connections 2372;$", out, re.M), out
     assert in_host("app1", "grep -c 'worker_processes 8;' /etc/nginx/nginx.conf").stdout.strip() == "0"
     assert not reports[0].failed
