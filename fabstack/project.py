@@ -10,6 +10,7 @@ from fabstack.errors import FabstackError
 from fabstack.inventory import Inventory, ResolvedVars, load_inventory
 from fabstack.masking import Masker, secret_values
 from fabstack.role import Role, load_role
+from fabstack.secrets import generated_secrets, secrets_path
 from fabstack.yamlfile import load_yaml
 
 ENGINE_ROOT = Path(__file__).resolve().parent.parent
@@ -73,6 +74,12 @@ class Project:
         for role in roles:
             defaults.update(role.defaults)
             origins.update({k: str(role.defaults_file) for k in role.defaults})
+        wanted = {name for role in roles for name in role.generated_secrets}
+        if wanted:
+            generated = generated_secrets(self.root, self.env, wanted)
+            self.masker.add(set(generated.values()))
+            defaults.update(generated)
+            origins.update({k: str(secrets_path(self.root, self.env)) for k in generated})
         resolved = self.inventory.resolve(host, defaults, overrides)
         for key, origin in resolved.origins.items():
             if origin == "role defaults":

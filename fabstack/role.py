@@ -39,6 +39,11 @@ class Role:
         return self.path / "templates"
 
     @property
+    def generated_secrets(self) -> tuple[str, ...]:
+        """Variables the role needs as secrets, generated per env when nobody sets them (``GENERATED_SECRETS``)."""
+        return tuple(getattr(self.module, "GENERATED_SECRETS", ()))
+
+    @property
     def handlers(self) -> dict[str, str]:
         """Handler name -> shell command, in declaration order."""
         return dict(getattr(self.module, "HANDLERS", {}))
@@ -107,6 +112,8 @@ class RoleContext:
     jinja: jinja2.Environment
     groups: dict[str, list[str]] = field(default_factory=dict)
     hostvars: dict[str, dict[str, Any]] = field(default_factory=dict)
+    hostfacts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    computed: dict[str, Any] = field(default_factory=dict)
     operations: list[ops.Operation] = field(default_factory=list)
 
     def _notify(self, notify: str | list[str] | None) -> list[str]:
@@ -123,7 +130,7 @@ class RoleContext:
     def render(self, template: str, **extra: Any) -> str:
         """Render one of the role's templates with the host's variables, facts and ``extra``."""
         context = dict(self.vars, facts=self.facts, inventory_hostname=self.host, groups=self.groups,
-                       hostvars=self.hostvars, **extra)
+                       hostvars=self.hostvars, computed=self.computed, **extra)
         return render(self.jinja, template, context, self.host)
 
     def packages(self, *names: str) -> ops.Operation:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fabstack import operations as ops
+from fabstack.budget import Budget, compute_budget
 from fabstack.connection import HostConnection
 from fabstack.errors import FabstackError
 from fabstack.project import HostSetup, Project
@@ -70,7 +71,9 @@ def gather_facts(run: HostRun) -> None:
     run.facts.update(overrides)
 
 
-def declare(project: Project, run: HostRun) -> list[tuple[Role, ops.Operation]]:
+def declare(
+    project: Project, run: HostRun, hostfacts: dict[str, dict[str, Any]], budget: Budget
+) -> list[tuple[Role, ops.Operation]]:
     """Call each role's ``deploy`` to declare its operations (local: templates render here)."""
     declared: list[tuple[Role, ops.Operation]] = []
     seen: dict[str, str] = {}
@@ -78,7 +81,7 @@ def declare(project: Project, run: HostRun) -> list[tuple[Role, ops.Operation]]:
     for role in run.setup.roles:
         jinja = environment([role.templates_dir, project.root / "templates"])
         ctx = RoleContext(role=role, host=run.name, vars=run.setup.vars, facts=run.facts, jinja=jinja,
-                          groups=groups, hostvars=hostvars)
+                          groups=groups, hostvars=hostvars, hostfacts=hostfacts, computed=budget.of(run.name))
         try:
             role.module.deploy(ctx)
         except FabstackError as exc:
@@ -91,12 +94,17 @@ def declare(project: Project, run: HostRun) -> list[tuple[Role, ops.Operation]]:
     return declared
 
 
-def plan_host(project: Project, run: HostRun) -> None:
-    """Connect, gather facts, declare, and probe every operation's state in one more round trip."""
+def open_and_gather(project: Project, run: HostRun) -> None:
+    """Connect and gather the host's facts (round trip 1)."""
     run.conn = connect(project, run.setup)
     run.conn.open()
     gather_facts(run)
-    declared = declare(project, run)
+
+
+def plan_host(project: Project, run: HostRun, hostfacts: dict[str, dict[str, Any]], budget: Budget) -> None:
+    """Declare the host's operations and probe their state in one more round trip (round trip 2)."""
+    assert run.conn is not None
+    declared = declare(project, run, hostfacts, budget)
     probes = [op.probe() for _, op in declared]
     states = run.conn.agent({"action": "probe", "items": [p for p in probes if p is not None]})["states"]
     answers = iter(states)
@@ -165,20 +173,42 @@ def fail(run: HostRun, exc: Exception, printer: Printer) -> None:
     printer.line(run.name, f"FAILED   {message}")
 
 
+def before_planning(
+    project: Project, runs: list[HostRun], hostfacts: dict[str, dict[str, Any]]
+) -> tuple[Budget, list[InputError]]:
+    """Whole-fleet checks that need every host's facts: the connection and memory budget."""
+    setups = {r.name: r.setup for r in runs if r.name in hostfacts}
+    budget = compute_budget(project, setups, hostfacts)
+    return budget, [InputError(p.message, where=p.where, key=p.key, host=p.host) for p in budget.problems]
+
+
 def execute(
     project: Project, setups: list[HostSetup], *, check: bool, printer: Printer, forks: int = 10
 ) -> list[HostReport]:
     """Plan every host in parallel; stop all if any input is bad; else apply (unless check) and report."""
     runs = [HostRun(setup=s, report=HostReport(host=s.name)) for s in setups]
     input_errors: list[InputError] = []
+    hostfacts: dict[str, dict[str, Any]] = {}
 
-    def phase_plan(run: HostRun) -> None:
+    def phase_facts(run: HostRun) -> None:
         try:
-            plan_host(project, run)
+            open_and_gather(project, run)
+            hostfacts[run.name] = run.facts
         except InputError as exc:
             input_errors.append(exc)
             fail(run, exc, printer)
         except Exception as exc:  # noqa: BLE001 - one host's failure must not stop the others
+            fail(run, exc, printer)
+
+    def phase_plan(run: HostRun) -> None:
+        if run.report.error:
+            return
+        try:
+            plan_host(project, run, hostfacts, budget)
+        except InputError as exc:
+            input_errors.append(exc)
+            fail(run, exc, printer)
+        except Exception as exc:  # noqa: BLE001
             fail(run, exc, printer)
 
     def phase_apply(run: HostRun) -> None:
@@ -193,13 +223,19 @@ def execute(
         try:
             results = None if check or input_errors or not run.changes else apply_host(run)
             if input_errors and not check:
-                raise FabstackError("not applied: bad input on another host stopped the run", host=run.name)
+                raise FabstackError("not applied: the run was refused before any change (see above)", host=run.name)
             record(run, results, check, printer)
         except Exception as exc:  # noqa: BLE001
             fail(run, exc, printer)
 
     with ThreadPoolExecutor(max_workers=max(1, forks)) as pool:
-        list(pool.map(phase_plan, runs))
+        list(pool.map(phase_facts, runs))
+        budget, problems = before_planning(project, runs, hostfacts)
+        for problem in problems:
+            input_errors.append(problem)
+            printer.line(problem.host or "budget", f"REFUSED  {problem.line()}")
+        if not input_errors:
+            list(pool.map(phase_plan, runs))
         list(pool.map(phase_apply, runs))
     for run in runs:
         if run.conn is not None:

@@ -28,6 +28,7 @@ class SandboxHost:
     name: str
     address: str
     port: int
+    memory: str = ""
 
     @property
     def container(self) -> str:
@@ -55,7 +56,8 @@ def sandbox_hosts(inv: Inventory) -> list[SandboxHost]:
         address = values.get("ansible_host")
         if not address:
             raise FabstackError("a sandbox host needs a fixed ansible_host address", where=str(inv.path), host=name)
-        hosts.append(SandboxHost(name, str(address), int(values.get("ansible_port", 22))))
+        memory = str(values.get("sandbox_memory", ""))
+        hosts.append(SandboxHost(name, str(address), int(values.get("ansible_port", 22)), memory))
     return hosts
 
 
@@ -143,7 +145,7 @@ def _running(container: str) -> bool:
 
 def start_host(host: SandboxHost, network: str, pubkey: Path) -> None:
     """Start one host container (systemd as PID 1), replacing a stopped one or one from another image or key."""
-    key_id = hashlib.sha256(pubkey.read_bytes()).hexdigest()[:16]
+    key_id = hashlib.sha256(pubkey.read_bytes() + host.memory.encode()).hexdigest()[:16]
     if _running(host.container):
         current = podman("inspect", "--format", '{{.ImageName}} {{index .Config.Labels "fabstack.key"}}',
                          host.container).split()
@@ -152,7 +154,7 @@ def start_host(host: SandboxHost, network: str, pubkey: Path) -> None:
     podman("rm", "-f", "-t", "0", host.container, check=False)
     podman(
         "run", "-d", "--name", host.container, "--hostname", host.name, "--network", network,
-        "--label", f"fabstack.key={key_id}",
+        "--label", f"fabstack.key={key_id}", *(["--memory", host.memory] if host.memory else []),
         "--ip", host.address, "--systemd=always", "--cap-add", "NET_RAW",
         "--sysctl", "net.core.somaxconn=4096", "--shm-size", "256m",
         "-v", f"{pubkey}:/home/deploy/.ssh/authorized_keys:ro,Z",

@@ -1,0 +1,184 @@
+"""The connection and memory budget of a whole env, computed before any host is changed.
+
+Every tier's numbers come from here, so the roles that write them into configs and ``inv capacity`` that prints
+them can never disagree. A plan whose numbers cannot work (pools above max_connections, clients above
+max_client_conn, more memory committed than a host has) is refused with the numbers named.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from fabstack import tuning
+
+
+@dataclass
+class Problem:
+    """One reason the budget does not fit."""
+
+    message: str
+    key: str = ""
+    host: str = ""
+    where: str = ""
+
+
+@dataclass
+class Budget:
+    """Per-host computed values, the tier summary lines, and any problems."""
+
+    values: dict[str, dict[str, Any]] = field(default_factory=dict)
+    lines: list[str] = field(default_factory=list)
+    memory: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    def of(self, host: str) -> dict[str, Any]:
+        """The computed values for one host (an empty mapping if none)."""
+        return self.values.setdefault(host, {})
+
+    def commit(self, host: str, what: str, mb: int) -> None:
+        """Record memory a component commits on a host."""
+        self.memory.setdefault(host, []).append((what, mb))
+
+
+def _roles(setup: Any) -> set[str]:
+    return {r.name for r in setup.roles}
+
+
+def fpm_children(values: dict[str, Any], facts: dict[str, Any]) -> int:
+    """PHP-FPM max_children: configured, or what fits in the host's memory share beside OPcache."""
+    if values["php_fpm_max_children"] > 0:
+        return values["php_fpm_max_children"]
+    usable = int(facts["memory_mb"] * values["php_fpm_memory_share"]) - values["php_opcache_memory_mb"]
+    return tuning.fpm_max_children(usable, 0, values["php_fpm_worker_mb"])
+
+
+def compute_budget(project: Any, setups: dict[str, Any], hostfacts: dict[str, dict[str, Any]]) -> Budget:
+    """Compute every tier's numbers for the hosts at hand and check that they fit together."""
+    budget = Budget()
+    clients = 0
+    lines = budget.lines
+    lines.append("APP TIER (clients of PgBouncer)")
+    for host, setup in setups.items():
+        v, facts, roles = setup.vars, hostfacts[host], _roles(setup)
+        if "php_fpm" in roles:
+            children = fpm_children(v, facts)
+            conns = children * v["php_fpm_db_connections_per_child"]
+            budget.of(host).update(php_fpm_max_children=children)
+            budget.commit(host, "php-fpm children", children * v["php_fpm_worker_mb"])
+            budget.commit(host, "opcache", v["php_opcache_memory_mb"])
+            lines.append(f"  {host:<8} php-fpm   {children} children x {v['php_fpm_db_connections_per_child']} "
+                         f"db connections = {conns}")
+            clients += conns
+        if "uvicorn" in roles:
+            workers = tuning.uvicorn_workers(facts["cpus"], v["uvicorn_workers"])
+            conns = workers * v["fastapi_db_pool_size"]
+            budget.of(host).update(uvicorn_workers=workers)
+            budget.commit(host, "uvicorn workers", workers * v["uvicorn_worker_mb"])
+            lines.append(f"  {host:<8} uvicorn   {workers} workers x {v['fastapi_db_pool_size']} pool = {conns}")
+            clients += conns
+        if "supervisor" in roles:
+            procs = sum(int(p.get("numprocs", 1)) for p in v["supervisor_programs"])
+            budget.commit(host, "queue workers", procs * v["supervisor_worker_mb"])
+            lines.append(f"  {host:<8} workers   {procs} queue worker processes x 1 = {procs}")
+            clients += procs
+        if "nginx" in roles:
+            workers = tuning.nginx_worker_processes(facts["cpus"], v["nginx_worker_processes"])
+            budget.commit(host, "nginx workers", workers * 32)
+    lines.append(f"  total app clients: {clients}")
+
+    _pgbouncer_and_postgresql(project, setups, hostfacts, budget, clients)
+    _redis(setups, hostfacts, budget)
+    _memory(setups, hostfacts, budget)
+    return budget
+
+
+def _pgbouncer_and_postgresql(
+    project: Any, setups: dict[str, Any], hostfacts: dict[str, dict[str, Any]], budget: Budget, clients: int
+) -> None:
+    lines = budget.lines
+    server_conns: dict[str, int] = {}
+    lines.append("PGBOUNCER")
+    groups = project.groups()
+    for host, setup in setups.items():
+        if "pgbouncer" not in _roles(setup):
+            continue
+        v = setup.vars
+        max_client = v["pgbouncer_max_client_conn"]
+        pool, reserve = v["pgbouncer_default_pool_size"], v["pgbouncer_reserve_pool_size"]
+        primary = (groups.get(v["pgbouncer_primary_group"]) or [""])[0]
+        replica = (groups.get(v["pgbouncer_replica_group"]) or [primary])[0]
+        users = max(1, len(v["pgbouncer_users"]))
+        for target in {primary, replica}:
+            per_target = sum(1 for t in (primary, replica) if t == target)
+            server_conns[target] = server_conns.get(target, 0) + (pool + reserve) * users * per_target
+        files = tuning.capped_nofile(max_client + 2 * (pool + reserve) * users + 256,
+                                     hostfacts[host]["nofile_hard"])
+        budget.of(host).update(pgbouncer_nofile=files, pgbouncer_primary=primary, pgbouncer_replica=replica)
+        budget.commit(host, "pgbouncer", 20 + max_client // 256)
+        lines.append(f"  {host:<8} max_client_conn {max_client} (app clients {clients}); pool {pool}+{reserve} "
+                     f"reserve per user: rw -> {primary}, ro -> {replica}; open files {files}")
+        origin = setup.resolved.origin("pgbouncer_max_client_conn")
+        if clients > max_client:
+            budget.problems.append(Problem(
+                f"{clients} app clients exceed pgbouncer_max_client_conn {max_client}",
+                key="pgbouncer_max_client_conn", host=host, where=origin))
+        if files < max_client:
+            budget.problems.append(Problem(
+                f"max_client_conn {max_client} needs more open files than this host allows ({files})",
+                key="pgbouncer_max_client_conn", host=host, where=origin))
+
+    lines.append("POSTGRESQL")
+    for host, setup in setups.items():
+        if "postgresql" not in _roles(setup):
+            continue
+        v = setup.vars
+        reserved = v["postgresql_superuser_reserved_connections"]
+        needed = max(server_conns.values(), default=0) + reserved + v["postgresql_admin_connections"]
+        configured = v["postgresql_max_connections"]
+        max_conn = configured if configured > 0 else max(needed, 20)
+        facts = hostfacts[host]
+        ssd = not any(d.get("rotational") for d in facts.get("disks", [])) or v["postgresql_assume_ssd"]
+        settings = tuning.pgtune_web(facts["memory_mb"], facts["cpus"], ssd, max_conn)
+        budget.of(host).update(postgresql_max_connections=max_conn, postgresql_tuning=settings)
+        shared = tuning.parse_size_mb(str(settings["shared_buffers"]))
+        work = tuning.parse_size_mb(str(settings["work_mem"]))
+        budget.commit(host, "postgresql shared_buffers", shared)
+        budget.commit(host, "postgresql backends", max_conn * (work + 5))
+        pools = server_conns.get(host, 0)
+        lines.append(f"  {host:<8} max_connections {max_conn} = pgbouncer pools {pools} + reserved {reserved} + "
+                     f"admin {v['postgresql_admin_connections']} (shared_buffers {settings['shared_buffers']}, "
+                     f"work_mem {settings['work_mem']})")
+        if pools > max_conn - reserved:
+            budget.problems.append(Problem(
+                f"PgBouncer pools need {pools} server connections but max_connections {max_conn} leaves "
+                f"{max_conn - reserved} after {reserved} reserved",
+                key="postgresql_max_connections", host=host, where=setup.resolved.origin("postgresql_max_connections")))
+
+
+def _redis(setups: dict[str, Any], hostfacts: dict[str, dict[str, Any]], budget: Budget) -> None:
+    for host, setup in setups.items():
+        if "redis" not in _roles(setup):
+            continue
+        v = setup.vars
+        maxmemory = v["redis_maxmemory_mb"] or hostfacts[host]["memory_mb"] // 4
+        budget.of(host).update(redis_maxmemory_mb=maxmemory)
+        # a snapshot or AOF rewrite forks: copy-on-write can touch up to the whole dataset again
+        factor = 2 if v["redis_use"] == "queue" else 1
+        budget.commit(host, "redis maxmemory" + (" x2 (fork)" if factor == 2 else ""), maxmemory * factor)
+        budget.lines.append(f"REDIS {host}: maxmemory {maxmemory}MB, use {v['redis_use']}")
+
+
+def _memory(setups: dict[str, Any], hostfacts: dict[str, dict[str, Any]], budget: Budget) -> None:
+    budget.lines.append("MEMORY (committed / host memory)")
+    for host, parts in budget.memory.items():
+        total = sum(mb for _, mb in parts)
+        have = hostfacts[host]["memory_mb"]
+        detail = ", ".join(f"{what} {mb}MB" for what, mb in parts)
+        budget.lines.append(f"  {host:<8} {total}MB / {have}MB: {detail}")
+        if total > have:
+            setup = setups[host]
+            key = "php_fpm_max_children" if any("php-fpm" in w for w, _ in parts) else "memory"
+            budget.problems.append(Problem(
+                f"{total}MB committed ({detail}) exceeds the host's {have}MB", key=key, host=host,
+                where=setup.resolved.origin(key) if key != "memory" else ""))
