@@ -35,9 +35,9 @@ def run(argv: list[str], **kwargs: Any) -> tuple[int, str]:
     return proc.returncode, (proc.stdout + proc.stderr).strip()
 
 
-def shell(command: str) -> tuple[int, str]:
-    """Run a role-declared shell command; return (exit code, output)."""
-    return run(["/bin/sh", "-c", command])
+def shell(command: str, stdin: str | None = None) -> tuple[int, str]:
+    """Run a role-declared shell command (optionally fed ``stdin``); return (exit code, output)."""
+    return run(["/bin/sh", "-c", command], input=stdin)
 
 
 # ---------------------------------------------------------------- facts
@@ -459,7 +459,7 @@ def apply_account(step: Request, _journal: Journal) -> bool:
 def apply_command(step: Request, _journal: Journal) -> bool:
     if guard_state(step)["satisfied"]:
         return False
-    code, out = shell(step["command"])
+    code, out = shell(step["command"], step.get("stdin"))
     if code != 0:
         raise StepFailed(f"exit status {code}: {last_lines(out)}")
     return True

@@ -315,13 +315,15 @@ class Account(Operation):
 class Command(Operation):
     """A shell command run only while its guard is unmet: ``creates`` (a path) or ``unless`` (a command).
 
-    The command is a role's own literal; variables in it must go through ``shlex.quote``.
+    The command is a role's own literal; variables in it must go through ``shlex.quote``. ``stdin`` (SQL, say)
+    is fed to it on standard input, so a password in it never shows in a process list.
     """
 
     command: str
     creates: str | None = None
     unless: str | None = None
     name: str = ""
+    stdin: str | None = None
 
     @property
     def id(self) -> str:  # noqa: D102
@@ -336,4 +338,4 @@ class Command(Operation):
         return Plan("change", [self.desired()], diff=f"run: {self.command}\n")
 
     def desired(self) -> dict[str, Any]:  # noqa: D102
-        return self.step("command", command=self.command, creates=self.creates, unless=self.unless)
+        return self.step("command", command=self.command, creates=self.creates, unless=self.unless, stdin=self.stdin)

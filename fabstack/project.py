@@ -56,6 +56,20 @@ class Project:
         """The env's name (the inventory file's stem)."""
         return self.inventory.env
 
+    def waves(self) -> list[list[str]]:
+        """Roles grouped by the play that first names them: every host finishes a play before the next starts.
+
+        Like Ansible's plays, this lets a replica clone a primary that the previous play configured.
+        """
+        seen: set[str] = set()
+        waves = []
+        for _, roles in self.plays:
+            fresh = [r for r in roles if r not in seen]
+            seen.update(fresh)
+            if fresh:
+                waves.append(fresh)
+        return waves
+
     def roles_for(self, host: str, only: list[str] | None = None) -> list[Role]:
         """The roles site.yml assigns to a host, in play order, optionally narrowed by ``--roles``."""
         names: list[str] = []

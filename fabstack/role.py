@@ -114,6 +114,7 @@ class RoleContext:
     hostvars: dict[str, dict[str, Any]] = field(default_factory=dict)
     hostfacts: dict[str, dict[str, Any]] = field(default_factory=dict)
     computed: dict[str, Any] = field(default_factory=dict)
+    root: Path = Path(".")
     operations: list[ops.Operation] = field(default_factory=list)
 
     def _notify(self, notify: str | list[str] | None) -> list[str]:
@@ -198,11 +199,12 @@ class RoleContext:
         return self.file(f"/etc/cron.d/fabstack-{name}", f"{body}{schedule} {user} {command}\n")
 
     def command(self, command: str, *, creates: str | None = None, unless: str | None = None, name: str = "",
-                notify: str | list[str] | None = None) -> ops.Operation:
+                notify: str | list[str] | None = None, stdin: str | None = None) -> ops.Operation:
         """A command run only while its guard is unmet (``creates`` a path, or ``unless`` a command succeeds)."""
         if creates is None and unless is None:
             raise FabstackError("a command needs a guard (creates= or unless=) to stay idempotent", key=name or command)
-        return self._add(ops.Command(command, creates=creates, unless=unless, name=name, notify=self._notify(notify)))
+        return self._add(ops.Command(command, creates=creates, unless=unless, name=name, stdin=stdin,
+                                     notify=self._notify(notify)))
 
     def vars_managed(self) -> str:
         """The header line for files written without a template."""

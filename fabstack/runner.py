@@ -41,6 +41,7 @@ class HostRun:
     conn: HostConnection | None = None
     facts: dict[str, Any] = field(default_factory=dict)
     planned: list[Planned] = field(default_factory=list)
+    results: list[dict[str, Any]] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -48,10 +49,6 @@ class HostRun:
         """The host's inventory name."""
         return self.setup.name
 
-    @property
-    def changes(self) -> list[Planned]:
-        """The operations that need steps applied."""
-        return [p for p in self.planned if p.plan.status == "change"]
 
 
 def connect(project: Project, setup: HostSetup) -> HostConnection:
@@ -81,7 +78,7 @@ def declare(
     for role in run.setup.roles:
         jinja = environment([role.templates_dir, project.root / "templates"])
         ctx = RoleContext(role=role, host=run.name, vars=run.setup.vars, facts=run.facts, jinja=jinja,
-                          groups=groups, hostvars=hostvars, hostfacts=hostfacts, computed=budget.of(run.name))
+                          groups=groups, hostvars=hostvars, hostfacts=hostfacts, computed=budget.of(run.name), root=project.root)
         try:
             role.module.deploy(ctx)
         except FabstackError as exc:
@@ -113,10 +110,8 @@ def plan_host(project: Project, run: HostRun, hostfacts: dict[str, dict[str, Any
         run.planned.append(Planned(role, op, op.plan(state, run.facts)))
 
 
-def apply_host(run: HostRun) -> list[dict[str, Any]]:
-    """Send every role's steps and handlers in one round trip; return the agent's per-step results."""
-    assert run.conn is not None
-    payload = []
+def role_payloads(run: HostRun) -> dict[str, dict[str, Any]]:
+    """Each role's steps and handlers for the agent, for the roles that have anything to do."""
     steps_of: dict[int, list[dict[str, Any]]] = {}
     installing = False
     for p in run.planned:
@@ -126,14 +121,24 @@ def apply_host(run: HostRun) -> list[dict[str, Any]]:
             # probed before this run's packages were installed: let the agent check it again
             steps_of[id(p)] = [p.op.desired()]
         installing = installing or (p.plan.status == "change" and isinstance(p.op, ops.Packages))
+    payloads = {}
     for role in run.setup.roles:
         steps = [s for p in run.planned if p.role is role for s in steps_of.get(id(p), [])]
         if steps:
             handlers = [{"name": n, "command": c} for n, c in role.handlers.items()]
-            payload.append({"name": role.name, "steps": steps, "handlers": handlers})
-    if not payload:
-        return []
-    return run.conn.agent({"action": "apply", "roles": payload})["results"]
+            payloads[role.name] = {"name": role.name, "steps": steps, "handlers": handlers}
+    return payloads
+
+
+def apply_wave(run: HostRun, roles: list[str]) -> None:
+    """Send the steps of this wave's roles in one round trip; a failed role stops the host's later waves."""
+    if run.report.error or any(r["status"] == "failed" for r in run.results):
+        return
+    payloads = role_payloads(run)
+    batch = [payloads[name] for name in roles if name in payloads]
+    if batch:
+        assert run.conn is not None
+        run.results.extend(run.conn.agent({"action": "apply", "roles": batch})["results"])
 
 
 def record(run: HostRun, results: list[dict[str, Any]] | None, check: bool, printer: Printer) -> None:
@@ -205,28 +210,32 @@ def execute(
             return
         try:
             plan_host(project, run, hostfacts, budget)
+            run.report.seconds = time.monotonic() - run.started
         except InputError as exc:
             input_errors.append(exc)
             fail(run, exc, printer)
         except Exception as exc:  # noqa: BLE001
             fail(run, exc, printer)
 
-    def phase_apply(run: HostRun) -> None:
+    def phase_apply(run: HostRun, roles: list[str]) -> None:
         try:
-            apply_or_report(run)
+            apply_wave(run, roles)
+        except Exception as exc:  # noqa: BLE001
+            fail(run, exc, printer)
         finally:
             run.report.seconds = time.monotonic() - run.started
 
-    def apply_or_report(run: HostRun) -> None:
-        if run.report.error:
-            return
+    def phase_report(run: HostRun) -> None:
         try:
-            results = None if check or input_errors or not run.changes else apply_host(run)
+            if run.report.error:
+                return
             if input_errors and not check:
                 raise FabstackError("not applied: the run was refused before any change (see above)", host=run.name)
-            record(run, results, check, printer)
+            record(run, run.results, check, printer)
         except Exception as exc:  # noqa: BLE001
             fail(run, exc, printer)
+        finally:
+            run.report.seconds = run.report.seconds or time.monotonic() - run.started
 
     with ThreadPoolExecutor(max_workers=max(1, forks)) as pool:
         list(pool.map(phase_facts, runs))
@@ -236,7 +245,10 @@ def execute(
             printer.line(problem.host or "budget", f"REFUSED  {problem.line()}")
         if not input_errors:
             list(pool.map(phase_plan, runs))
-        list(pool.map(phase_apply, runs))
+        if not input_errors and not check:
+            for wave in project.waves():
+                list(pool.map(lambda run, wave=wave: phase_apply(run, wave), runs))
+        list(pool.map(phase_report, runs))
     for run in runs:
         if run.conn is not None:
             run.report.round_trips = run.conn.round_trips

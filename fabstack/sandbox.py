@@ -147,9 +147,10 @@ def start_host(host: SandboxHost, network: str, pubkey: Path) -> None:
     """Start one host container (systemd as PID 1), replacing a stopped one or one from another image or key."""
     key_id = hashlib.sha256(pubkey.read_bytes() + host.memory.encode()).hexdigest()[:16]
     if _running(host.container):
-        current = podman("inspect", "--format", '{{.ImageName}} {{index .Config.Labels "fabstack.key"}}',
+        current = podman("inspect", "--format", '{{.Image}} {{index .Config.Labels "fabstack.key"}}',
                          host.container).split()
-        if current == [HOST_IMAGE, key_id]:
+        image_id = podman("image", "inspect", "--format", "{{.Id}}", HOST_IMAGE).strip()
+        if current == [image_id, key_id]:
             return
     podman("rm", "-f", "-t", "0", host.container, check=False)
     podman(

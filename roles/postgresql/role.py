@@ -1,0 +1,155 @@
+"""postgresql: Debian's PostgreSQL, PGTune-tuned from facts, scram-only pg_hba, replication slots, app databases."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shlex
+from typing import Any
+
+from fabstack.role import RoleContext
+
+GENERATED_SECRETS = ("postgresql_app_password", "postgresql_replication_password")
+
+# Debian's postgresql.service passes reload and restart on to every cluster of the host.
+HANDLERS = {
+    "reload postgresql": "systemctl reload postgresql",
+    "restart postgresql": "systemctl restart postgresql",
+}
+
+_IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+def check(values: dict[str, Any]) -> list[tuple[str, str]]:
+    """Names must be plain SQL identifiers; numbers must make sense."""
+    problems = []
+    for key in ("postgresql_app_user", "postgresql_replication_user"):
+        if not _IDENT.match(values[key]):
+            problems.append((key, f"must be a lowercase SQL identifier, got {values[key]!r}"))
+    for name in values["postgresql_databases"]:
+        if not isinstance(name, str) or not _IDENT.match(name):
+            problems.append(("postgresql_databases", f"must list lowercase SQL identifiers, got {name!r}"))
+    for index in values["postgresql_indexes"]:
+        if not isinstance(index, dict) or not _valid_index(index):
+            problems.append(("postgresql_indexes", f"each needs identifiers database, name, table and a "
+                                                   f"comma-separated list of columns, got {index!r}"))
+    for key in ("postgresql_max_connections", "postgresql_superuser_reserved_connections",
+                "postgresql_admin_connections"):
+        if values[key] < 0:
+            problems.append((key, f"cannot be negative, got {values[key]}"))
+    return problems
+
+
+def _valid_index(index: dict[str, Any]) -> bool:
+    names = [str(index.get(f, "")) for f in ("database", "name", "table")]
+    columns = [c.strip() for c in str(index.get("columns", "")).split(",")]
+    return all(_IDENT.match(n) for n in names + columns)
+
+
+def sql_literal(text: str) -> str:
+    """A SQL string literal (standard_conforming_strings is on)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def psql(database: str = "postgres") -> str:
+    """The psql command line run as the postgres superuser over the local socket."""
+    return f"runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -d {shlex.quote(database)}"
+
+
+def query_is(database: str, sql: str, expected: str) -> str:
+    """A guard: true when the query's single value equals ``expected``."""
+    return (f"test \"$(runuser -u postgres -- psql -X -At -d {shlex.quote(database)} -c {shlex.quote(sql)})\" = "
+            f"{shlex.quote(expected)}")
+
+
+def addresses(host: RoleContext, groups: list[str]) -> list[str]:
+    """The addresses of every host in the named groups."""
+    found: list[str] = []
+    for group in groups:
+        for name in host.groups.get(group, []):
+            address = str(host.hostvars[name].get("ansible_host", name))
+            if address not in found:
+                found.append(address)
+    return found
+
+
+def login_role(host: RoleContext, name: str, password: str, extra: str) -> None:
+    """A login role whose password is kept right; a hash in the role's comment shows it without revealing it."""
+    mark = "fabstack:" + hashlib.sha256(f"{name}:{password}".encode()).hexdigest()[:32]
+    host.command(
+        psql(), name=f"role {name}",
+        unless=query_is("postgres", f"select shobj_description(oid, 'pg_authid') from pg_roles "
+                                    f"where rolname = '{name}'", mark),
+        stdin=(f"select 'create role {name}' where not exists (select from pg_roles where rolname = '{name}')\\gexec\n"
+               f"alter role {name} with login {extra} password {sql_literal(password)};\n"
+               f"comment on role {name} is {sql_literal(mark)};\n"),
+    )
+
+
+def deploy(host: RoleContext) -> None:
+    """Declare the server, its tuned config and access rules; on the primary, roles, databases and slots."""
+    v, computed = host.vars, host.computed
+    version, cluster = v["postgresql_version"], v["postgresql_cluster"]
+    etc = f"/etc/postgresql/{version}/{cluster}"
+    data = f"/var/lib/postgresql/{version}/{cluster}"
+    is_primary = host.host in host.groups.get(v["postgresql_primary_group"], [])
+    replicas = host.groups.get(v["postgresql_replica_group"], [])
+    check_config = (f"runuser -u postgres -- /usr/lib/postgresql/{version}/bin/postgres -D {data} "
+                    f"-c config_file={etc}/postgresql.conf -C max_connections >/dev/null")
+    check_hba = ("test \"$(runuser -u postgres -- psql -X -At -c "
+                 "'select count(*) from pg_hba_file_rules where error is not null')\" = 0")
+
+    host.packages(f"postgresql-{version}")
+    context = dict(
+        tuning=computed["postgresql_tuning"], max_connections=computed["postgresql_max_connections"],
+        listen=["localhost", host.facts["primary_address"]], replicas=replicas, is_primary=is_primary,
+        client_addresses=addresses(host, v["postgresql_client_groups"]),
+        replication_addresses=addresses(host, [v["postgresql_primary_group"], v["postgresql_replica_group"]]),
+    )
+    host.template("restart.conf.j2", f"{etc}/conf.d/60-fabstack-restart.conf", owner="postgres", group="postgres",
+                  validate=check_config, notify="restart postgresql", **context)
+    host.template("reload.conf.j2", f"{etc}/conf.d/61-fabstack.conf", owner="postgres", group="postgres",
+                  validate=check_config, notify="reload postgresql", **context)
+    host.template("pg_hba.conf.j2", f"{etc}/pg_hba.conf", owner="postgres", group="postgres", mode="0640",
+                  validate=check_hba, notify="reload postgresql", **context)
+    host.service(f"postgresql@{version}-{cluster}")
+    if not is_primary:
+        return
+
+    login_role(host, v["postgresql_app_user"], v["postgresql_app_password"], "nosuperuser")
+    login_role(host, v["postgresql_replication_user"], v["postgresql_replication_password"], "replication")
+    for replica in replicas:
+        slot = replica.replace("-", "_")
+        host.command(psql(), name=f"replication slot {slot}",
+                     unless=query_is("postgres", f"select count(*) from pg_replication_slots "
+                                                 f"where slot_name = '{slot}'", "1"),
+                     stdin=f"select pg_create_physical_replication_slot('{slot}');\n")
+    schema = host.root / v["postgresql_schema_file"] if v["postgresql_schema_file"] else None
+    for database in v["postgresql_databases"]:
+        host.command(psql(), name=f"database {database}",
+                     unless=query_is("postgres", f"select count(*) from pg_database where datname = '{database}'",
+                                     "1"),
+                     stdin=f"create database {database} owner {v['postgresql_app_user']};\n")
+        host.command(psql(database), name=f"pg_stat_statements in {database}",
+                     unless=query_is(database, "select count(*) from pg_extension "
+                                               "where extname = 'pg_stat_statements'", "1"),
+                     stdin="create extension if not exists pg_stat_statements;\n")
+        if schema is not None:
+            sql = schema.read_text()
+            digest = hashlib.sha256(sql.encode()).hexdigest()[:16]
+            host.command(
+                psql(database), name=f"schema {schema.name} in {database}",
+                unless=query_is(database, "select coalesce((select string_agg(digest, ',') from fabstack_schema), "
+                                          "'')", digest),
+                stdin=(f"set role {v['postgresql_app_user']};\n{sql}\n"
+                       "create table if not exists fabstack_schema (digest text not null);\n"
+                       f"delete from fabstack_schema;\ninsert into fabstack_schema values ('{digest}');\n"),
+            )
+    for index in v["postgresql_indexes"]:
+        host.command(
+            psql(index["database"]), name=f"index {index['name']}",
+            unless=query_is(index["database"], f"select count(*) from pg_indexes where indexname = '{index['name']}'",
+                            "1"),
+            stdin=(f"create index concurrently if not exists {index['name']} on {index['table']} "
+                   f"({index['columns']});\n"),
+        )

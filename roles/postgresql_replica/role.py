@@ -1,0 +1,54 @@
+"""postgresql_replica: clone the primary once with pg_basebackup -R through this replica's slot; hot standby."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from fabstack.role import RoleContext
+
+HANDLERS: dict[str, str] = {}
+
+
+def check(values: dict[str, Any]) -> list[tuple[str, str]]:
+    """The wait must be positive."""
+    if values["postgresql_replica_clone_wait"] <= 0:
+        return [("postgresql_replica_clone_wait", "must be a positive number of seconds")]
+    return []
+
+
+def primary_of(host: RoleContext) -> str:
+    """The primary's address (the first host of the primary group)."""
+    primaries = host.groups.get(host.vars["postgresql_primary_group"], [])
+    if not primaries:
+        return ""
+    return str(host.hostvars[primaries[0]].get("ansible_host", primaries[0]))
+
+
+def deploy(host: RoleContext) -> None:
+    """Declare the replication password file and the one-time clone of the primary."""
+    v = host.vars
+    version, cluster = v["postgresql_version"], v["postgresql_cluster"]
+    data = f"/var/lib/postgresql/{version}/{cluster}"
+    primary = primary_of(host)
+    user = v["postgresql_replication_user"]
+    host.template("pgpass.j2", "/var/lib/postgresql/.pgpass", owner="postgres", group="postgres", mode="0600",
+                  secret=True, primary=primary)
+    slot = host.host.replace("-", "_")
+    conninfo = f"host={primary} port={v['postgresql_port']} user={user} application_name={slot}"
+    clone = (
+        f"runuser -u postgres -- pg_basebackup -D {data}.clone -R -X stream -c fast -S {slot} "
+        f"-d {shlex.quote(conninfo)}"
+    )
+    wait = v["postgresql_replica_clone_wait"]
+    script = (
+        "set -e; "
+        f"rm -rf {data}.clone; "
+        f"for i in $(seq {wait // 2}); do if {clone} 2>/tmp/fabstack-clone.err; then ok=1; break; fi; "
+        f"rm -rf {data}.clone; sleep 2; done; "
+        "if [ -z \"$ok\" ]; then cat /tmp/fabstack-clone.err >&2; exit 1; fi; "
+        f"systemctl stop postgresql@{version}-{cluster}; "
+        f"rm -rf {data}.old; mv {data} {data}.old; mv {data}.clone {data}; "
+        f"systemctl start postgresql@{version}-{cluster}; rm -rf {data}.old"
+    )
+    host.command(script, name=f"clone {primary} into {data}", creates=f"{data}/standby.signal")
