@@ -187,9 +187,11 @@ def service_state(name: str) -> Answer:
             "enabled": enabled.splitlines()[-1] if enabled else "unknown"}
 
 
-def sysctl_state(key: str) -> Answer:
-    path = "/proc/sys/" + key.replace(".", "/")
+def sysctl_state(path: str) -> Answer:
+    """A kernel setting's value; for a choice file such as ``always madvise [never]``, the chosen one."""
     value = read(path, None)
+    if value is not None and "[" in value:
+        value = value.split("[", 1)[1].split("]", 1)[0]
     return {"value": " ".join(value.split()) if value is not None else None,
             "writable": os.access(path, os.W_OK)}
 
@@ -217,7 +219,7 @@ def probe_one(item: Request) -> Answer:
     if kind_ == "service":
         return service_state(item["name"])
     if kind_ == "sysctl":
-        return sysctl_state(item["key"])
+        return sysctl_state(item["path"])
     if kind_ in ("user", "group"):
         return account_state(kind_, item["name"])
     if kind_ == "command":
@@ -421,17 +423,17 @@ def apply_service(step: Request, _journal: Journal) -> bool:
 
 
 def apply_sysctl(step: Request, _journal: Journal) -> bool:
-    state = sysctl_state(step["key"])
+    path = step["path"]
+    state = sysctl_state(path)
     if state["value"] == step["value"]:
         return False
     if not state["writable"]:
-        raise StepFailed(f"cannot set {step['key']}: /proc/sys is read-only")
-    path = "/proc/sys/" + step["key"].replace(".", "/")
+        raise StepFailed(f"cannot set {path}: read-only here")
     try:
         with open(path, "w") as handle:
             handle.write(str(step["value"]))
     except OSError as exc:
-        raise StepFailed(f"cannot set {step['key']}: {exc.strerror}") from exc
+        raise StepFailed(f"cannot set {path}: {exc.strerror}") from exc
     return True
 
 

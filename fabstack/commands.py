@@ -35,8 +35,8 @@ def deploy(
     for name in only or []:
         if name not in project.roles:
             raise FabstackError(f"unknown role {name!r} (site.yml assigns: {', '.join(project.roles)})", key="--roles")
-    values = parse_overrides(overrides or [])
-    setups = [project.setup(host, only, values) for host in project.inventory.select(limit)]
+    project.overrides = parse_overrides(overrides or [])
+    setups = [project.setup(host, only) for host in project.inventory.select(limit)]
     printer = Printer(project.masker, verbose=verbose, show_diff=diff or check)
     mode = " (check mode: nothing will change)" if check else ""
     print(f"deploy env={env} hosts={len(setups)}{mode}", flush=True)

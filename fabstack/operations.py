@@ -255,32 +255,45 @@ class Service(Operation):
 
 @dataclass
 class Sysctl(Operation):
-    """A kernel setting's live value; skipped, with the reason, where the kernel refuses it (containers)."""
+    """A kernel setting's live value (a sysctl key, or a file under /sys given as ``path``).
+
+    Skipped, with the reason, where the kernel refuses it (a container's read-only /proc/sys or /sys).
+    """
 
     key: str
     value: str
+    path: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.path:
+            self.path = "/proc/sys/" + self.key.replace(".", "/")
 
     @property
     def id(self) -> str:  # noqa: D102
         return f"sysctl {self.key}"
 
+    @property
+    def wanted(self) -> str:
+        """The value as the kernel prints it (whitespace folded)."""
+        return " ".join(str(self.value).split())
+
     def probe(self) -> dict[str, Any]:  # noqa: D102
-        return {"type": "sysctl", "key": self.key}
+        return {"type": "sysctl", "path": self.path}
 
     def plan(self, state: dict[str, Any], facts: dict[str, Any]) -> Plan:  # noqa: D102
-        want = " ".join(str(self.value).split())
         current = state.get("value")
-        if current == want:
+        if current == self.wanted:
             return OK
         if current is None:
-            return Plan("skip", reason=f"{self.key} does not exist on this kernel")
+            return Plan("skip", reason=f"{self.path} does not exist on this kernel")
         if not state.get("writable"):
             where = f"inside a container ({facts.get('container')})" if facts.get("container") else "here"
-            return Plan("skip", reason=f"/proc/sys is read-only {where}: {self.key} stays {current}, wanted {want}")
-        return Plan("change", [self.desired()], diff=f"{current} -> {want}\n")
+            return Plan("skip", reason=f"{self.path} is read-only {where}: {self.key} stays {current}, "
+                                       f"wanted {self.wanted}")
+        return Plan("change", [self.desired()], diff=f"{current} -> {self.wanted}\n")
 
     def desired(self) -> dict[str, Any]:  # noqa: D102
-        return self.step("sysctl", key=self.key, value=" ".join(str(self.value).split()))
+        return self.step("sysctl", path=self.path, value=self.wanted)
 
 
 @dataclass

@@ -39,6 +39,7 @@ class Project:
     plays: list[tuple[str, list[str]]]
     roles: dict[str, Role] = field(default_factory=dict)
     masker: Masker = field(default_factory=Masker)
+    overrides: dict[str, Any] = field(default_factory=dict)
     _hostvars: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def groups(self) -> dict[str, list[str]]:
@@ -46,9 +47,13 @@ class Project:
         return {name: self.inventory.select(name) for name in self.inventory.groups}
 
     def hostvars(self) -> dict[str, dict[str, Any]]:
-        """Every host's inventory variables (no role defaults), like Ansible's ``hostvars``."""
+        """Every host's resolved variables (its roles' defaults included), like Ansible's ``hostvars``.
+
+        Roles read another host's settings here (a PgBouncer's port, a primary's address), so a value set
+        for that host's group reaches the hosts that connect to it.
+        """
         if not self._hostvars:
-            self._hostvars = {h: self.inventory.resolve(h).values for h in self.inventory.hosts}
+            self._hostvars = {h: self.resolve(h).values for h in self.inventory.hosts}
         return self._hostvars
 
     @property
@@ -80,8 +85,8 @@ class Project:
             names = [n for n in names if n in only]
         return [self.roles[n] for n in names]
 
-    def setup(self, host: str, only_roles: list[str] | None, overrides: dict[str, Any]) -> HostSetup:
-        """Resolve and check a host's variables (role defaults lowest, ``--set`` highest)."""
+    def resolve(self, host: str) -> ResolvedVars:
+        """A host's variables: its roles' defaults, generated secrets, the inventory layers and ``--set``."""
         roles = self.roles_for(host)
         defaults: dict[str, Any] = {}
         origins: dict[str, str] = {}
@@ -94,10 +99,16 @@ class Project:
             self.masker.add(set(generated.values()))
             defaults.update(generated)
             origins.update({k: str(secrets_path(self.root, self.env)) for k in generated})
-        resolved = self.inventory.resolve(host, defaults, overrides)
+        resolved = self.inventory.resolve(host, defaults, self.overrides)
         for key, origin in resolved.origins.items():
             if origin == "role defaults":
                 resolved.origins[key] = origins.get(key, origin)
+        return resolved
+
+    def setup(self, host: str, only_roles: list[str] | None) -> HostSetup:
+        """Resolve and check a host's variables (role defaults lowest, ``--set`` highest)."""
+        roles = self.roles_for(host)
+        resolved = self.resolve(host)
         secrets = secret_values(resolved.values)
         self.masker.add(secrets)
         for role in roles:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import re
 from dataclasses import dataclass, field
@@ -128,6 +129,17 @@ class RoleContext:
         self.operations.append(op)
         return op
 
+    def address_of(self, name: str) -> str:
+        """Another host's address (its ``ansible_host``)."""
+        return str(self.hostvars[name].get("ansible_host", name))
+
+    def peer(self, group: str) -> dict[str, Any]:
+        """The first host of ``group``: its resolved variables plus ``address`` (empty if the group is empty)."""
+        names = self.groups.get(group, [])
+        if not names:
+            return {}
+        return dict(self.hostvars[names[0]], address=self.address_of(names[0]), name=names[0])
+
     def render(self, template: str, **extra: Any) -> str:
         """Render one of the role's templates with the host's variables, facts and ``extra``."""
         context = dict(self.vars, facts=self.facts, inventory_hostname=self.host, groups=self.groups,
@@ -179,6 +191,10 @@ class RoleContext:
         self.file(f"/etc/sysctl.d/60-fabstack-{key}.conf", f"# {self.vars_managed()}\n{key} = {value}\n")
         self._add(ops.Sysctl(key, str(value)))
 
+    def kernel_file(self, path: str, value: str) -> ops.Operation:
+        """A kernel setting under /sys (persist it separately, e.g. with a tmpfiles.d entry)."""
+        return self._add(ops.Sysctl(path.removeprefix("/sys/"), value, path=path))
+
     def user(self, name: str, *, system: bool = True, shell: str | None = None, home: str | None = None,
              group: str | None = None) -> ops.Operation:
         """A local user account."""
@@ -205,6 +221,30 @@ class RoleContext:
             raise FabstackError("a command needs a guard (creates= or unless=) to stay idempotent", key=name or command)
         return self._add(ops.Command(command, creates=creates, unless=unless, name=name, stdin=stdin,
                                      notify=self._notify(notify)))
+
+    def release(self, source: str, dest: str, *, group: str = "root",
+                notify: str | list[str] | None = None) -> str:
+        """Ship a folder of the repo as an immutable release: ``DEST/releases/DIGEST`` and a ``DEST/current`` link.
+
+        The digest covers every file's path and content, so an unchanged app is no change at all, and a new one
+        is switched to in a single atomic rename of the link. Returns the release's path.
+        """
+        folder = self.root / source
+        if not folder.is_dir():
+            raise FabstackError(f"app source folder {folder} does not exist", key=source, host=self.host)
+        files = sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+        digest = hashlib.sha256()
+        for path in files:
+            digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes() + b"\0")
+        release = f"{dest}/releases/{digest.hexdigest()[:12]}"
+        for directory in (dest, f"{dest}/releases", release):
+            self.directory(directory)
+        for sub in sorted({p.parent for p in files if p.parent != folder}):
+            self.directory(f"{release}/{sub.relative_to(folder)}")
+        for path in files:
+            self.file(f"{release}/{path.relative_to(folder)}", path.read_bytes(), group=group, mode="0644")
+        self.symlink(f"{dest}/current", release, notify=notify)
+        return release
 
     def vars_managed(self) -> str:
         """The header line for files written without a template."""

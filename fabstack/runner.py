@@ -73,7 +73,7 @@ def declare(
 ) -> list[tuple[Role, ops.Operation]]:
     """Call each role's ``deploy`` to declare its operations (local: templates render here)."""
     declared: list[tuple[Role, ops.Operation]] = []
-    seen: dict[str, str] = {}
+    seen: dict[str, tuple[str, ops.Operation]] = {}
     groups, hostvars = project.groups(), project.hostvars()
     for role in run.setup.roles:
         jinja = environment([role.templates_dir, project.root / "templates"])
@@ -85,8 +85,12 @@ def declare(
             raise InputError(exc.message, where=exc.where, key=exc.key, host=exc.host or run.name) from exc
         for op in ctx.operations:
             if op.id in seen:
-                raise InputError(f"{op.id} is declared by both roles {seen[op.id]} and {role.name}", host=run.name)
-            seen[op.id] = role.name
+                first_role, first = seen[op.id]
+                if first.desired() == op.desired():
+                    continue  # two roles want the very same thing (a shared folder): declare it once
+                raise InputError(f"{op.id} is declared differently by roles {first_role} and {role.name}",
+                                 host=run.name)
+            seen[op.id] = (role.name, op)
             declared.append((role, op))
     return declared
 

@@ -20,7 +20,7 @@ def verify(root: Path, env: str, limit: str | None = None, extra_args: list[str]
     host_map = {}
     test_dirs: list[str] = []
     for host in hosts:
-        setup = project.setup(host, None, {})
+        setup = project.setup(host, None)
         roles = [r.name for r in setup.roles]
         host_map[host] = {"roles": roles, "vars": setup.vars}
         for role in setup.roles:

@@ -25,14 +25,15 @@ def error_of(action) -> str:  # noqa: ANN001
 def test_wrong_type_names_file_key_and_host(project_copy: Path) -> None:
     (project_copy / "group_vars" / "lb.yml").write_text("nginx_site: lb\nnginx_worker_connections: lots\n")
     project = load_project(project_copy, "sandbox")
-    line = error_of(lambda: project.setup("lb1", None, {}))
+    line = error_of(lambda: project.setup("lb1", None))
     assert "group_vars/lb.yml" in line and "key nginx_worker_connections" in line and "host lb1" in line
     assert "expected an integer" in line
 
 
 def test_zero_or_negative_size_is_refused(project_copy: Path) -> None:
     project = load_project(project_copy, "sandbox")
-    line = error_of(lambda: project.setup("app1", None, parse_overrides(["nginx_worker_connections=0"])))
+    project.overrides = parse_overrides(["nginx_worker_connections=0"])
+    line = error_of(lambda: project.setup("app1", None))
     assert "key nginx_worker_connections" in line and "host app1" in line and "positive" in line
 
 
@@ -63,7 +64,7 @@ def test_undefined_template_variable_names_template_line_variable_and_host(tmp_p
     template = root / "roles" / "nginx" / "templates" / "static.conf.j2"
     template.write_text(template.read_text().replace("index index.html;", "index {{ nginx_index_page }};"))
     project = load_project(root, "sandbox")
-    setup = project.setup("app1", None, {})
+    setup = project.setup("app1", None)
     role = project.roles["nginx"]
     ctx = RoleContext(role=role, host="app1", vars=setup.vars, facts=FACTS,
                       jinja=environment([role.templates_dir]), groups=project.groups(), hostvars=project.hostvars())

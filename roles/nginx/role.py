@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from fabstack.errors import FabstackError
+
 from fabstack.role import RoleContext
 from fabstack.tuning import nginx_worker_connections, nginx_worker_processes, nginx_worker_rlimit_nofile
 
@@ -11,25 +13,40 @@ HANDLERS = {
     "reload nginx": "systemctl reload nginx",
 }
 
+SITES = ("lb", "php", "uvicorn", "static")
+
 
 def check(values: dict[str, Any]) -> list[tuple[str, str]]:
     """Values that are well-typed but cannot work."""
     problems = []
-    if values["nginx_site"] not in ("lb", "static"):
-        problems.append(("nginx_site", f"must be lb or static, got {values['nginx_site']!r}"))
-    for key in ("nginx_worker_connections", "nginx_listen_port", "nginx_upstream_port", "nginx_keepalive_timeout"):
+    if values["nginx_site"] not in SITES:
+        problems.append(("nginx_site", f"must be one of {', '.join(SITES)}, got {values['nginx_site']!r}"))
+    for key in ("nginx_worker_connections", "nginx_listen_port", "nginx_upstream_port", "nginx_keepalive_timeout",
+                "nginx_limit_req_rate", "nginx_limit_conn", "nginx_status_port", "nginx_upstream_keepalive"):
         if values[key] <= 0:
             problems.append((key, f"must be a positive number, got {values[key]}"))
     if values["nginx_worker_processes"] < 0:
         problems.append(("nginx_worker_processes", "must be 0 (from cores) or more"))
+    if values["nginx_status_port"] == values["nginx_listen_port"]:
+        problems.append(("nginx_status_port", f"collides with nginx_listen_port {values['nginx_listen_port']}"))
+    for route in values["nginx_lb_routes"]:
+        if not isinstance(route, dict) or not str(route.get("path", "")).startswith("/") or not route.get("group"):
+            problems.append(("nginx_lb_routes", f"each route needs a path starting with / and a group: {route!r}"))
     return problems
 
 
-def upstream_servers(host: RoleContext) -> list[str]:
-    """``address:port`` of every host in the upstream group."""
-    group = host.vars["nginx_upstream_group"]
+def upstreams(host: RoleContext) -> list[dict[str, Any]]:
+    """One upstream per load-balancer route: its name, path and ``address:port`` servers, longest path first."""
     port = host.vars["nginx_upstream_port"]
-    return [f"{host.hostvars[h].get('ansible_host', h)}:{port}" for h in host.groups.get(group, [])]
+    found = []
+    for route in sorted(host.vars["nginx_lb_routes"], key=lambda r: -len(r["path"])):
+        group = route["group"]
+        if group not in host.groups:
+            raise FabstackError(f"route {route['path']} names unknown group {group!r}", key="nginx_lb_routes",
+                                host=host.host)
+        servers = [f"{host.address_of(h)}:{port}" for h in host.groups[group]]
+        found.append({"name": f"{group}_servers", "path": route["path"], "servers": servers})
+    return found
 
 
 def deploy(host: RoleContext) -> None:
@@ -45,12 +62,16 @@ def deploy(host: RoleContext) -> None:
     host.template("nginx.conf.j2", "/etc/nginx/nginx.conf", validate="nginx -t -q -c %s", notify="reload nginx",
                   **tuning)
     host.absent("/etc/nginx/sites-enabled/default", notify="reload nginx")
-    if v["nginx_site"] == "lb":
-        host.template("lb.conf.j2", "/etc/nginx/sites-enabled/fabstack.conf", validate="nginx -t -q",
-                      notify="reload nginx", servers=upstream_servers(host))
-    else:
+    site = v["nginx_site"]
+    extra: dict[str, Any] = {"private_address": host.facts["primary_address"]}
+    if site == "lb":
+        extra["upstreams"] = upstreams(host)
+    elif site == "uvicorn":
+        extra["app_port"] = v.get("uvicorn_port", 8000)
+        extra["app_idle"] = v.get("uvicorn_upstream_idle_seconds", 60)
+    elif site == "static":
         host.directory(v["nginx_root"])
         host.template("index.html.j2", f"{v['nginx_root']}/index.html")
-        host.template("static.conf.j2", "/etc/nginx/sites-enabled/fabstack.conf", validate="nginx -t -q",
-                      notify="reload nginx")
-    host.service("nginx", state="started", enabled=True)
+    host.template(f"{site}.conf.j2", "/etc/nginx/sites-enabled/fabstack.conf", validate="nginx -t -q",
+                  notify="reload nginx", **extra)
+    host.service("nginx")

@@ -1,0 +1,69 @@
+"""The demo FastAPI app: rows through PgBouncer (rw and ro entries), a value from Redis, jobs onto a queue."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import socket
+
+import psycopg
+import redis.asyncio as aioredis
+from fastapi import FastAPI, HTTPException
+
+from settings import load_settings
+
+SETTINGS = load_settings()
+app = FastAPI(title="fabstack demo")
+redis_client = aioredis.Redis(
+    host=SETTINGS["REDIS_HOST"], port=int(SETTINGS["REDIS_PORT"]), username=SETTINGS["REDIS_USER"],
+    password=SETTINGS["REDIS_PASSWORD"], decode_responses=True,
+)
+# Connections per worker, as the budget counts them; PgBouncer does the real pooling.
+db_slots = asyncio.Semaphore(int(SETTINGS["DB_POOL_SIZE"]))
+
+
+async def query(entry: str, sql: str, *args: object) -> list[tuple]:
+    """Run one query through PgBouncer's rw or ro entry (no server-side prepares: transaction pooling)."""
+    async with db_slots:
+        conn = await psycopg.AsyncConnection.connect(SETTINGS[f"DB_{entry.upper()}_DSN"], prepare_threshold=None,
+                                                     autocommit=True)
+        async with conn:
+            cursor = await conn.execute(sql, args)
+            return await cursor.fetchall() if cursor.description else []
+
+
+@app.get("/health")
+async def health() -> dict:
+    """Liveness."""
+    return {"ok": True}
+
+
+@app.get("/")
+async def index() -> dict:
+    """Rows read from the replica, the rw entry's role, and a cached Redis value."""
+    cached = await redis_client.get("demo:py-greeting")
+    if cached is None:
+        cached = "cached by fastapi"
+        await redis_client.setex("demo:py-greeting", 60, cached)
+    rows = await query("ro", "select id, name from items order by id limit 5")
+    standby = await query("rw", "select pg_is_in_recovery()")
+    return {"app": "fastapi", "host": socket.gethostname(), "rows": [{"id": r[0], "name": r[1]} for r in rows],
+            "redis": cached, "rw_is_standby": standby[0][0]}
+
+
+@app.get("/enqueue")
+async def enqueue(payload: str = "") -> dict:
+    """Push a job onto the Python workers' queue."""
+    job = {"id": secrets.token_hex(8), "kind": "fastapi", "payload": payload}
+    await redis_client.lpush("jobs:py", json.dumps(job))
+    return {"queued": job["id"], "queue": "jobs:py"}
+
+
+@app.get("/job")
+async def job(id: str) -> dict:  # noqa: A002 - the query parameter's public name
+    """A processed job as the replica sees it."""
+    rows = await query("ro", "select job_id, kind, payload from jobs_done where job_id = %s", id)
+    if not rows:
+        raise HTTPException(status_code=404, detail="not processed yet")
+    return {"job": {"job_id": rows[0][0], "kind": rows[0][1], "payload": rows[0][2]}}

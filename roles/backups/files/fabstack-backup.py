@@ -1,0 +1,173 @@
+#!/usr/bin/python3
+# managed by fabstack (role backups); local edits are overwritten
+"""Nightly PostgreSQL backups: pg_dump -Fc per database plus globals, written under a temporary name, fsynced,
+renamed into place with a SHA256SUMS manifest; then retention (daily / weekly / monthly) that never deletes the
+newest good backup. A backup whose checksums do not match is reported and never counted as good.
+
+Usage: fabstack-backup run | list | prune [--now ISO] | verify NAME
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+SETTINGS = Path(os.environ.get("FABSTACK_BACKUP_SETTINGS", "/etc/fabstack/backup.json"))
+STAMP = "%Y%m%dT%H%M%SZ"
+
+
+def log(message: str) -> None:
+    """One timestamped line on stdout (cron appends it to the log)."""
+    print(f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%dT%H:%M:%SZ} fabstack-backup: {message}", flush=True)
+
+
+def sha256(path: Path) -> str:
+    """The file's sha256."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a file or folder to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def as_postgres(argv: list[str], output: Path) -> None:
+    """Run a client as the postgres user, writing to ``output``; raise on failure."""
+    with output.open("wb") as handle:
+        proc = subprocess.run(["runuser", "-u", "postgres", "--", *argv], stdout=handle, stderr=subprocess.PIPE)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{argv[0]} failed: {proc.stderr.decode(errors='replace').strip()}")
+
+
+def run(settings: dict) -> Path:
+    """Take one backup; returns its folder."""
+    root = Path(settings["dir"])
+    name = dt.datetime.now(dt.timezone.utc).strftime(STAMP)
+    tmp = root / f".tmp-{name}"
+    tmp.mkdir(mode=0o750)
+    shutil.chown(tmp, "postgres", "postgres")
+    try:
+        port = str(settings.get("port", 5432))
+        as_postgres(["pg_dumpall", "-p", port, "--globals-only", "--no-role-passwords"], tmp / "globals.sql")
+        for database in settings["databases"]:
+            as_postgres(["pg_dump", "-p", port, "-Fc", database], tmp / f"{database}.dump")
+        lines = []
+        for file in sorted(tmp.iterdir()):
+            fsync_path(file)
+            lines.append(f"{sha256(file)}  {file.name}\n")
+        (tmp / "SHA256SUMS").write_text("".join(lines))
+        fsync_path(tmp / "SHA256SUMS")
+        fsync_path(tmp)
+        final = root / name
+        os.rename(tmp, final)
+        fsync_path(root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log(f"backup {name} written ({len(lines)} files)")
+    return final
+
+
+def is_good(folder: Path) -> bool:
+    """Whether every file listed in the folder's SHA256SUMS is there with that checksum."""
+    manifest = folder / "SHA256SUMS"
+    if not manifest.is_file():
+        return False
+    entries = [line.split("  ", 1) for line in manifest.read_text().splitlines() if line.strip()]
+    return bool(entries) and all((folder / n).is_file() and sha256(folder / n) == h for h, n in entries)
+
+
+def backups(root: Path) -> list[tuple[dt.datetime, Path]]:
+    """Finished backups, newest first (temporary folders are never listed)."""
+    found = []
+    for folder in root.iterdir() if root.is_dir() else []:
+        try:
+            when = dt.datetime.strptime(folder.name, STAMP).replace(tzinfo=dt.timezone.utc)
+        except ValueError:
+            continue
+        found.append((when, folder))
+    return sorted(found, reverse=True)
+
+
+def to_keep(good: list[dt.datetime], keep: dict[str, int]) -> set[dt.datetime]:
+    """Grandfather-father-son retention over the good backups' times (newest first).
+
+    The newest backup of each of the last ``daily`` days, ``weekly`` ISO weeks and ``monthly`` months is
+    kept, and the newest good backup always.
+    """
+    kept: set[dt.datetime] = set(good[:1])
+    buckets = {
+        "daily": lambda t: t.date(),
+        "weekly": lambda t: t.isocalendar()[:2],
+        "monthly": lambda t: (t.year, t.month),
+    }
+    for period, key_of in buckets.items():
+        seen: list[object] = []
+        for when in good:
+            key = key_of(when)
+            if key not in seen:
+                if len(seen) == keep[period]:
+                    break
+                seen.append(key)
+                kept.add(when)
+    return kept
+
+
+def prune(settings: dict) -> None:
+    """Delete good backups outside retention; report bad ones (deleted only once a year old)."""
+    root = Path(settings["dir"])
+    found = backups(root)
+    good = [(when, folder) for when, folder in found if is_good(folder)]
+    kept = to_keep([when for when, _ in good], settings["keep"])
+    newest = good[0][0] if good else None
+    for when, folder in found:
+        if (when, folder) in good:
+            if when not in kept:
+                shutil.rmtree(folder)
+                log(f"pruned {folder.name}")
+        else:
+            log(f"CORRUPT backup {folder.name}: checksums do not match; never counted as good")
+            if newest and (newest - when).days > 366:
+                shutil.rmtree(folder)
+
+
+def main(argv: list[str]) -> int:
+    """Entry point; the exit status is non-zero on any failure."""
+    settings = json.loads(SETTINGS.read_text())
+    command = argv[1] if len(argv) > 1 else "run"
+    try:
+        if command == "run":
+            run(settings)
+            prune(settings)
+        elif command == "prune":
+            prune(settings)
+        elif command == "list":
+            for when, folder in backups(Path(settings["dir"])):
+                print(json.dumps({"name": folder.name, "time": when.isoformat(), "good": is_good(folder)}))
+        elif command == "verify":
+            return 0 if is_good(Path(settings["dir"]) / argv[2]) else 1
+        else:
+            print(__doc__, file=sys.stderr)
+            return 2
+    except Exception as exc:  # noqa: BLE001 - cron needs one line and a non-zero status
+        log(f"FAILED: {exc}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,32 @@
+"""fastapi_app: release the demo FastAPI app and write its settings file (PgBouncer DSNs, Redis credentials)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fabstack.role import RoleContext
+
+GENERATED_SECRETS = ("postgresql_app_password", "redis_app_password")
+
+HANDLERS = {
+    "restart app": "if systemctl is-enabled -q fabstack-fastapi 2>/dev/null; then systemctl restart fabstack-fastapi; fi",
+    "restart workers": "if systemctl is-active -q supervisor; then supervisorctl restart all >/dev/null; fi",
+}
+
+
+def check(values: dict[str, Any]) -> list[tuple[str, str]]:
+    """The pool must hold at least one connection."""
+    if values["fastapi_db_pool_size"] <= 0:
+        return [("fastapi_db_pool_size", "must be a positive number")]
+    return []
+
+
+def deploy(host: RoleContext) -> None:
+    """Declare the Python packages the app needs (Debian's), its settings and its release."""
+    v = host.vars
+    host.packages("python3-fastapi", "python3-uvicorn", "python3-psycopg", "python3-redis")
+    host.directory("/etc/fabstack")
+    host.template("fastapi-app.env.j2", "/etc/fabstack/fastapi-app.env", group="www-data", mode="0640",
+                  secret=True, pgbouncer=host.peer(v["fastapi_app_pgbouncer_group"]),
+                  redis=host.peer(v["fastapi_app_redis_group"]), notify=["restart app", "restart workers"])
+    host.release(v["fastapi_app_source"], v["fastapi_app_dest"], notify=["restart app", "restart workers"])

@@ -1,0 +1,45 @@
+"""pgbouncer: transaction pooling, rw entry -> primary and ro entry -> replica, scram auth, limits from the budget."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fabstack.role import RoleContext
+
+GENERATED_SECRETS = ("postgresql_app_password", "pgbouncer_admin_password")
+
+HANDLERS = {
+    "reload systemd": "systemctl daemon-reload",
+    "restart pgbouncer": "systemctl restart pgbouncer",
+    "reload pgbouncer": "systemctl reload pgbouncer",
+}
+
+
+def check(values: dict[str, Any]) -> list[tuple[str, str]]:
+    """Sizes must be positive."""
+    return [(key, f"must be a positive number, got {values[key]}")
+            for key in ("pgbouncer_max_client_conn", "pgbouncer_default_pool_size", "pgbouncer_listen_port")
+            if values[key] <= 0]
+
+
+def address_of(host: RoleContext, name: str) -> str:
+    """A host's address from the inventory."""
+    return str(host.hostvars[name].get("ansible_host", name)) if name else "127.0.0.1"
+
+
+def deploy(host: RoleContext) -> None:
+    """Declare PgBouncer's package, config, user list, file limit and service."""
+    v, computed = host.vars, host.computed
+    host.packages("pgbouncer", "postgresql-client-15")
+    host.directory("/etc/systemd/system/pgbouncer.service.d")
+    host.template("limits.conf.j2", "/etc/systemd/system/pgbouncer.service.d/60-fabstack.conf",
+                  nofile=computed["pgbouncer_nofile"], notify=["reload systemd", "restart pgbouncer"])
+    host.template("userlist.txt.j2", "/etc/pgbouncer/userlist.txt", owner="postgres", group="postgres",
+                  mode="0640", secret=True, notify="reload pgbouncer")
+    host.template("pgbouncer.ini.j2", "/etc/pgbouncer/pgbouncer.ini", owner="postgres", group="postgres",
+                  mode="0640", notify="reload pgbouncer",
+                  primary=address_of(host, computed["pgbouncer_primary"]),
+                  replica=address_of(host, computed["pgbouncer_replica"]),
+                  postgres_port=host.hostvars[computed["pgbouncer_primary"]].get("postgresql_port", 5432),
+                  listen=["127.0.0.1", host.facts["primary_address"]])
+    host.service("pgbouncer")

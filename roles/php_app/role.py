@@ -1,0 +1,24 @@
+"""php_app: release the demo PHP app and write its configuration (DSNs to PgBouncer, Redis credentials)."""
+
+from __future__ import annotations
+
+from fabstack.role import RoleContext
+
+GENERATED_SECRETS = ("postgresql_app_password", "redis_app_password")
+
+# A release resets OPcache (validate_timestamps is off) and restarts the queue workers on the new code.
+HANDLERS = {
+    "reload php-fpm": "if systemctl is-active -q php8.2-fpm; then systemctl reload php8.2-fpm; fi",
+    "restart workers": "if systemctl is-active -q supervisor; then supervisorctl restart all >/dev/null; fi",
+}
+
+
+def deploy(host: RoleContext) -> None:
+    """Declare the PHP runtime pieces the app needs, its config and its release."""
+    v = host.vars
+    host.packages("php8.2-cli", "php8.2-pgsql", "php8.2-redis")
+    host.directory("/etc/fabstack")
+    host.template("php-app.php.j2", "/etc/fabstack/php-app.php", group="www-data", mode="0640", secret=True,
+                  pgbouncer=host.peer(v["php_app_pgbouncer_group"]), redis=host.peer(v["php_app_redis_group"]),
+                  notify=["reload php-fpm", "restart workers"])
+    host.release(v["php_app_source"], v["php_app_dest"], notify=["reload php-fpm", "restart workers"])

@@ -1,0 +1,44 @@
+"""php_fpm: a pool sized from memory (the budget computes max_children), OPcache, validated with php-fpm -t."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fabstack.role import RoleContext
+from fabstack.tuning import fpm_spare_servers
+
+HANDLERS = {
+    "reload php-fpm": "systemctl reload php8.2-fpm",
+}
+
+VALIDATE = "php-fpm8.2 -t"
+
+
+def check(values: dict[str, Any]) -> list[tuple[str, str]]:
+    """Values that are well-typed but cannot work."""
+    problems = []
+    if values["php_fpm_pm"] not in ("dynamic", "static", "ondemand"):
+        problems.append(("php_fpm_pm", f"must be dynamic, static or ondemand, got {values['php_fpm_pm']!r}"))
+    for key in ("php_fpm_worker_mb", "php_fpm_max_requests", "php_opcache_memory_mb",
+                "php_opcache_max_accelerated_files", "php_fpm_listen_backlog"):
+        if values[key] <= 0:
+            problems.append((key, f"must be a positive number, got {values[key]}"))
+    if not 0 < values["php_fpm_memory_share"] <= 1:
+        problems.append(("php_fpm_memory_share", "must be a fraction between 0 and 1"))
+    if values["php_fpm_max_children"] < 0:
+        problems.append(("php_fpm_max_children", "cannot be negative (0 computes it)"))
+    return problems
+
+
+def deploy(host: RoleContext) -> None:
+    """Declare PHP-FPM, its global config, the app pool and OPcache settings."""
+    children = host.computed["php_fpm_max_children"]
+    start, min_spare, max_spare = fpm_spare_servers(children)
+    host.packages("php8.2-fpm", "php8.2-opcache")
+    host.template("php-fpm.conf.j2", "/etc/php/8.2/fpm/php-fpm.conf", validate=VALIDATE, notify="reload php-fpm")
+    host.absent("/etc/php/8.2/fpm/pool.d/www.conf", notify="reload php-fpm")
+    host.template("pool.conf.j2", "/etc/php/8.2/fpm/pool.d/app.conf", validate=VALIDATE, notify="reload php-fpm",
+                  max_children=children, start_servers=start, min_spare=min_spare, max_spare=max_spare)
+    host.template("opcache.ini.j2", "/etc/php/8.2/fpm/conf.d/90-fabstack.ini", validate=VALIDATE,
+                  notify="reload php-fpm")
+    host.service("php8.2-fpm")

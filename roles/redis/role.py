@@ -1,0 +1,43 @@
+"""redis: private address only, ACL users (no anonymous access), maxmemory and persistence by use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fabstack.role import RoleContext
+
+GENERATED_SECRETS = ("redis_app_password", "redis_admin_password")
+
+HANDLERS = {
+    "restart redis": "systemctl restart redis-server",
+}
+
+
+def check(values: dict[str, Any]) -> list[tuple[str, str]]:
+    """The use must be known and sizes sensible."""
+    problems = []
+    if values["redis_use"] not in ("queue", "cache"):
+        problems.append(("redis_use", f"must be queue or cache, got {values['redis_use']!r}"))
+    if values["redis_maxmemory_mb"] < 0:
+        problems.append(("redis_maxmemory_mb", "cannot be negative"))
+    return problems
+
+
+def deploy(host: RoleContext) -> None:
+    """Declare Redis with its config, ACL file and the kernel settings it needs."""
+    host.packages("redis-server")
+    v = host.vars
+    # ACL files take no comments, so this one is written without a template header.
+    acl = (f"user default off\n"
+           f"user {v['redis_app_user']} on >{v['redis_app_password']} ~* &* +@all -@dangerous\n"
+           f"user admin on >{v['redis_admin_password']} ~* &* +@all\n")
+    host.file("/etc/redis/users.acl", acl, owner="redis", group="redis", mode="0640", secret=True,
+              notify="restart redis")
+    host.template("redis.conf.j2", "/etc/redis/redis.conf", owner="redis", group="redis", mode="0640",
+                  notify="restart redis", maxmemory_mb=host.computed["redis_maxmemory_mb"],
+                  bind=["127.0.0.1", host.facts["primary_address"]])
+    # Redis warns and can stall on fork with transparent huge pages; tmpfiles applies this at every boot.
+    host.file("/etc/tmpfiles.d/fabstack-thp.conf",
+              f"# {host.vars_managed()}\nw /sys/kernel/mm/transparent_hugepage/enabled - - - - never\n")
+    host.kernel_file("/sys/kernel/mm/transparent_hugepage/enabled", "never")
+    host.service("redis-server")

@@ -1,0 +1,33 @@
+"""uvicorn: the FastAPI app under systemd, workers from cores, keep-alive longer than nginx's idle timeout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fabstack.role import RoleContext
+from fabstack.tuning import app_keepalive_seconds, capped_nofile
+
+HANDLERS = {
+    "reload systemd": "systemctl daemon-reload",
+    "restart app": "systemctl restart fabstack-fastapi",
+}
+
+
+def check(values: dict[str, Any]) -> list[tuple[str, str]]:
+    """Sizes must be positive."""
+    return [(key, f"must be a positive number, got {values[key]}")
+            for key in ("uvicorn_port", "uvicorn_limit_concurrency", "uvicorn_backlog", "uvicorn_worker_mb")
+            if values[key] <= 0]
+
+
+def deploy(host: RoleContext) -> None:
+    """Declare the app's systemd unit and service."""
+    v = host.vars
+    host.template(
+        "fabstack-fastapi.service.j2", "/etc/systemd/system/fabstack-fastapi.service",
+        notify=["reload systemd", "restart app"], workers=host.computed["uvicorn_workers"],
+        keepalive=app_keepalive_seconds(v["uvicorn_upstream_idle_seconds"]),
+        nofile=capped_nofile(2 * v["uvicorn_limit_concurrency"] + 1024, host.facts["nofile_hard"]),
+        app_dir=f"{v['fastapi_app_dest']}/current",
+    )
+    host.service("fabstack-fastapi")
