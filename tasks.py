@@ -64,6 +64,16 @@ def verify(c: Context, env: str = "sandbox", limit: str | None = None, root: str
         raise Exit(code=status)
 
 
+@task(iterable=["set_"], help={"env": "inventory/ENV.yml", "limit": "hosts, groups or patterns",
+                               "set": "override a variable: --set key=value", "root": "the deployment repo"})
+def capacity(c: Context, env: str = "sandbox", limit: str | None = None, set_: list[str] | None = None,
+             root: str = ".") -> None:
+    """Print the connection and memory budget of every tier; exits non-zero if it does not fit."""
+    problems = _run(lambda: commands.capacity(Path(root), env, limit, set_))
+    if problems:
+        raise Exit(code=2)
+
+
 @task(name="inventory", help={"env": "inventory/ENV.yml", "json": "print ansible-inventory --list JSON",
                               "root": "the deployment repo"})
 def inventory_(c: Context, env: str = "sandbox", json: bool = False, root: str = ".") -> None:
@@ -89,4 +99,4 @@ def status(c: Context, env: str = "sandbox", root: str = ".") -> None:
     _run(lambda: commands.sandbox_status(Path(root), env))
 
 
-namespace = Collection(deploy, verify, inventory_, Collection("sandbox", up, down, status))
+namespace = Collection(deploy, verify, capacity, inventory_, Collection("sandbox", up, down, status))

@@ -146,9 +146,10 @@ def _pgbouncer_and_postgresql(
         budget.commit(host, "postgresql shared_buffers", shared)
         budget.commit(host, "postgresql backends", max_conn * (work + 5))
         pools = server_conns.get(host, 0)
-        lines.append(f"  {host:<8} max_connections {max_conn} = pgbouncer pools {pools} + reserved {reserved} + "
-                     f"admin {v['postgresql_admin_connections']} (shared_buffers {settings['shared_buffers']}, "
-                     f"work_mem {settings['work_mem']})")
+        how = "computed" if configured <= 0 else "configured"
+        lines.append(f"  {host:<8} max_connections {max_conn} ({how}; needs pgbouncer pools {pools} + reserved "
+                     f"{reserved} + admin {v['postgresql_admin_connections']}); shared_buffers "
+                     f"{settings['shared_buffers']}, work_mem {settings['work_mem']}")
         if pools > max_conn - reserved:
             budget.problems.append(Problem(
                 f"PgBouncer pools need {pools} server connections but max_connections {max_conn} leaves "

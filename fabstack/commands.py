@@ -12,7 +12,8 @@ from fabstack.errors import FabstackError
 from fabstack.inventory import load_inventory
 from fabstack.project import load_project, parse_overrides
 from fabstack.report import HostReport, Printer, recap, write_json
-from fabstack.runner import execute
+from fabstack.budget import compute_budget
+from fabstack.runner import close_all, execute, gather_fleet
 
 
 def deploy(
@@ -46,6 +47,33 @@ def deploy(
         meta = {"env": env, "check": check, "seconds": round(time.monotonic() - started, 3)}
         write_json(Path(json_path), reports, project.masker, meta)
     return reports
+
+
+def capacity(root: Path, env: str, limit: str | None = None, overrides: list[str] | None = None) -> int:
+    """Print the env's connection and memory budget per tier; returns the number of problems found.
+
+    Facts come from the hosts (one round trip each); a host that cannot be reached is planned from its
+    ``fabstack_facts`` in the inventory if it has them, and left out otherwise.
+    """
+    project = load_project(root, env)
+    project.overrides = parse_overrides(overrides or [])
+    setups = [project.setup(host, None) for host in project.inventory.select(limit)]
+    runs, hostfacts = gather_fleet(project, setups)
+    close_all(runs)
+    for run in runs:
+        planned = run.setup.vars.get("fabstack_facts") or {}
+        if run.name not in hostfacts and {"cpus", "memory_mb", "nofile_hard"} <= set(planned):
+            hostfacts[run.name] = {"disks": [], "primary_address": "", **planned}
+        elif run.name not in hostfacts:
+            print(f"{run.name}: left out: {run.report.error}")
+    budget = compute_budget(project, {r.name: r.setup for r in runs if r.name in hostfacts}, hostfacts)
+    print(f"capacity env={env}")
+    print("\n".join(budget.lines))
+    for problem in budget.problems:
+        report_error(FabstackError(problem.message, where=problem.where, key=problem.key, host=problem.host))
+    if not budget.problems:
+        print("budget fits")
+    return len(budget.problems)
 
 
 def inventory(root: Path, env: str, as_json: bool = False) -> str:

@@ -42,6 +42,7 @@ class HostRun:
     facts: dict[str, Any] = field(default_factory=dict)
     planned: list[Planned] = field(default_factory=list)
     results: list[dict[str, Any]] = field(default_factory=list)
+    failure: Exception | None = None
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -191,23 +192,45 @@ def before_planning(
     return budget, [InputError(p.message, where=p.where, key=p.key, host=p.host) for p in budget.problems]
 
 
+def gather_fleet(
+    project: Project, setups: list[HostSetup], forks: int = 10
+) -> tuple[list[HostRun], dict[str, Any]]:
+    """Connect to every host and gather its facts in parallel (one round trip each); failures stay per host."""
+    runs = [HostRun(setup=s, report=HostReport(host=s.name)) for s in setups]
+    hostfacts: dict[str, dict[str, Any]] = {}
+
+    def one(run: HostRun) -> None:
+        try:
+            open_and_gather(project, run)
+            hostfacts[run.name] = run.facts
+        except Exception as exc:  # noqa: BLE001 - reported by the caller
+            run.failure = exc
+            run.report.error = exc.line() if isinstance(exc, FabstackError) else f"{type(exc).__name__}: {exc}"
+
+    with ThreadPoolExecutor(max_workers=max(1, forks)) as pool:
+        list(pool.map(one, runs))
+    return runs, hostfacts
+
+
+def close_all(runs: list[HostRun]) -> None:
+    """Close every host's SSH session, keeping its round-trip count in the report."""
+    for run in runs:
+        if run.conn is not None:
+            run.report.round_trips = run.conn.round_trips
+            run.conn.close()
+
+
 def execute(
     project: Project, setups: list[HostSetup], *, check: bool, printer: Printer, forks: int = 10
 ) -> list[HostReport]:
     """Plan every host in parallel; stop all if any input is bad; else apply (unless check) and report."""
-    runs = [HostRun(setup=s, report=HostReport(host=s.name)) for s in setups]
+    runs, hostfacts = gather_fleet(project, setups, forks)
     input_errors: list[InputError] = []
-    hostfacts: dict[str, dict[str, Any]] = {}
-
-    def phase_facts(run: HostRun) -> None:
-        try:
-            open_and_gather(project, run)
-            hostfacts[run.name] = run.facts
-        except InputError as exc:
-            input_errors.append(exc)
-            fail(run, exc, printer)
-        except Exception as exc:  # noqa: BLE001 - one host's failure must not stop the others
-            fail(run, exc, printer)
+    for run in runs:
+        if run.failure is not None:
+            fail(run, run.failure, printer)
+            if isinstance(run.failure, InputError):
+                input_errors.append(run.failure)
 
     def phase_plan(run: HostRun) -> None:
         if run.report.error:
@@ -242,7 +265,6 @@ def execute(
             run.report.seconds = run.report.seconds or time.monotonic() - run.started
 
     with ThreadPoolExecutor(max_workers=max(1, forks)) as pool:
-        list(pool.map(phase_facts, runs))
         budget, problems = before_planning(project, runs, hostfacts)
         for problem in problems:
             input_errors.append(problem)
@@ -253,8 +275,5 @@ def execute(
             for wave in project.waves():
                 list(pool.map(lambda run, wave=wave: phase_apply(run, wave), runs))
         list(pool.map(phase_report, runs))
-    for run in runs:
-        if run.conn is not None:
-            run.report.round_trips = run.conn.round_trips
-            run.conn.close()
+    close_all(runs)
     return [r.report for r in runs]

@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 
 from fabstack.errors import FabstackError
+from fabstack.budget import compute_budget
 from fabstack.project import load_project
+from fabstack.runner import close_all, gather_fleet
 from fabstack.sshconfig import write_ssh_config
 
 
@@ -17,12 +19,16 @@ def verify(root: Path, env: str, limit: str | None = None, extra_args: list[str]
     """Run testinfra over SSH (ControlMaster shared) for the selected hosts; returns pytest's exit status."""
     project = load_project(root, env)
     hosts = project.inventory.select(limit)
+    setups = [project.setup(host, None) for host in hosts]
+    runs, hostfacts = gather_fleet(project, setups)
+    close_all(runs)
+    budget = compute_budget(project, {s.name: s for s in setups if s.name in hostfacts}, hostfacts)
     host_map = {}
     test_dirs: list[str] = []
-    for host in hosts:
-        setup = project.setup(host, None)
+    for setup in setups:
         roles = [r.name for r in setup.roles]
-        host_map[host] = {"roles": roles, "vars": setup.vars}
+        host_map[setup.name] = {"roles": roles, "vars": setup.vars, "computed": budget.of(setup.name),
+                                "facts": hostfacts.get(setup.name, {})}
         for role in setup.roles:
             tests = role.path / "tests"
             if tests.is_dir() and str(tests) not in test_dirs:

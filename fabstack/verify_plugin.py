@@ -30,6 +30,18 @@ def hostvars(host: Any) -> dict[str, Any]:
     return _host_map()[host.backend.get_hostname()]["vars"]
 
 
+@pytest.fixture
+def computed(host: Any) -> dict[str, Any]:
+    """The values the budget computed for the host under test (pool sizes, max_connections, tuning...)."""
+    return _host_map()[host.backend.get_hostname()]["computed"]
+
+
+@pytest.fixture
+def fleet() -> dict[str, Any]:
+    """Every verified host: its roles, variables, computed values and facts (for cross-host checks)."""
+    return _host_map()
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Deselect a role's tests on hosts that do not carry the role."""
     host_map = _host_map()

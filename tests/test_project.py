@@ -13,7 +13,7 @@ from fabstack.role import RoleContext
 from fabstack.templating import environment
 from tests.conftest import copy_project
 
-FACTS = {"cpus": 2, "memory_mb": 2048, "nofile_hard": 20000, "container": "podman"}
+FACTS = {"cpus": 2, "memory_mb": 2048, "nofile_hard": 20000, "container": "podman", "primary_address": "10.0.0.9"}
 
 
 def error_of(action) -> str:  # noqa: ANN001
@@ -61,15 +61,15 @@ def test_malformed_group_vars_stop_the_deploy(project_copy: Path) -> None:
 
 def test_undefined_template_variable_names_template_line_variable_and_host(tmp_path: Path) -> None:
     root = copy_project(tmp_path / "repo", with_roles=True)
-    template = root / "roles" / "nginx" / "templates" / "static.conf.j2"
-    template.write_text(template.read_text().replace("index index.html;", "index {{ nginx_index_page }};"))
+    template = root / "roles" / "nginx" / "templates" / "php.conf.j2"
+    template.write_text(template.read_text().replace("index index.php;", "index {{ nginx_index_page }};"))
     project = load_project(root, "sandbox")
     setup = project.setup("app1", None)
     role = project.roles["nginx"]
     ctx = RoleContext(role=role, host="app1", vars=setup.vars, facts=FACTS,
                       jinja=environment([role.templates_dir]), groups=project.groups(), hostvars=project.hostvars())
     line = error_of(lambda: role.module.deploy(ctx))
-    assert "static.conf.j2:" in line and "key nginx_index_page" in line and "host app1" in line
+    assert "php.conf.j2:" in line and "key nginx_index_page" in line and "host app1" in line
 
 
 def test_every_template_starts_with_the_managed_header() -> None:

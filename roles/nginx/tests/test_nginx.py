@@ -38,19 +38,38 @@ def test_worker_file_limit_holds_two_per_connection(host: Any) -> None:
     assert re.search(rf"Max open files\s+{rlimit}\s+{rlimit}", limits)
 
 
-def test_serves_http(host: Any, hostvars: dict[str, Any]) -> None:
+def test_serves_its_site(host: Any, hostvars: dict[str, Any]) -> None:
     body = host.check_output(f"curl -sf http://127.0.0.1:{hostvars['nginx_listen_port']}/")
-    if hostvars["nginx_site"] == "lb":
-        assert "served by app" in body
-    else:
-        assert f"served by {host.backend.get_hostname()}" in body
+    expected = {"lb": '"app":"php"', "php": '"app":"php"', "uvicorn": '"app":"fastapi"',
+                "static": f"served by {host.backend.get_hostname()}"}[hostvars["nginx_site"]]
+    assert expected in body
 
 
-def test_lb_spreads_over_upstreams(host: Any, hostvars: dict[str, Any]) -> None:
+def test_lb_routes_each_path_to_its_app_kind(host: Any, hostvars: dict[str, Any]) -> None:
     if hostvars["nginx_site"] != "lb":
         return
-    seen = {host.check_output("curl -sf http://127.0.0.1/") for _ in range(6)}
-    assert len(seen) >= 2, seen
+    assert '"app":"php"' in host.check_output("curl -sf http://127.0.0.1/")
+    assert '"app":"fastapi"' in host.check_output("curl -sf http://127.0.0.1/api/")
+
+
+def test_lb_answers_429_past_the_per_ip_limit(host: Any, hostvars: dict[str, Any]) -> None:
+    if hostvars["nginx_site"] != "lb":
+        return
+    burst = hostvars["nginx_limit_req_burst"] + hostvars["nginx_limit_req_rate"] + 50
+    codes = host.check_output(
+        f"for i in $(seq {burst}); do curl -s -o /dev/null -w '%{{http_code}}\\n' http://127.0.0.1/health & done; wait"
+    ).split()
+    assert "429" in codes and "200" in codes
+
+
+def test_stub_status_only_on_private_address(host: Any, hostvars: dict[str, Any]) -> None:
+    if hostvars["nginx_site"] != "lb":
+        return
+    port = hostvars["nginx_status_port"]
+    private = host.backend.get_hostname()
+    address = host.check_output("hostname -I").split()[0]
+    assert "Active connections" in host.check_output(f"curl -sf http://{address}:{port}/nginx_status")
+    assert host.run(f"curl -sf http://127.0.0.1:{port}/nginx_status").rc != 0, private
 
 
 def test_server_tokens_off(host: Any) -> None:
