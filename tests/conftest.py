@@ -12,14 +12,14 @@ REPO = Path(__file__).resolve().parent.parent
 
 def copy_project(dest: Path, with_roles: bool = False) -> Path:
     """A copy of this repo's deployment files (inventory, group_vars, site.yml; roles if asked) under ``dest``."""
-    for name in ("inventory", "group_vars"):
+    for name in ("inventory", "group_vars", "apps"):
         shutil.copytree(REPO / name, dest / name)
     shutil.copy(REPO / "site.yml", dest / "site.yml")
     if with_roles:
         shutil.copytree(REPO / "roles", dest / "roles", ignore=shutil.ignore_patterns("__pycache__"))
-    sandbox_state = REPO / ".fabstack" / "sandbox"
-    if sandbox_state.is_dir():
-        shutil.copytree(sandbox_state, dest / ".fabstack" / "sandbox")
+    for state in ("sandbox", "secrets"):  # the sandbox's SSH key and the env's generated secrets
+        if (REPO / ".fabstack" / state).is_dir():
+            shutil.copytree(REPO / ".fabstack" / state, dest / ".fabstack" / state)
     return dest
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import yaml
@@ -37,9 +38,33 @@ def test_files_are_owned_by_root_though_we_log_in_as_deploy(deployed: list) -> N
     assert in_host("lb1", "stat -c %U:%a /etc/nginx/nginx.conf").stdout.strip() == "root:644"
 
 
-def test_load_balancer_reaches_both_app_hosts(deployed: list) -> None:
-    bodies = {in_host("lb1", "curl -sf http://127.0.0.1/").stdout for _ in range(6)}
-    assert any("served by app1" in b for b in bodies) and any("served by app2" in b for b in bodies)
+def lb_get(path: str) -> dict:
+    """A request through the load balancer, made on the LB host itself (sandbox traffic only)."""
+    out = in_host("lb1", f"curl -sf 'http://127.0.0.1{path}'")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_each_app_kind_answers_through_lb_with_rows_and_redis(deployed: list) -> None:
+    php, fastapi = lb_get("/"), lb_get("/api/")
+    assert (php["app"], php["host"]) == ("php", "app1")
+    assert (fastapi["app"], fastapi["host"]) == ("fastapi", "app2")
+    for body in (php, fastapi):
+        assert [row["name"] for row in body["rows"]][:2] == ["item 1", "item 2"]  # read through PgBouncer (ro)
+        assert body["redis"]  # a value from Redis
+        assert body["rw_is_standby"] is False  # the rw entry reaches the primary
+
+
+def test_queued_jobs_are_processed_and_reach_the_replica(deployed: list) -> None:
+    for prefix in ("", "/api"):
+        job = lb_get(f"{prefix}/enqueue?payload=e2e{prefix.strip('/')}")["queued"]
+        for _ in range(50):
+            found = in_host("db2", "runuser -u postgres -- psql -X -At -d app -c "
+                                   f"\"select kind from jobs_done where job_id = '{job}'\"").stdout.strip()
+            if found:
+                break
+            time.sleep(0.2)
+        assert found == ("fastapi" if prefix else "php")
 
 
 def test_container_sysctls_are_reported_skipped_with_reason(deployed: list) -> None:
@@ -52,8 +77,8 @@ def test_container_sysctls_are_reported_skipped_with_reason(deployed: list) -> N
 
 def test_check_mode_prints_template_diff_and_changes_nothing(deployed: list, tmp_path: Path, capsys) -> None:  # noqa: ANN001
     root = copy_project(tmp_path / "repo", with_roles=True)
-    template = root / "roles/nginx/templates/static.conf.j2"
-    template.write_text(template.read_text().replace("index index.html;", "index index.html;\n    etag off;"))
+    template = root / "roles/nginx/templates/php.conf.j2"
+    template.write_text(template.read_text().replace("index index.php;", "index index.php;\n    etag off;"))
     before = in_host("app1", "sha256sum /etc/nginx/sites-enabled/fabstack.conf").stdout
     reports = commands.deploy(root, "sandbox", limit="app1", check=True)
     out = capsys.readouterr().out
@@ -76,22 +101,31 @@ def test_broken_nginx_value_keeps_old_config_and_nginx_serving(deployed: list, t
     assert "validation failed" in failed[0].message and reports[0].host == "lb1"
     assert in_host("lb1", "sha256sum /etc/nginx/nginx.conf").stdout == before
     assert in_host("lb1", "systemctl is-active nginx").stdout.strip() == "active"
-    assert "served by app" in in_host("lb1", "curl -sf http://127.0.0.1/").stdout
+    assert '"app":"php"' in in_host("lb1", "curl -sf http://127.0.0.1/").stdout
 
 
 def test_bad_template_variable_on_one_host_changes_no_host(deployed: list, tmp_path: Path) -> None:
     root = copy_project(tmp_path / "repo", with_roles=True)
     lb_template = root / "roles/nginx/templates/lb.conf.j2"
-    broken = lb_template.read_text().replace("keepalive 32;", "keepalive {{ nginx_upstream_keepalive }};")
+    broken = lb_template.read_text().replace("least_conn;", "least_conn; # {{ nginx_upstream_weights }}")
     lb_template.write_text(broken)
-    page = root / "roles/nginx/templates/index.html.j2"
-    page.write_text(page.read_text().replace("served by", "now served by"))
+    app_template = root / "roles/nginx/templates/php.conf.j2"
+    app_template.write_text(app_template.read_text().replace("index index.php;", "index index.php;\n    etag off;"))
+    before = in_host("app1", "sha256sum /etc/nginx/sites-enabled/fabstack.conf").stdout
     reports = commands.deploy(root, "sandbox", limit="lb,app")
     lb = next(r for r in reports if r.host == "lb1")
-    assert "lb.conf.j2:" in lb.error and "nginx_upstream_keepalive" in lb.error and "host lb1" in lb.error
+    assert "lb.conf.j2:" in lb.error and "nginx_upstream_weights" in lb.error and "host lb1" in lb.error
     assert commands.fail_on(reports) != 0
-    assert "now served by" not in in_host("app1", "cat /var/www/fabstack/index.html").stdout
+    assert in_host("app1", "sha256sum /etc/nginx/sites-enabled/fabstack.conf").stdout == before
     assert changed(reports) == 0
+
+
+def test_budget_that_does_not_fit_is_refused_before_any_change(deployed: list, capsys) -> None:  # noqa: ANN001
+    reports = commands.deploy(REPO, "sandbox", overrides=["postgresql_max_connections=20"])
+    out = capsys.readouterr().out
+    assert commands.fail_on(reports) != 0 and changed(reports) == 0
+    assert re.search(r"REFUSED .*key postgresql_max_connections: host db1: .*25 server connections", out), out
+    assert in_host("db1", "runuser -u postgres -- psql -X -At -c 'show max_connections'").stdout.strip() == "38"
 
 
 def test_shell_metacharacters_in_a_value_are_never_run(deployed: list) -> None:

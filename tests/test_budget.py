@@ -1,0 +1,66 @@
+"""The connection and memory budget: the sandbox plan fits, and plans that cannot work are refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fabstack.budget import compute_budget
+from fabstack.project import load_project, parse_overrides
+
+
+def facts(memory_mb: int, cpus: int = 2) -> dict:
+    return {"memory_mb": memory_mb, "cpus": cpus, "nofile_hard": 20000, "disks": [{"rotational": False}],
+            "primary_address": "10.0.0.1"}
+
+
+FLEET = {"lb1": facts(1024), "app1": facts(2048), "app2": facts(2048), "db1": facts(4096), "db2": facts(4096),
+         "cache1": facts(2048)}
+
+
+def budget_for(root: Path, overrides: list[str] | None = None, fleet: dict | None = None):  # noqa: ANN201
+    project = load_project(root, "sandbox")
+    project.overrides = parse_overrides(overrides or [])
+    setups = {h: project.setup(h, None) for h in project.inventory.hosts}
+    return compute_budget(project, setups, fleet or FLEET)
+
+
+def test_sandbox_plan_fits_and_sizes_postgres_from_pools(project_copy: Path) -> None:
+    budget = budget_for(project_copy)
+    assert budget.problems == []
+    # one PgBouncer, pool 20 + reserve 5 for one user, plus 3 reserved and 10 admin connections
+    assert budget.of("db1")["postgresql_max_connections"] == 38
+    assert budget.of("db2")["postgresql_max_connections"] == 38  # a hot standby needs at least the primary's
+    assert budget.of("app1")["php_fpm_max_children"] == 17
+    assert any("total app clients: 58" in line for line in budget.lines)
+
+
+def test_pools_above_max_connections_are_refused(project_copy: Path) -> None:
+    budget = budget_for(project_copy, ["postgresql_max_connections=20"])
+    problem = next(p for p in budget.problems if p.host == "db1")
+    assert problem.key == "postgresql_max_connections"
+    assert "25 server connections" in problem.message and "max_connections 20" in problem.message
+
+
+def test_fpm_children_above_memory_are_refused(project_copy: Path) -> None:
+    (project_copy / "group_vars" / "app_php.yml").write_text("nginx_site: php\nphp_fpm_max_children: 100\n")
+    budget = budget_for(project_copy)
+    problem = next(p for p in budget.problems if p.host == "app1")
+    assert problem.key == "php_fpm_max_children" and problem.where.endswith("group_vars/app_php.yml")
+    assert "6400MB" in problem.message and "2048MB" in problem.message
+
+
+def test_clients_above_max_client_conn_are_refused(project_copy: Path) -> None:
+    budget = budget_for(project_copy, ["pgbouncer_max_client_conn=40"])
+    problem = next(p for p in budget.problems if p.key == "pgbouncer_max_client_conn")
+    assert problem.host == "cache1" and "58 app clients exceed pgbouncer_max_client_conn 40" in problem.message
+
+
+def test_file_limit_too_small_for_max_client_conn_is_refused(project_copy: Path) -> None:
+    small = dict(FLEET, cache1=dict(facts(2048), nofile_hard=4096))
+    budget = budget_for(project_copy, fleet=small)
+    assert any("needs more open files" in p.message and p.host == "cache1" for p in budget.problems)
+
+
+def test_bigger_box_gets_more_children(project_copy: Path) -> None:
+    budget = budget_for(project_copy, fleet=dict(FLEET, app1=facts(8192, 8)))
+    assert budget.of("app1")["php_fpm_max_children"] == (8192 * 6 // 10 - 128) // 64
