@@ -10,18 +10,15 @@ from __future__ import annotations
 import argparse
 import io
 import statistics
-import sys
 import tempfile
-import time
 from contextlib import redirect_stdout
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from common import REPO, quiet_deploy, sandbox_up
 
-from fabstack import commands  # noqa: E402
-from fabstack.report import HostReport  # noqa: E402
-from tests.conftest import copy_project  # noqa: E402
+from fabstack import commands
+from fabstack.report import HostReport
+from tests.conftest import copy_project
 
 FILLER_ROLE = '''"""bench_filler: N extra managed files, to see whether a no-op converge grows with them."""
 
@@ -34,18 +31,6 @@ def deploy(host):
     for index in range(host.vars["bench_filler_files"]):
         host.file(f"/etc/fabstack-bench/file{index}.conf", f"# managed by fabstack\\nvalue = {index}\\n")
 '''
-
-
-def quiet_deploy(root: Path, **kwargs: object) -> tuple[float, list[HostReport]]:
-    """One deploy with its output swallowed; returns (seconds, reports)."""
-    started = time.monotonic()
-    with redirect_stdout(io.StringIO()):
-        reports = commands.deploy(root, "sandbox", **kwargs)
-    seconds = time.monotonic() - started
-    failed = [r.host for r in reports if r.failed]
-    if failed:
-        raise SystemExit(f"deploy failed on {failed}")
-    return seconds, reports
 
 
 def managed_files(reports: list[HostReport]) -> int:
@@ -75,10 +60,7 @@ def main() -> None:
     if not args.keep_hosts:
         with redirect_stdout(io.StringIO()):
             commands.sandbox_down(REPO, "sandbox")
-    started = time.monotonic()
-    with redirect_stdout(io.StringIO()):
-        commands.sandbox_up(REPO, "sandbox")
-    up_seconds = time.monotonic() - started
+    up_seconds = sandbox_up()
     first_seconds, first_reports = quiet_deploy(REPO)
     noop_seconds, noop_trips, noop_changed, files = noop_figures(REPO, args.runs)
 

@@ -72,10 +72,11 @@ def compute_budget(project: Any, setups: dict[str, Any], hostfacts: dict[str, di
             clients += conns
         if "uvicorn" in roles:
             workers = tuning.uvicorn_workers(facts["cpus"], v["uvicorn_workers"])
-            conns = workers * v["fastapi_db_pool_size"]
+            conns = workers * v["fastapi_db_pool_size"] * 2
             budget.of(host).update(uvicorn_workers=workers)
             budget.commit(host, "uvicorn workers", workers * v["uvicorn_worker_mb"])
-            lines.append(f"  {host:<8} uvicorn   {workers} workers x {v['fastapi_db_pool_size']} pool = {conns}")
+            lines.append(f"  {host:<8} uvicorn   {workers} workers x {v['fastapi_db_pool_size']} pool x 2 entries "
+                         f"(rw, ro) = {conns}")
             clients += conns
         if "supervisor" in roles:
             procs = sum(int(p.get("numprocs", 1)) for p in v["supervisor_programs"])

@@ -7,9 +7,9 @@ import json
 import secrets
 import socket
 
-import psycopg
 import redis.asyncio as aioredis
 from fastapi import FastAPI, HTTPException
+from psycopg_pool import AsyncConnectionPool
 
 from settings import load_settings
 
@@ -19,18 +19,35 @@ redis_client = aioredis.Redis(
     host=SETTINGS["REDIS_HOST"], port=int(SETTINGS["REDIS_PORT"]), username=SETTINGS["REDIS_USER"],
     password=SETTINGS["REDIS_PASSWORD"], decode_responses=True,
 )
-# Connections per worker, as the budget counts them; PgBouncer does the real pooling.
-db_slots = asyncio.Semaphore(int(SETTINGS["DB_POOL_SIZE"]))
+# Connections per worker and entry, kept open (no SCRAM handshake per request), as the budget counts them.
+POOLS = {
+    entry: AsyncConnectionPool(
+        SETTINGS[f"DB_{entry.upper()}_DSN"], min_size=1, max_size=int(SETTINGS["DB_POOL_SIZE"]), open=False,
+        # PgBouncer's transaction pooling cannot keep server-side prepared statements
+        kwargs={"prepare_threshold": None, "autocommit": True},
+    )
+    for entry in ("rw", "ro")
+}
+
+
+@app.on_event("startup")
+async def open_pools() -> None:
+    """Open the connection pools once the worker's event loop runs."""
+    await asyncio.gather(*(pool.open() for pool in POOLS.values()))
+
+
+@app.on_event("shutdown")
+async def close_pools() -> None:
+    """Close the pools so the worker exits promptly on a restart."""
+    await asyncio.gather(*(pool.close() for pool in POOLS.values()))
+    await redis_client.close()
 
 
 async def query(entry: str, sql: str, *args: object) -> list[tuple]:
-    """Run one query through PgBouncer's rw or ro entry (no server-side prepares: transaction pooling)."""
-    async with db_slots:
-        conn = await psycopg.AsyncConnection.connect(SETTINGS[f"DB_{entry.upper()}_DSN"], prepare_threshold=None,
-                                                     autocommit=True)
-        async with conn:
-            cursor = await conn.execute(sql, args)
-            return await cursor.fetchall() if cursor.description else []
+    """Run one query through PgBouncer's rw or ro entry."""
+    async with POOLS[entry].connection() as conn:
+        cursor = await conn.execute(sql, args)
+        return await cursor.fetchall() if cursor.description else []
 
 
 @app.get("/health")

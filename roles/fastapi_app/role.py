@@ -9,7 +9,8 @@ from fabstack.role import RoleContext
 GENERATED_SECRETS = ("postgresql_app_password", "redis_app_password")
 
 HANDLERS = {
-    "restart app": "if systemctl is-enabled -q fabstack-fastapi 2>/dev/null; then systemctl restart fabstack-fastapi; fi",
+    # gunicorn replaces its workers gracefully on reload: a release drops no request
+    "reload app": "if systemctl is-active -q fabstack-fastapi; then systemctl reload fabstack-fastapi; fi",
     "restart workers": "if systemctl is-active -q supervisor; then supervisorctl restart all >/dev/null; fi",
 }
 
@@ -24,9 +25,9 @@ def check(values: dict[str, Any]) -> list[tuple[str, str]]:
 def deploy(host: RoleContext) -> None:
     """Declare the Python packages the app needs (Debian's), its settings and its release."""
     v = host.vars
-    host.packages("python3-fastapi", "python3-uvicorn", "python3-psycopg", "python3-redis")
+    host.packages("python3-fastapi", "python3-uvicorn", "python3-psycopg", "python3-psycopg-pool", "python3-redis")
     host.directory("/etc/fabstack")
     host.template("fastapi-app.env.j2", "/etc/fabstack/fastapi-app.env", group="www-data", mode="0640",
                   secret=True, pgbouncer=host.peer(v["fastapi_app_pgbouncer_group"]),
-                  redis=host.peer(v["fastapi_app_redis_group"]), notify=["restart app", "restart workers"])
-    host.release(v["fastapi_app_source"], v["fastapi_app_dest"], notify=["restart app", "restart workers"])
+                  redis=host.peer(v["fastapi_app_redis_group"]), notify=["reload app", "restart workers"])
+    host.release(v["fastapi_app_source"], v["fastapi_app_dest"], notify=["reload app", "restart workers"])

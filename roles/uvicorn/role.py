@@ -1,4 +1,5 @@
-"""uvicorn: the FastAPI app under systemd, workers from cores, keep-alive longer than nginx's idle timeout."""
+"""uvicorn: the FastAPI app under systemd (gunicorn + uvicorn workers), workers from cores, keep-alive longer
+than nginx's idle timeout."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ def check(values: dict[str, Any]) -> list[tuple[str, str]]:
 def deploy(host: RoleContext) -> None:
     """Declare the app's systemd unit and service."""
     v = host.vars
+    host.packages("gunicorn")
     host.template(
         "fabstack-fastapi.service.j2", "/etc/systemd/system/fabstack-fastapi.service",
         notify=["reload systemd", "restart app"], workers=host.computed["uvicorn_workers"],

@@ -18,6 +18,9 @@ function db(string $entry): PDO
             PDO::ATTR_ERRMODE => PDO::ERRMODE_EXCEPTION,
             // PgBouncer's transaction pooling cannot keep server-side prepared statements
             PDO::ATTR_EMULATE_PREPARES => true,
+            // one connection per FPM child and entry, kept across requests (the budget counts exactly these):
+            // no SCRAM handshake per request
+            PDO::ATTR_PERSISTENT => true,
         ]);
     }
     return $connections[$entry];
@@ -29,7 +32,7 @@ function cache(): Redis
     if ($redis === null) {
         $c = app_config()['redis'];
         $redis = new Redis();
-        $redis->connect($c['host'], (int) $c['port'], 2.0);
+        $redis->pconnect($c['host'], (int) $c['port'], 2.0);
         $redis->auth([$c['user'], $c['password']]);
     }
     return $redis;

@@ -8,9 +8,12 @@ def test_service_running_with_computed_workers(host: Any, hostvars: dict[str, An
     assert service.is_running and service.is_enabled
     unit = host.file("/etc/systemd/system/fabstack-fastapi.service").content_string
     assert f"--workers {computed['uvicorn_workers']}" in unit
-    keepalive = int(unit.split("--timeout-keep-alive ")[1].split()[0])
+    keepalive = int(unit.split("--keep-alive ")[1].split()[0])
     assert keepalive > hostvars["uvicorn_upstream_idle_seconds"]
-    assert f"--limit-concurrency {hostvars['uvicorn_limit_concurrency']}" in unit
+    assert f"--worker-connections {hostvars['uvicorn_limit_concurrency']}" in unit
+    assert f"--backlog {hostvars['uvicorn_backlog']}" in unit
+    workers = host.check_output("pgrep -c -f 'uvicorn.workers.UvicornWorker'")
+    assert int(workers) == computed["uvicorn_workers"] + 1  # the gunicorn arbiter and its workers
 
 
 def test_listens_on_loopback_only(host: Any, hostvars: dict[str, Any]) -> None:

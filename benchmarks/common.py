@@ -1,0 +1,35 @@
+"""Helpers shared by the benchmarks: quiet deploys against the sandbox."""
+
+from __future__ import annotations
+
+import io
+import sys
+import time
+from contextlib import redirect_stdout
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from fabstack import commands  # noqa: E402
+from fabstack.report import HostReport  # noqa: E402
+
+
+def quiet_deploy(root: Path = REPO, **kwargs: object) -> tuple[float, list[HostReport]]:
+    """One deploy of the sandbox with its output swallowed; returns (seconds, reports). Exits on failure."""
+    started = time.monotonic()
+    with redirect_stdout(io.StringIO()):
+        reports = commands.deploy(root, "sandbox", **kwargs)
+    seconds = time.monotonic() - started
+    failed = [(r.host, r.error or [e.message for e in r.events if e.status == "failed"]) for r in reports if r.failed]
+    if failed:
+        raise SystemExit(f"deploy failed: {failed}")
+    return seconds, reports
+
+
+def sandbox_up() -> float:
+    """Start the sandbox (if needed); returns seconds taken."""
+    started = time.monotonic()
+    with redirect_stdout(io.StringIO()):
+        commands.sandbox_up(REPO, "sandbox")
+    return time.monotonic() - started
