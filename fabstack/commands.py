@@ -8,11 +8,11 @@ import time
 from pathlib import Path
 
 from fabstack import sandbox
+from fabstack.budget import compute_budget
 from fabstack.errors import FabstackError
 from fabstack.inventory import load_inventory
 from fabstack.project import load_project, parse_overrides
 from fabstack.report import HostReport, Printer, recap, write_json
-from fabstack.budget import compute_budget
 from fabstack.runner import close_all, execute, gather_fleet
 
 

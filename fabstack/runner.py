@@ -79,7 +79,8 @@ def declare(
     for role in run.setup.roles:
         jinja = environment([role.templates_dir, project.root / "templates"])
         ctx = RoleContext(role=role, host=run.name, vars=run.setup.vars, facts=run.facts, jinja=jinja,
-                          groups=groups, hostvars=hostvars, hostfacts=hostfacts, computed=budget.of(run.name), root=project.root)
+                          groups=groups, hostvars=hostvars, hostfacts=hostfacts, computed=budget.of(run.name),
+                          root=project.root)
         try:
             role.module.deploy(ctx)
         except FabstackError as exc:

@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fabstack.errors import FabstackError
 from fabstack.budget import compute_budget
+from fabstack.errors import FabstackError
 from fabstack.project import load_project
 from fabstack.runner import close_all, gather_fleet
 from fabstack.sshconfig import write_ssh_config

@@ -10,7 +10,6 @@ import socket
 import redis.asyncio as aioredis
 from fastapi import FastAPI, HTTPException
 from psycopg_pool import AsyncConnectionPool
-
 from settings import load_settings
 
 SETTINGS = load_settings()

@@ -10,7 +10,6 @@ import time
 
 import psycopg
 import redis
-
 from settings import load_settings
 
 

@@ -34,4 +34,5 @@ def deploy(host: RoleContext) -> None:
     host.file("/etc/fabstack/backup.json", json.dumps(settings, indent=2) + "\n")
     script = (host.role.path / "files" / "fabstack-backup.py").read_bytes()
     host.file("/usr/local/sbin/fabstack-backup", script, mode="0755")
-    host.cron("backups", v["backups_schedule"], "/usr/local/sbin/fabstack-backup run >>/var/log/fabstack-backup.log 2>&1")
+    host.cron("backups", v["backups_schedule"],
+              "/usr/local/sbin/fabstack-backup run >>/var/log/fabstack-backup.log 2>&1")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from fabstack.errors import FabstackError
-
 from fabstack.role import RoleContext
 from fabstack.tuning import nginx_worker_connections, nginx_worker_processes, nginx_worker_rlimit_nofile
 

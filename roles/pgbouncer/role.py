@@ -29,7 +29,7 @@ def address_of(host: RoleContext, name: str) -> str:
 
 def deploy(host: RoleContext) -> None:
     """Declare PgBouncer's package, config, user list, file limit and service."""
-    v, computed = host.vars, host.computed
+    computed = host.computed
     host.packages("pgbouncer", "postgresql-client-15")
     host.directory("/etc/systemd/system/pgbouncer.service.d")
     host.template("limits.conf.j2", "/etc/systemd/system/pgbouncer.service.d/60-fabstack.conf",

@@ -24,7 +24,7 @@ STAMP = "%Y%m%dT%H%M%SZ"
 
 def log(message: str) -> None:
     """One timestamped line on stdout (cron appends it to the log)."""
-    print(f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%dT%H:%M:%SZ} fabstack-backup: {message}", flush=True)
+    print(f"{dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ} fabstack-backup: {message}", flush=True)
 
 
 def sha256(path: Path) -> str:
@@ -56,7 +56,7 @@ def as_postgres(argv: list[str], output: Path) -> None:
 def run(settings: dict) -> Path:
     """Take one backup; returns its folder."""
     root = Path(settings["dir"])
-    name = dt.datetime.now(dt.timezone.utc).strftime(STAMP)
+    name = dt.datetime.now(dt.UTC).strftime(STAMP)
     tmp = root / f".tmp-{name}"
     tmp.mkdir(mode=0o750)
     shutil.chown(tmp, "postgres", "postgres")
@@ -96,7 +96,7 @@ def backups(root: Path) -> list[tuple[dt.datetime, Path]]:
     found = []
     for folder in root.iterdir() if root.is_dir() else []:
         try:
-            when = dt.datetime.strptime(folder.name, STAMP).replace(tzinfo=dt.timezone.utc)
+            when = dt.datetime.strptime(folder.name, STAMP).replace(tzinfo=dt.UTC)
         except ValueError:
             continue
         found.append((when, folder))

@@ -12,8 +12,8 @@ def test_service_running_with_computed_workers(host: Any, hostvars: dict[str, An
     assert keepalive > hostvars["uvicorn_upstream_idle_seconds"]
     assert f"--worker-connections {hostvars['uvicorn_limit_concurrency']}" in unit
     assert f"--backlog {hostvars['uvicorn_backlog']}" in unit
-    workers = host.check_output("pgrep -c -f 'uvicorn.workers.UvicornWorker'")
-    assert int(workers) == computed["uvicorn_workers"] + 1  # the gunicorn arbiter and its workers
+    processes = host.check_output("ps -C gunicorn -o pid=").split()
+    assert len(processes) == computed["uvicorn_workers"] + 1  # the gunicorn arbiter and its workers
 
 
 def test_listens_on_loopback_only(host: Any, hostvars: dict[str, Any]) -> None:
