@@ -6,7 +6,8 @@ from typing import Any
 def test_service_running_with_computed_workers(host: Any, hostvars: dict[str, Any], computed: dict[str, Any]) -> None:
     service = host.service("fabstack-fastapi")
     assert service.is_running and service.is_enabled
-    unit = host.file("/etc/systemd/system/fabstack-fastapi.service").content_string
+    unit = next(line for line in host.file("/etc/systemd/system/fabstack-fastapi.service").content_string
+                .splitlines() if line.startswith("ExecStart="))
     assert f"--workers {computed['uvicorn_workers']}" in unit
     keepalive = int(unit.split("--keep-alive ")[1].split()[0])
     assert keepalive > hostvars["uvicorn_upstream_idle_seconds"]
