@@ -58,3 +58,10 @@ def test_app_database_and_schema(host: Any, hostvars: dict[str, Any]) -> None:
     for database in hostvars["postgresql_databases"]:
         assert sql(host, "select count(*) from items", database) != "0"
         assert sql(host, "select count(*) from pg_extension where extname = 'pg_stat_statements'", database) == "1"
+
+
+def test_indexes_from_group_vars_exist(host: Any, hostvars: dict[str, Any]) -> None:
+    for index in hostvars["postgresql_indexes"]:
+        valid = sql(host, "select i.indisvalid from pg_index i join pg_class c on c.oid = i.indexrelid "
+                          f"where c.relname = '{index['name']}'", index["database"])
+        assert valid == "t", index["name"]
