@@ -64,6 +64,51 @@ def verify(c: Context, env: str = "sandbox", limit: str | None = None, root: str
         raise Exit(code=status)
 
 
+FAILOVER_ACTIONS = ("status", "promote-replica", "rejoin", "switchover")
+
+
+@task(
+    positional=["action"],
+    help={
+        "action": "status | promote-replica | rejoin | switchover",
+        "env": "inventory/ENV.yml (default: sandbox)",
+        "replica": "the replica to promote (default: the live one with the least lag)",
+        "host": "rejoin: the old primary to make a replica",
+        "force": "promote even though the old primary cannot be reached to fence it",
+        "check": "print the plan (and any refusal) and stop",
+        "root": "the deployment repo",
+    },
+)
+def failover(c: Context, action: str, env: str = "sandbox", replica: str | None = None, host: str | None = None,
+             force: bool = False, check: bool = False, root: str = ".") -> None:
+    """Day-2 PostgreSQL: `status`, `promote-replica` (fence, PgBouncer pause, promote, repoint), `rejoin`,
+    `switchover` (planned, loses nothing)."""
+    from fabstack import failover as ops
+
+    if action not in FAILOVER_ACTIONS:
+        commands.report_error(FabstackError(f"unknown action {action!r} ({', '.join(FAILOVER_ACTIONS)})",
+                                            key="failover"))
+        raise Exit(code=2)
+
+    def act() -> None:
+        fleet = ops.open_fleet(Path(root), env)
+        try:
+            if action == "status":
+                ops.status(fleet)
+            elif action == "promote-replica":
+                ops.promote(fleet, replica, force, check)
+            elif action == "rejoin":
+                if not host:
+                    raise FabstackError("rejoin needs --host HOST", key="--host")
+                ops.rejoin(fleet, host)
+            else:
+                ops.switchover(fleet, replica, check)
+        finally:
+            fleet.close()
+
+    _run(act)
+
+
 @task(iterable=["set_"], help={"env": "inventory/ENV.yml", "limit": "hosts, groups or patterns",
                                "set": "override a variable: --set key=value", "root": "the deployment repo"})
 def capacity(c: Context, env: str = "sandbox", limit: str | None = None, set_: list[str] | None = None,
@@ -99,4 +144,4 @@ def status(c: Context, env: str = "sandbox", root: str = ".") -> None:
     _run(lambda: commands.sandbox_status(Path(root), env))
 
 
-namespace = Collection(deploy, verify, capacity, inventory_, Collection("sandbox", up, down, status))
+namespace = Collection(deploy, verify, capacity, failover, inventory_, Collection("sandbox", up, down, status))

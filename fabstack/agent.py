@@ -406,18 +406,32 @@ def apply_packages(step: Request, _journal: Journal) -> bool:
 
 
 def apply_service(step: Request, _journal: Journal) -> bool:
-    state = service_state(step["name"])
+    name = step["name"]
+    state = service_state(name)
+    if step.get("masked"):
+        if state["enabled"] == "masked" and state["active"] != "active":
+            return False
+        for verb in ("stop", "mask"):
+            code, out = run(["systemctl", verb, name])
+            if code != 0:
+                raise StepFailed(f"systemctl {verb} {name} failed: {last_lines(out)}")
+        return True
     changed = False
+    if state["enabled"] == "masked":
+        code, out = run(["systemctl", "unmask", name])
+        if code != 0:
+            raise StepFailed(last_lines(out))
+        state, changed = service_state(name), True
     if step.get("enabled") is not None and (state["enabled"] == "enabled") != step["enabled"]:
-        code, out = run(["systemctl", "enable" if step["enabled"] else "disable", step["name"]])
+        code, out = run(["systemctl", "enable" if step["enabled"] else "disable", name])
         if code != 0:
             raise StepFailed(last_lines(out))
         changed = True
     if (state["active"] == "active") != (step["state"] == "started"):
         verb = "start" if step["state"] == "started" else "stop"
-        code, out = run(["systemctl", verb, step["name"]])
+        code, out = run(["systemctl", verb, name])
         if code != 0:
-            raise StepFailed(f"systemctl {verb} {step['name']} failed: {last_lines(out)}")
+            raise StepFailed(f"systemctl {verb} {name} failed: {last_lines(out)}")
         changed = True
     return changed
 

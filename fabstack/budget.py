@@ -54,13 +54,22 @@ def fpm_children(values: dict[str, Any], facts: dict[str, Any]) -> int:
 
 
 def compute_budget(project: Any, setups: dict[str, Any], hostfacts: dict[str, dict[str, Any]]) -> Budget:
-    """Compute every tier's numbers for the hosts at hand and check that they fit together."""
+    """Compute every tier's numbers for the whole env and check that they fit together.
+
+    ``setups`` should hold every host of the inventory, even under ``--limit``: PostgreSQL's max_connections
+    depends on every PgBouncer's pools. Numbers that need a host's facts (PHP-FPM children, tuning, memory)
+    are computed for the hosts in ``hostfacts`` only.
+    """
     budget = Budget()
     clients = 0
     lines = budget.lines
     lines.append("APP TIER (clients of PgBouncer)")
     for host, setup in setups.items():
-        v, facts, roles = setup.vars, hostfacts[host], _roles(setup)
+        v, facts, roles = setup.vars, hostfacts.get(host), _roles(setup)
+        if facts is None:
+            if "php_fpm" in roles and v["php_fpm_max_children"] > 0:
+                clients += v["php_fpm_max_children"] * v["php_fpm_db_connections_per_child"]
+            continue
         if "php_fpm" in roles:
             children = fpm_children(v, facts)
             conns = children * v["php_fpm_db_connections_per_child"]
@@ -113,8 +122,8 @@ def _pgbouncer_and_postgresql(
         for target in {primary, replica}:
             per_target = sum(1 for t in (primary, replica) if t == target)
             server_conns[target] = server_conns.get(target, 0) + (pool + reserve) * users * per_target
-        files = tuning.capped_nofile(max_client + 2 * (pool + reserve) * users + 256,
-                                     hostfacts[host]["nofile_hard"])
+        hard = hostfacts[host]["nofile_hard"] if host in hostfacts else 1 << 20
+        files = tuning.capped_nofile(max_client + 2 * (pool + reserve) * users + 256, hard)
         budget.of(host).update(pgbouncer_nofile=files, pgbouncer_primary=primary, pgbouncer_replica=replica)
         budget.commit(host, "pgbouncer", 20 + max_client // 256)
         lines.append(f"  {host:<8} max_client_conn {max_client} (app clients {clients}); pool {pool}+{reserve} "
@@ -138,6 +147,9 @@ def _pgbouncer_and_postgresql(
         needed = max(server_conns.values(), default=0) + reserved + v["postgresql_admin_connections"]
         configured = v["postgresql_max_connections"]
         max_conn = configured if configured > 0 else max(needed, 20)
+        budget.of(host).update(postgresql_max_connections=max_conn)
+        if host not in hostfacts:
+            continue
         facts = hostfacts[host]
         ssd = not any(d.get("rotational") for d in facts.get("disks", [])) or v["postgresql_assume_ssd"]
         settings = tuning.pgtune_web(facts["memory_mb"], facts["cpus"], ssd, max_conn)
@@ -160,7 +172,7 @@ def _pgbouncer_and_postgresql(
 
 def _redis(setups: dict[str, Any], hostfacts: dict[str, dict[str, Any]], budget: Budget) -> None:
     for host, setup in setups.items():
-        if "redis" not in _roles(setup):
+        if "redis" not in _roles(setup) or host not in hostfacts:
             continue
         v = setup.vars
         maxmemory = v["redis_maxmemory_mb"] or hostfacts[host]["memory_mb"] // 4
@@ -174,6 +186,8 @@ def _redis(setups: dict[str, Any], hostfacts: dict[str, dict[str, Any]], budget:
 def _memory(setups: dict[str, Any], hostfacts: dict[str, dict[str, Any]], budget: Budget) -> None:
     budget.lines.append("MEMORY (committed / host memory)")
     for host, parts in budget.memory.items():
+        if host not in hostfacts:
+            continue
         total = sum(mb for _, mb in parts)
         have = hostfacts[host]["memory_mb"]
         detail = ", ".join(f"{what} {mb}MB" for what, mb in parts)

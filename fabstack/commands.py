@@ -57,8 +57,9 @@ def capacity(root: Path, env: str, limit: str | None = None, overrides: list[str
     """
     project = load_project(root, env)
     project.overrides = parse_overrides(overrides or [])
-    setups = [project.setup(host, None) for host in project.inventory.select(limit)]
-    runs, hostfacts = gather_fleet(project, setups)
+    selected = project.inventory.select(limit)
+    setups = [project.setup(host, None) for host in project.inventory.hosts]
+    runs, hostfacts = gather_fleet(project, [s for s in setups if s.name in selected])
     close_all(runs)
     for run in runs:
         planned = run.setup.vars.get("fabstack_facts") or {}
@@ -66,7 +67,7 @@ def capacity(root: Path, env: str, limit: str | None = None, overrides: list[str
             hostfacts[run.name] = {"disks": [], "primary_address": "", **planned}
         elif run.name not in hostfacts:
             print(f"{run.name}: left out: {run.report.error}")
-    budget = compute_budget(project, {r.name: r.setup for r in runs if r.name in hostfacts}, hostfacts)
+    budget = compute_budget(project, {s.name: s for s in setups}, hostfacts)
     print(f"capacity env={env}")
     print("\n".join(budget.lines))
     for problem in budget.problems:

@@ -216,6 +216,9 @@ def load_inventory(root: Path, env: str) -> Inventory:
         _parse_group(inv, str(name), body, parent=None)
     _add_ungrouped(inv)
     _compute_depths(inv)
+    from fabstack.topology import apply_topology, load_topology
+
+    apply_topology(inv, load_topology(path))
     if not inv.hosts:
         raise FabstackError("the inventory lists no hosts", where=str(path))
     return inv

@@ -222,11 +222,13 @@ class Packages(Operation):
 
 @dataclass
 class Service(Operation):
-    """A systemd service's state (``started`` or ``stopped``) and whether it starts at boot."""
+    """A systemd service's state (``started`` or ``stopped``), whether it starts at boot, or ``masked``
+    (stopped and impossible to start until unmasked: how a fenced database is kept down)."""
 
     name: str
     state: str = "started"
     enabled: bool | None = True
+    masked: bool = False
 
     @property
     def id(self) -> str:  # noqa: D102
@@ -236,21 +238,25 @@ class Service(Operation):
         return {"type": "service", "name": self.name}
 
     def plan(self, state: dict[str, Any], facts: dict[str, Any]) -> Plan:  # noqa: D102
+        is_masked = state.get("enabled") == "masked"
+        if self.masked:
+            if is_masked and state.get("active") != "active":
+                return OK
+            return Plan("change", [self.desired()], diff=f"{state.get('active')}, {state.get('enabled')} -> masked\n")
         active = state.get("active") == "active"
         change_state = (self.state == "started") != active
-        change_enabled = self.enabled is not None and (state.get("enabled") == "enabled") != self.enabled
+        change_enabled = is_masked or (self.enabled is not None and (state.get("enabled") == "enabled") != self.enabled)
         if not (change_state or change_enabled):
             return OK
-        step = self.desired()
         notes = []
         if change_state:
             notes.append(f"{state.get('active')} -> {'active' if self.state == 'started' else 'inactive'}")
         if change_enabled:
             notes.append(f"{state.get('enabled')} -> {'enabled' if self.enabled else 'disabled'}")
-        return Plan("change", [step], diff="; ".join(notes) + "\n")
+        return Plan("change", [self.desired()], diff="; ".join(notes) + "\n")
 
     def desired(self) -> dict[str, Any]:  # noqa: D102
-        return self.step("service", name=self.name, state=self.state, enabled=self.enabled)
+        return self.step("service", name=self.name, state=self.state, enabled=self.enabled, masked=self.masked)
 
 
 @dataclass

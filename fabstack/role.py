@@ -180,11 +180,12 @@ class RoleContext:
         """A file or link that must not exist."""
         return self._add(ops.Absent(path, notify=self._notify(notify)))
 
-    def service(self, name: str, *, state: str = "started", enabled: bool | None = True) -> ops.Operation:
-        """A systemd service's state and boot setting."""
+    def service(self, name: str, *, state: str = "started", enabled: bool | None = True,
+                masked: bool = False) -> ops.Operation:
+        """A systemd service's state and boot setting, or masked (stopped and unable to start)."""
         if state not in ("started", "stopped"):
             raise FabstackError(f"service state must be started or stopped, not {state!r}", key=name)
-        return self._add(ops.Service(name, state=state, enabled=enabled))
+        return self._add(ops.Service(name, state=state, enabled=enabled, masked=masked))
 
     def sysctl(self, key: str, value: str | int) -> None:
         """A kernel setting, persisted in /etc/sysctl.d and applied live where the kernel allows it."""

@@ -187,8 +187,11 @@ def fail(run: HostRun, exc: Exception, printer: Printer) -> None:
 def before_planning(
     project: Project, runs: list[HostRun], hostfacts: dict[str, dict[str, Any]]
 ) -> tuple[Budget, list[InputError]]:
-    """Whole-fleet checks that need every host's facts: the connection and memory budget."""
-    setups = {r.name: r.setup for r in runs if r.name in hostfacts}
+    """Whole-fleet checks: the connection and memory budget, over every host of the env (not only --limit)."""
+    setups = {r.name: r.setup for r in runs}
+    for name in project.inventory.hosts:
+        if name not in setups:
+            setups[name] = project.setup(name, None)
     budget = compute_budget(project, setups, hostfacts)
     return budget, [InputError(p.message, where=p.where, key=p.key, host=p.host) for p in budget.problems]
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from fabstack.errors import FabstackError
 from fabstack.inventory import Inventory
 from fabstack.podman import exists, podman
+from fabstack.topology import topology_path
 
 BASE_IMAGE = "localhost/debian:bookworm"
 HOST_IMAGE = "localhost/fabstack-host:bookworm"
@@ -143,15 +144,18 @@ def _running(container: str) -> bool:
     return podman("inspect", "--format", "{{.State.Running}}", container).strip() == "true"
 
 
-def start_host(host: SandboxHost, network: str, pubkey: Path) -> None:
-    """Start one host container (systemd as PID 1), replacing a stopped one or one from another image or key."""
+def start_host(host: SandboxHost, network: str, pubkey: Path) -> bool:
+    """Start one host container (systemd as PID 1); a stopped one is started again, one from another image or key
+    is replaced. Returns True when a new container was made."""
     key_id = hashlib.sha256(pubkey.read_bytes() + host.memory.encode()).hexdigest()[:16]
-    if _running(host.container):
+    if exists("container", host.container):
         current = podman("inspect", "--format", '{{.Image}} {{index .Config.Labels "fabstack.key"}}',
                          host.container).split()
         image_id = podman("image", "inspect", "--format", "{{.Id}}", HOST_IMAGE).strip()
         if current == [image_id, key_id]:
-            return
+            if not _running(host.container):
+                podman("start", host.container)  # a stopped or killed host comes back with its state
+            return False
     podman("rm", "-f", "-t", "0", host.container, check=False)
     podman(
         "run", "-d", "--name", host.container, "--hostname", host.name, "--network", network,
@@ -161,6 +165,7 @@ def start_host(host: SandboxHost, network: str, pubkey: Path) -> None:
         "-v", f"{pubkey}:/home/deploy/.ssh/authorized_keys:ro,Z",
         HOST_IMAGE, "/sbin/init",
     )
+    return True
 
 
 def wait_for_ssh_key(host: SandboxHost, timeout: float = 60) -> str:
@@ -193,8 +198,8 @@ def up(inv: Inventory) -> list[SandboxHost]:
     build_images()
     key = ensure_ssh_key(inv.root)
     ensure_network(network, subnet)
-    for host in hosts:
-        start_host(host, network, key.with_suffix(".pub"))
+    if any([start_host(host, network, key.with_suffix(".pub")) for host in hosts]):
+        topology_path(inv.path).unlink(missing_ok=True)  # new hosts start from the inventory's own topology
     lines = [known_hosts_line(host, wait_for_ssh_key(host)) for host in hosts]
     known_hosts_path(inv).write_text("".join(lines))
     return hosts
@@ -207,6 +212,7 @@ def down(inv: Inventory) -> None:
         podman("rm", "-f", "-t", "0", host.container, check=False)
     podman("network", "rm", str(values.get("sandbox_network", DEFAULT_NETWORK)), check=False)
     known_hosts_path(inv).unlink(missing_ok=True)
+    topology_path(inv.path).unlink(missing_ok=True)  # fresh hosts start from the inventory's own topology
 
 
 def status(inv: Inventory) -> list[tuple[str, str, str]]:

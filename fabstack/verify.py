@@ -22,7 +22,7 @@ def verify(root: Path, env: str, limit: str | None = None, extra_args: list[str]
     setups = [project.setup(host, None) for host in hosts]
     runs, hostfacts = gather_fleet(project, setups)
     close_all(runs)
-    budget = compute_budget(project, {s.name: s for s in setups if s.name in hostfacts}, hostfacts)
+    budget = compute_budget(project, {s.name: s for s in setups}, hostfacts)
     host_map = {}
     test_dirs: list[str] = []
     for setup in setups:

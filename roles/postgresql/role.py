@@ -13,9 +13,14 @@ GENERATED_SECRETS = ("postgresql_app_password", "postgresql_replication_password
 
 # Debian's postgresql.service passes reload and restart on to every cluster of the host.
 HANDLERS = {
+    "reload systemd": "systemctl daemon-reload",
     "reload postgresql": "systemctl reload postgresql",
     "restart postgresql": "systemctl restart postgresql",
 }
+
+# What pg_rewind needs from the source server when it connects as the replication role, not a superuser.
+REWIND_GRANTS = ("pg_ls_dir(text, boolean, boolean)", "pg_stat_file(text, boolean)",
+                 "pg_read_binary_file(text)", "pg_read_binary_file(text, bigint, bigint, boolean)")
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
 
@@ -93,7 +98,10 @@ def deploy(host: RoleContext) -> None:
     etc = f"/etc/postgresql/{version}/{cluster}"
     data = f"/var/lib/postgresql/{version}/{cluster}"
     is_primary = host.host in host.groups.get(v["postgresql_primary_group"], [])
+    is_fenced = host.host in host.groups.get(v["postgresql_fenced_group"], [])
     replicas = host.groups.get(v["postgresql_replica_group"], [])
+    db_groups = [v["postgresql_primary_group"], v["postgresql_replica_group"], v["postgresql_fenced_group"]]
+    service = f"postgresql@{version}-{cluster}"
     check_config = (f"runuser -u postgres -- /usr/lib/postgresql/{version}/bin/postgres -D {data} "
                     f"-c config_file={etc}/postgresql.conf -C max_connections >/dev/null")
     check_hba = ("test \"$(runuser -u postgres -- psql -X -At -c "
@@ -104,7 +112,7 @@ def deploy(host: RoleContext) -> None:
         tuning=computed["postgresql_tuning"], max_connections=computed["postgresql_max_connections"],
         listen=["localhost", host.facts["primary_address"]], replicas=replicas, is_primary=is_primary,
         client_addresses=addresses(host, v["postgresql_client_groups"]),
-        replication_addresses=addresses(host, [v["postgresql_primary_group"], v["postgresql_replica_group"]]),
+        replication_addresses=addresses(host, db_groups),
     )
     host.template("restart.conf.j2", f"{etc}/conf.d/60-fabstack-restart.conf", owner="postgres", group="postgres",
                   validate=check_config, notify="restart postgresql", **context)
@@ -112,12 +120,28 @@ def deploy(host: RoleContext) -> None:
                   validate=check_config, notify="reload postgresql", **context)
     host.template("pg_hba.conf.j2", f"{etc}/pg_hba.conf", owner="postgres", group="postgres", mode="0640",
                   validate=check_hba, notify="reload postgresql", **context)
-    host.service(f"postgresql@{version}-{cluster}")
+    host.template("pgpass.j2", "/var/lib/postgresql/.pgpass", owner="postgres", group="postgres", mode="0600",
+                  secret=True)
+    peers = [a for a in addresses(host, db_groups) if a != host.address_of(host.host)]
+    host.template("fence.sh.j2", "/usr/local/sbin/fabstack-pg-fence", mode="0755", data=data, peers=peers)
+    host.directory(f"/etc/systemd/system/{service}.service.d")
+    host.template("fence.conf.j2", f"/etc/systemd/system/{service}.service.d/60-fabstack-fence.conf",
+                  notify="reload systemd")
+    if is_fenced:
+        # a failed primary stays down until `inv failover rejoin` makes it a replica of the new primary
+        host.service(service, state="stopped", enabled=None, masked=True)
+        return
+    host.service(service)
     if not is_primary:
         return
 
     login_role(host, v["postgresql_app_user"], v["postgresql_app_password"], "nosuperuser")
     login_role(host, v["postgresql_replication_user"], v["postgresql_replication_password"], "replication")
+    user = v["postgresql_replication_user"]
+    host.command(psql(), name=f"pg_rewind grants for {user}",
+                 unless=query_is("postgres", f"select has_function_privilege('{user}', "
+                                             f"'pg_catalog.{REWIND_GRANTS[-1]}', 'execute')", "t"),
+                 stdin="".join(f"grant execute on function pg_catalog.{f} to {user};\n" for f in REWIND_GRANTS))
     for replica in replicas:
         slot = replica.replace("-", "_")
         host.command(psql(), name=f"replication slot {slot}",

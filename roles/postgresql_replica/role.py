@@ -26,14 +26,12 @@ def primary_of(host: RoleContext) -> str:
 
 
 def deploy(host: RoleContext) -> None:
-    """Declare the replication password file and the one-time clone of the primary."""
+    """Declare the one-time clone of the primary (the postgresql role wrote the replication password file)."""
     v = host.vars
     version, cluster = v["postgresql_version"], v["postgresql_cluster"]
     data = f"/var/lib/postgresql/{version}/{cluster}"
     primary = primary_of(host)
     user = v["postgresql_replication_user"]
-    host.template("pgpass.j2", "/var/lib/postgresql/.pgpass", owner="postgres", group="postgres", mode="0600",
-                  secret=True, primary=primary)
     slot = host.host.replace("-", "_")
     conninfo = f"host={primary} port={v['postgresql_port']} user={user} application_name={slot}"
     clone = (
