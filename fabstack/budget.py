@@ -119,9 +119,10 @@ def _pgbouncer_and_postgresql(
         primary = (groups.get(v["pgbouncer_primary_group"]) or [""])[0]
         replica = (groups.get(v["pgbouncer_replica_group"]) or [primary])[0]
         users = max(1, len(v["pgbouncer_users"]))
-        for target in {primary, replica}:
-            per_target = sum(1 for t in (primary, replica) if t == target)
-            server_conns[target] = server_conns.get(target, 0) + (pool + reserve) * users * per_target
+        # Every db host is sized to carry both entries: after a failover the rw entry, and while no replica is
+        # left the ro entry too, may land on any of them, and a standby's max_connections must never be below
+        # its primary's. So the numbers stay the same across failovers and no restart is ever needed for them.
+        server_conns["any"] = server_conns.get("any", 0) + (pool + reserve) * users * 2
         hard = hostfacts[host]["nofile_hard"] if host in hostfacts else 1 << 20
         files = tuning.capped_nofile(max_client + 2 * (pool + reserve) * users + 256, hard)
         budget.of(host).update(pgbouncer_nofile=files, pgbouncer_primary=primary, pgbouncer_replica=replica)
@@ -158,7 +159,7 @@ def _pgbouncer_and_postgresql(
         work = tuning.parse_size_mb(str(settings["work_mem"]))
         budget.commit(host, "postgresql shared_buffers", shared)
         budget.commit(host, "postgresql backends", max_conn * (work + 5))
-        pools = server_conns.get(host, 0)
+        pools = server_conns.get("any", 0)
         how = "computed" if configured <= 0 else "configured"
         lines.append(f"  {host:<8} max_connections {max_conn} ({how}; needs pgbouncer pools {pools} + reserved "
                      f"{reserved} + admin {v['postgresql_admin_connections']}); shared_buffers "

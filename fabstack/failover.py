@@ -233,17 +233,14 @@ def converge(fleet: Fleet, roles: str, limit: str) -> None:
 
 
 def fence(fleet: Fleet, old: str, force: bool) -> None:
-    """Make sure ``old`` can never serve writes: stop and mask its PostgreSQL now, or record it for next contact."""
+    """Make sure ``old`` can never serve writes: stop and mask its PostgreSQL now, or (``force``, checked in the
+    preflight) record it as fenced so the next contact masks it."""
     host = fleet.host(old)
     service = postgres_service(fleet, old)
     if host.reachable:
         host.run(f"systemctl stop {service}; systemctl mask {service}")
         fleet.out(f"  {old}: PostgreSQL stopped and masked")
-    elif not force:
-        raise FabstackError(f"{old} does not answer, so it cannot be fenced now: re-run with --force to record it "
-                            "as fenced (it is masked on its next contact, and its own boot check keeps it read-only)",
-                            host=old)
-    else:
+    elif force:
         fleet.out(f"  {old}: unreachable; recorded as fenced (masked on next contact)")
 
 
@@ -282,6 +279,9 @@ def promote(fleet: Fleet, replica: str | None, force: bool, check: bool, max_lag
         raise FabstackError(f"{target} is already the primary", key="--replica")
     resuming = states[target].role == "primary" and fleet.topology.primary == target
     reasons = preflight(fleet, target, old, states, max_lag)
+    if old and old != target and not fleet.host(old).reachable and not force:
+        reasons.append(f"{old} does not answer, so it cannot be fenced now: re-run with --force to record it as "
+                       "fenced (masked on its next contact; its own boot check keeps it read-only meanwhile)")
     old_alive = bool(old) and states[old].role == "primary"
     fleet.out(f"plan: promote {target} (lag {states[target].lag_bytes} bytes); fence {old or 'nobody'} "
               f"({'answering' if states.get(old, DbState(old)).up else 'not answering'}); "
@@ -361,12 +361,14 @@ def rejoin(fleet: Fleet, name: str) -> None:
              f"echo \\\"primary_conninfo = '{conninfo}'\\\" >> {data}/auto.tmp; "
              f"echo \\\"primary_slot_name = '{slot}'\\\" >> {data}/auto.tmp; mv {data}/auto.tmp "
              f"{data}/postgresql.auto.conf\"")
-    host.run(f"systemctl unmask {service} && systemctl enable {service} && systemctl start {service}")
     topology = fleet.topology
     topology.primary = topology.primary or primary
     topology.fenced = [h for h in topology.fenced if h != name]
     save_topology(fleet.project.inventory.path, topology)
     fleet.project = load_project(fleet.project.root, fleet.project.env)
+    # as a replica again, the postgresql role writes its config (max_connections at least the primary's),
+    # unmasks and starts it
+    converge(fleet, "postgresql", f"{primary},{name}")
     for _ in range(60):
         if fleet.state(name).receiver == "streaming":
             break
@@ -375,7 +377,6 @@ def rejoin(fleet: Fleet, name: str) -> None:
     fleet.out(f"  {name}: {state.role}, receiver {state.receiver or 'none'}")
     if state.receiver != "streaming":
         raise FabstackError(f"rejoined but not streaming from {primary} yet; see `inv failover status`", host=name)
-    converge(fleet, "postgresql", ",".join(fleet.db_hosts))
     if fleet.group("pgbouncer"):
         converge(fleet, "pgbouncer", "pgbouncer")  # the read-only entry may point at this replica again
     fleet.out(f"rejoin done in {time.monotonic() - started:.1f}s")

@@ -52,10 +52,10 @@ class RemoteHost:
             self.conn.close()
 
 
-def reach(project: Project, host: str, timeout: float = 5) -> RemoteHost:
-    """Connect to a host, or return it marked unreachable with the reason."""
+def reach(project: Project, host: str, timeout: float = 3) -> RemoteHost:
+    """Connect to a host (giving up after ``timeout`` seconds), or return it marked unreachable with the reason."""
     setup = project.setup(host, None)
-    conn = connect(project, setup)
+    conn = connect(project, setup, timeout)
     try:
         conn.open()
     except FabstackError as exc:

@@ -52,10 +52,10 @@ class HostRun:
 
 
 
-def connect(project: Project, setup: HostSetup) -> HostConnection:
+def connect(project: Project, setup: HostSetup, timeout: float = 10) -> HostConnection:
     """An SSH connection to a host, trusting only keys recorded for the env (and the user's own known_hosts)."""
     known = [known_hosts_path(project.inventory), Path("~/.ssh/known_hosts").expanduser()]
-    return HostConnection(setup.name, setup.vars, project.root, known)
+    return HostConnection(setup.name, setup.vars, project.root, known, connect_timeout=timeout)
 
 
 def gather_facts(run: HostRun) -> None:

@@ -27,18 +27,19 @@ def budget_for(root: Path, overrides: list[str] | None = None, fleet: dict | Non
 def test_sandbox_plan_fits_and_sizes_postgres_from_pools(project_copy: Path) -> None:
     budget = budget_for(project_copy)
     assert budget.problems == []
-    # one PgBouncer, pool 20 + reserve 5 for one user, plus 3 reserved and 10 admin connections
-    assert budget.of("db1")["postgresql_max_connections"] == 38
-    assert budget.of("db2")["postgresql_max_connections"] == 38  # a hot standby needs at least the primary's
+    # one PgBouncer, pool 20 + reserve 5 for one user on both entries (rw and ro may both land on one host
+    # after a failover), plus 3 reserved and 10 admin connections
+    assert budget.of("db1")["postgresql_max_connections"] == 63
+    assert budget.of("db2")["postgresql_max_connections"] == 63  # a hot standby needs at least the primary's
     assert budget.of("app1")["php_fpm_max_children"] == 17
     assert any("total app clients: 58" in line for line in budget.lines)
 
 
 def test_pools_above_max_connections_are_refused(project_copy: Path) -> None:
-    budget = budget_for(project_copy, ["postgresql_max_connections=20"])
+    budget = budget_for(project_copy, ["postgresql_max_connections=40"])
     problem = next(p for p in budget.problems if p.host == "db1")
     assert problem.key == "postgresql_max_connections"
-    assert "25 server connections" in problem.message and "max_connections 20" in problem.message
+    assert "50 server connections" in problem.message and "max_connections 40" in problem.message
 
 
 def test_fpm_children_above_memory_are_refused(project_copy: Path) -> None:

@@ -104,7 +104,8 @@ def deploy(host: RoleContext) -> None:
     service = f"postgresql@{version}-{cluster}"
     check_config = (f"runuser -u postgres -- /usr/lib/postgresql/{version}/bin/postgres -D {data} "
                     f"-c config_file={etc}/postgresql.conf -C max_connections >/dev/null")
-    check_hba = ("test \"$(runuser -u postgres -- psql -X -At -c "
+    # pg_hba_file_rules reads the file on disk; a stopped server checks it itself when it starts
+    check_hba = ("! runuser -u postgres -- pg_isready -q || test \"$(runuser -u postgres -- psql -X -At -c "
                  "'select count(*) from pg_hba_file_rules where error is not null')\" = 0")
 
     host.packages(f"postgresql-{version}")

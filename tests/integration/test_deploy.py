@@ -121,11 +121,11 @@ def test_bad_template_variable_on_one_host_changes_no_host(deployed: list, tmp_p
 
 
 def test_budget_that_does_not_fit_is_refused_before_any_change(deployed: list, capsys) -> None:  # noqa: ANN001
-    reports = commands.deploy(REPO, "sandbox", overrides=["postgresql_max_connections=20"])
+    reports = commands.deploy(REPO, "sandbox", overrides=["postgresql_max_connections=40"])
     out = capsys.readouterr().out
     assert commands.fail_on(reports) != 0 and changed(reports) == 0
-    assert re.search(r"REFUSED .*key postgresql_max_connections: host db1: .*25 server connections", out), out
-    assert in_host("db1", "runuser -u postgres -- psql -X -At -c 'show max_connections'").stdout.strip() == "38"
+    assert re.search(r"REFUSED .*key postgresql_max_connections: host db1: .*50 server connections", out), out
+    assert in_host("db1", "runuser -u postgres -- psql -X -At -c 'show max_connections'").stdout.strip() == "63"
 
 
 def test_shell_metacharacters_in_a_value_are_never_run(deployed: list) -> None:
