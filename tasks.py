@@ -144,4 +144,56 @@ def status(c: Context, env: str = "sandbox", root: str = ".") -> None:
     _run(lambda: commands.sandbox_status(Path(root), env))
 
 
-namespace = Collection(deploy, verify, capacity, failover, inventory_, Collection("sandbox", up, down, status))
+def _backups(env: str, root: str, action: Callable[[Any], Any]) -> Any:
+    from fabstack.backups import open_backups
+
+    def act() -> Any:
+        handle = open_backups(Path(root), env)
+        try:
+            return action(handle)
+        finally:
+            handle.host.close()
+
+    return _run(act)
+
+
+@task(name="run", help={"env": "inventory/ENV.yml", "root": "the deployment repo"})
+def backup_run(c: Context, env: str = "sandbox", root: str = ".") -> None:
+    """Take a backup now on the backup host (what the nightly cron job runs)."""
+    from fabstack import backups
+
+    _backups(env, root, backups.run)
+
+
+@task(name="list", help={"env": "inventory/ENV.yml", "root": "the deployment repo"})
+def backup_list(c: Context, env: str = "sandbox", root: str = ".") -> None:
+    """List the backups, newest first; corrupted ones are marked."""
+    from fabstack import backups
+
+    _backups(env, root, backups.show)
+
+
+@task(name="restore", help={"name": "the backup (see backup.list)", "target": "the host to restore on "
+                            "(default: the backup host)", "into": "the database to restore into (default: "
+                            "DB_restore)", "force": "allow restoring over an existing database",
+                            "env": "inventory/ENV.yml", "root": "the deployment repo"})
+def backup_restore(c: Context, name: str, target: str | None = None, into: str | None = None, force: bool = False,
+                   env: str = "sandbox", root: str = ".") -> None:
+    """Restore a backup into scratch databases; over a live database only with --force."""
+    from fabstack import backups
+
+    _backups(env, root, lambda b: backups.restore(b, name, target, into, force))
+
+
+@task(name="verify", help={"env": "inventory/ENV.yml", "root": "the deployment repo"})
+def backup_verify(c: Context, env: str = "sandbox", root: str = ".") -> None:
+    """Restore the newest good backup into scratch databases and compare row counts and max ids with the source."""
+    from fabstack import backups
+
+    if not _backups(env, root, backups.verify):
+        raise Exit(code=2)
+
+
+namespace = Collection(deploy, verify, capacity, failover, inventory_,
+                       Collection("backup", backup_run, backup_list, backup_restore, backup_verify),
+                       Collection("sandbox", up, down, status))

@@ -4,7 +4,7 @@
 renamed into place with a SHA256SUMS manifest; then retention (daily / weekly / monthly) that never deletes the
 newest good backup. A backup whose checksums do not match is reported and never counted as good.
 
-Usage: fabstack-backup run | list | prune [--now ISO] | verify NAME
+Usage: fabstack-backup run | list | prune | check NAME | stats DATABASE
 """
 
 from __future__ import annotations
@@ -53,6 +53,59 @@ def as_postgres(argv: list[str], output: Path) -> None:
         raise RuntimeError(f"{argv[0]} failed: {proc.stderr.decode(errors='replace').strip()}")
 
 
+class Session:
+    """A psql session kept open as the postgres user, to hold one snapshot while pg_dump reads it."""
+
+    def __init__(self, database: str, port: str) -> None:
+        self.proc = subprocess.Popen(
+            ["runuser", "-u", "postgres", "--", "psql", "-X", "-At", "-q", "-v", "ON_ERROR_STOP=1", "-p", port,
+             "-d", database], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def ask(self, sql: str) -> list[str]:
+        """Run one statement; its output lines."""
+        assert self.proc.stdin and self.proc.stdout
+        self.proc.stdin.write(f"{sql.rstrip(';')};\n\\echo __fabstack_end__\n")
+        self.proc.stdin.flush()
+        lines = []
+        for line in self.proc.stdout:
+            if line.rstrip("\n") == "__fabstack_end__":
+                return lines
+            lines.append(line.rstrip("\n"))
+        raise RuntimeError(f"psql ended while running: {sql}")
+
+    def close(self) -> None:
+        """End the session."""
+        assert self.proc.stdin
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+def table_stats(session: Session) -> dict[str, list]:
+    """Row count and max(id) (where there is an id column) of every user table, in the session's snapshot."""
+    stats = {}
+    tables = session.ask("select format('%I.%I', schemaname, relname) from pg_stat_user_tables order by 1")
+    for table in tables:
+        has_id = session.ask(f"select count(*) from pg_attribute where attrelid = '{table}'::regclass "
+                             "and attname = 'id' and not attisdropped")[0] == "1"
+        count, max_id = session.ask(f"select count(*), {'max(id)' if has_id else 'null'} from {table}")[0].split("|")
+        stats[table] = [int(count), int(max_id) if max_id else None]
+    return stats
+
+
+def dump_database(database: str, folder: Path, port: str) -> dict[str, list]:
+    """pg_dump -Fc of one database, and its tables' stats taken in the very snapshot the dump reads."""
+    session = Session(database, port)
+    try:
+        session.ask("begin isolation level repeatable read read only")
+        snapshot = session.ask("select pg_export_snapshot()")[0]
+        stats = table_stats(session)
+        as_postgres(["pg_dump", "-p", port, "-Fc", f"--snapshot={snapshot}", database], folder / f"{database}.dump")
+        session.ask("commit")
+    finally:
+        session.close()
+    return stats
+
+
 def run(settings: dict) -> Path:
     """Take one backup; returns its folder."""
     root = Path(settings["dir"])
@@ -63,8 +116,8 @@ def run(settings: dict) -> Path:
     try:
         port = str(settings.get("port", 5432))
         as_postgres(["pg_dumpall", "-p", port, "--globals-only", "--no-role-passwords"], tmp / "globals.sql")
-        for database in settings["databases"]:
-            as_postgres(["pg_dump", "-p", port, "-Fc", database], tmp / f"{database}.dump")
+        stats = {database: dump_database(database, tmp, port) for database in settings["databases"]}
+        (tmp / "stats.json").write_text(json.dumps(stats, indent=1, sort_keys=True) + "\n")
         lines = []
         for file in sorted(tmp.iterdir()):
             fsync_path(file)
@@ -158,8 +211,14 @@ def main(argv: list[str]) -> int:
         elif command == "list":
             for when, folder in backups(Path(settings["dir"])):
                 print(json.dumps({"name": folder.name, "time": when.isoformat(), "good": is_good(folder)}))
-        elif command == "verify":
+        elif command == "check":
             return 0 if is_good(Path(settings["dir"]) / argv[2]) else 1
+        elif command == "stats":
+            session = Session(argv[2], str(settings.get("port", 5432)))
+            try:
+                print(json.dumps(table_stats(session), sort_keys=True))
+            finally:
+                session.close()
         else:
             print(__doc__, file=sys.stderr)
             return 2
