@@ -1,0 +1,132 @@
+"""Chaos helpers shared by the failover tests and benchmarks/failover.py: a writer that logs every acknowledged
+id through PgBouncer, and HTTP probes through the LB. All traffic goes to sandbox addresses, bounded in count
+and time."""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+
+import psycopg
+
+from fabstack.project import load_project
+from tests.conftest import REPO
+
+PROBE_TABLE = "failover_probe"
+
+
+def pgbouncer_dsn(database: str = "app") -> str:
+    """The app's DSN through the sandbox's PgBouncer (password from the env's generated secrets)."""
+    project = load_project(REPO, "sandbox")
+    bouncer = project.setup(project.inventory.select("pgbouncer")[0], None).vars
+    return (f"host={bouncer['ansible_host']} port={bouncer['pgbouncer_listen_port']} dbname={database} user=app "
+            f"password={bouncer['postgresql_app_password']} connect_timeout=3")
+
+
+def reset_probe_table() -> None:
+    """An empty probe table on the primary."""
+    with psycopg.connect(pgbouncer_dsn(), autocommit=True, prepare_threshold=None) as conn:
+        conn.execute(f"drop table if exists {PROBE_TABLE}")
+        conn.execute(f"create table {PROBE_TABLE} (id bigint primary key, at timestamptz not null default now())")
+
+
+def probe_ids() -> set[int]:
+    """Ids present on the current primary."""
+    with psycopg.connect(pgbouncer_dsn(), autocommit=True, prepare_threshold=None) as conn:
+        return {row[0] for row in conn.execute(f"select id from {PROBE_TABLE}")}
+
+
+@dataclass
+class Writer:
+    """Inserts sequential ids through PgBouncer, recording each acknowledged one and when writes failed."""
+
+    max_ids: int = 200_000
+    max_seconds: float = 180
+    acked: list[int] = field(default_factory=list)
+    errors: int = 0
+    failing_since: float | None = None
+    outages: list[tuple[float, float]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> Writer:
+        """Start writing in a background thread."""
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop and wait for the thread."""
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=30)
+
+    def first_ack_after(self, moment: float) -> float | None:
+        """When the first write after ``moment`` was acknowledged (monotonic clock), if any."""
+        return next((end for start, end in self.outages if end >= moment), None)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.max_seconds
+        conn = None
+        next_id = 1
+        while not self._stop.is_set() and next_id <= self.max_ids and time.monotonic() < deadline:
+            try:
+                if conn is None:
+                    conn = psycopg.connect(pgbouncer_dsn(), autocommit=True, prepare_threshold=None)
+                conn.execute(f"insert into {PROBE_TABLE} (id) values (%s)", (next_id,))
+                self.acked.append(next_id)
+                if self.failing_since is not None:
+                    self.outages.append((self.failing_since, time.monotonic()))
+                    self.failing_since = None
+                next_id += 1
+            except psycopg.Error as exc:
+                self.errors += 1
+                if "duplicate key" in str(exc):
+                    next_id += 1  # it did commit before the connection broke: not acknowledged, not lost
+                if self.failing_since is None:
+                    self.failing_since = time.monotonic()
+                if conn is not None:
+                    conn.close()
+                conn = None
+                time.sleep(0.05)
+        if conn is not None:
+            conn.close()
+
+
+@dataclass
+class HttpProbe:
+    """GETs through the LB in a loop, counting failed requests (bounded in count and time)."""
+
+    url: str
+    max_requests: int = 100_000
+    max_seconds: float = 180
+    ok: int = 0
+    failed: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> HttpProbe:
+        """Start probing in a background thread."""
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop and wait for the thread."""
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.max_seconds
+        while not self._stop.is_set() and self.ok + self.failed < self.max_requests and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.url, timeout=10) as response:
+                    response.read()
+                    self.ok += 1
+            except (urllib.error.URLError, OSError):
+                self.failed += 1
+            time.sleep(0.05)  # about 15 requests a second: under the per-IP rate limit
