@@ -343,40 +343,61 @@ def rejoin(fleet: Fleet, name: str) -> None:
     fleet.host(primary).sql(f"select pg_create_physical_replication_slot('{slot}') where not exists "
                             f"(select from pg_replication_slots where slot_name = '{slot}')")
     host.run(f"systemctl stop {service}")
+    conninfo = f"host={address} port={v['postgresql_port']} user={v['postgresql_replication_user']}"
+
+    def reclone() -> None:
+        host.run(f"systemctl stop {service}; rm -rf {data}.clone && runuser -u postgres -- pg_basebackup "
+                 f"-D {data}.clone -R -X stream -c fast -d {shlex.quote(conninfo)} && rm -rf {data} && "
+                 f"mv {data}.clone {data}")
+
+    def as_standby() -> None:
+        line = f"{conninfo} application_name={slot} passfile=/var/lib/postgresql/.pgpass"
+        host.run(f"runuser -u postgres -- touch {data}/standby.signal && "
+                 f"runuser -u postgres -- sh -c \"grep -v '^primary_' {data}/postgresql.auto.conf > {data}/auto.tmp; "
+                 f"echo \\\"primary_conninfo = '{line}'\\\" >> {data}/auto.tmp; "
+                 f"echo \\\"primary_slot_name = '{slot}'\\\" >> {data}/auto.tmp; mv {data}/auto.tmp "
+                 f"{data}/postgresql.auto.conf\"")
+
+    def start_streaming() -> bool:
+        # as a replica again, the postgresql role writes its config (max_connections at least the primary's),
+        # unmasks and starts it
+        try:
+            converge(fleet, "postgresql", f"{primary},{name}")
+        except FabstackError as exc:
+            fleet.out(f"  {name}: did not start as a replica ({exc.message})")
+            return False
+        for _ in range(60):
+            if fleet.state(name).receiver == "streaming":
+                return True
+            time.sleep(0.5)
+        return False
+
     rewind = (f"runuser -u postgres -- /usr/lib/postgresql/{version}/bin/pg_rewind --target-pgdata={data} "
-              f"--config-file=/etc/postgresql/{version}/{cluster}/postgresql.conf -R "
+              f"--config-file=/etc/postgresql/{version}/{cluster}/postgresql.conf "
               f"--source-server={shlex.quote(source)}")
     out = host.run(rewind, check=False)
-    if "Done!" in out or "no rewind required" in out:
+    rewound = "Done!" in out or "no rewind required" in out
+    if rewound:
         fleet.out(f"  {name}: pg_rewind from {primary}: {'no rewind required' if 'no rewind' in out else 'done'}")
     else:
-        fleet.out(f"  {name}: pg_rewind impossible ({out.splitlines()[-1] if out else 'no output'}); re-cloning")
-        conninfo = f"host={address} port={v['postgresql_port']} user={v['postgresql_replication_user']}"
-        host.run(f"rm -rf {data}.clone && runuser -u postgres -- pg_basebackup -D {data}.clone -R -X stream -c fast "
-                 f"-d {shlex.quote(conninfo)} && rm -rf {data} && mv {data}.clone {data}")
-    conninfo = (f"host={address} port={v['postgresql_port']} user={v['postgresql_replication_user']} "
-                f"application_name={slot} passfile=/var/lib/postgresql/.pgpass")
-    host.run(f"runuser -u postgres -- touch {data}/standby.signal && "
-             f"runuser -u postgres -- sh -c \"grep -v '^primary_' {data}/postgresql.auto.conf > {data}/auto.tmp; "
-             f"echo \\\"primary_conninfo = '{conninfo}'\\\" >> {data}/auto.tmp; "
-             f"echo \\\"primary_slot_name = '{slot}'\\\" >> {data}/auto.tmp; mv {data}/auto.tmp "
-             f"{data}/postgresql.auto.conf\"")
+        errors = [line for line in out.splitlines() if "error" in line.lower()] or out.splitlines()[-1:]
+        fleet.out(f"  {name}: pg_rewind impossible ({errors[0] if errors else 'no output'}); re-cloning")
+        reclone()
+    as_standby()
     topology = fleet.topology
     topology.primary = topology.primary or primary
     topology.fenced = [h for h in topology.fenced if h != name]
     save_topology(fleet.project.inventory.path, topology)
     fleet.project = load_project(fleet.project.root, fleet.project.env)
-    # as a replica again, the postgresql role writes its config (max_connections at least the primary's),
-    # unmasks and starts it
-    converge(fleet, "postgresql", f"{primary},{name}")
-    for _ in range(60):
-        if fleet.state(name).receiver == "streaming":
-            break
-        time.sleep(0.5)
+    if not start_streaming() and rewound:
+        fleet.out(f"  {name}: the rewound copy does not stream from {primary}; re-cloning")
+        reclone()
+        as_standby()
+        start_streaming()
     state = fleet.state(name)
     fleet.out(f"  {name}: {state.role}, receiver {state.receiver or 'none'}")
     if state.receiver != "streaming":
-        raise FabstackError(f"rejoined but not streaming from {primary} yet; see `inv failover status`", host=name)
+        raise FabstackError(f"rejoined but not streaming from {primary}; see `inv failover status`", host=name)
     if fleet.group("pgbouncer"):
         converge(fleet, "pgbouncer", "pgbouncer")  # the read-only entry may point at this replica again
     fleet.out(f"rejoin done in {time.monotonic() - started:.1f}s")

@@ -196,24 +196,27 @@ def test_backup_verify_passes_and_a_corrupted_backup_is_skipped(deployed: list) 
 
 def test_retention_keeps_7_daily_4_weekly_12_monthly_on_faked_dates(deployed: list) -> None:
     handle = backups()
+    folder = handle.settings["backups_dir"]
+    months = [f"{2025 + (m - 1) // 12}{(m - 1) % 12 + 1:02d}01T020000Z" for m in range(8, 23)]  # 2025-08..2026-10
+    days = ["20261105T020000Z", "20261106T020000Z", "20261112T020000Z", "20261119T020000Z", "20261120T020000Z",
+            "20261120T030000Z", "20261121T020000Z", "20261122T020000Z", "20261123T020000Z"]
+    names = months + days
     try:
-        folder = handle.settings["backups_dir"]
         newest = handle.listing()[0]["name"]
-        names = ["20260101T020000Z", "20260215T020000Z", "20260301T020000Z", "20261001T020000Z",
-                 "20261105T020000Z", "20261106T020000Z", "20261112T020000Z", "20261119T020000Z",
-                 "20261120T020000Z", "20261120T030000Z", "20261121T020000Z", "20261122T020000Z",
-                 "20261123T020000Z", "20251101T020000Z", "20240101T020000Z"]
+        others = [e["name"] for e in handle.listing() if e["name"] != newest]
+        if others:  # start from the newest real backup alone
+            handle.host.run("rm -rf " + " ".join(f"{folder}/{n}" for n in others))
         copies = " && ".join(f"cp -a {folder}/{newest} {folder}/{n}" for n in names)
         handle.host.run(copies)
         handle.host.run("/usr/local/sbin/fabstack-backup prune")
         kept = {e["name"] for e in handle.listing()}
         assert newest in kept
-        assert "20261120T030000Z" in kept and "20261120T020000Z" not in kept  # newest of a day
-        assert "20261105T020000Z" not in kept and "20261106T020000Z" in kept  # a week's newest
-        assert {"20261001T020000Z", "20260301T020000Z", "20260215T020000Z", "20260101T020000Z"} <= kept
-        assert "20240101T020000Z" not in kept and "20251101T020000Z" not in kept  # beyond 12 months
-        handle.host.run("rm -rf " + " ".join(f"{folder}/{n}" for n in names))
+        assert "20261120T030000Z" in kept and "20261120T020000Z" not in kept  # the newest of a day
+        assert "20261106T020000Z" in kept and "20261105T020000Z" not in kept  # the newest of a week
+        # 12 monthly: this month's newest and the 11 months before it that have backups
+        assert set(months[-11:]) <= kept and not set(months[:4]) & kept
     finally:
+        handle.host.run("rm -rf " + " ".join(f"{folder}/{n}" for n in names), check=False)
         handle.host.close()
 
 
