@@ -1,0 +1,99 @@
+"""Chaos benchmark on the sandbox: kill the primary's container under a write load and promote the replica, in
+synchronous and asynchronous mode; then a planned switchover under HTTP load. Prints RTO (kill -> first write
+acknowledged through PgBouncer), the promote command's duration, acknowledged writes lost (against the replay
+lag measured before the kill), and failed HTTP requests during the switchover. Asserts nothing.
+
+All traffic goes to sandbox addresses; the writer and the HTTP probe are bounded in count and time.
+Usage: .venv/bin/python benchmarks/failover.py
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+from common import REPO, quiet_deploy, sandbox_up
+
+from fabstack import failover as fo
+from tests.integration.chaos import HttpProbe, Writer, probe_ids, reset_probe_table
+
+
+def fleet() -> fo.Fleet:
+    """The env's db fleet, quiet."""
+    return fo.open_fleet(REPO, "sandbox", out=lambda _: None)
+
+
+def with_fleet(action):  # noqa: ANN001, ANN201 - a small local helper
+    """Run ``action(fleet)`` and close the fleet."""
+    f = fleet()
+    try:
+        return action(f)
+    finally:
+        f.close()
+
+
+def primary_and_lag() -> tuple[str, int]:
+    """The primary and the replicas' replay lag in bytes as the primary sees it."""
+    states = with_fleet(lambda f: {h: f.state(h) for h in f.db_hosts})
+    primary = next(h for h, s in states.items() if s.role == "primary")
+    lag = with_fleet(lambda f: f.host(primary).sql(
+        "select coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)), 0) from pg_stat_replication"))
+    return primary, int(float(lag or 0))
+
+
+def kill_cycle(mode: str) -> dict[str, float]:
+    """One failover under load: kill, promote --force, restart and rejoin the old primary."""
+    quiet_deploy(limit="db", roles="postgresql", overrides=[f"postgresql_synchronous={mode == 'sync'}"])
+    reset_probe_table()
+    writer = Writer(max_seconds=90).start()
+    time.sleep(3)
+    old, lag = primary_and_lag()
+    killed = time.monotonic()
+    subprocess.run(["podman", "kill", f"fabstack-{old}"], check=True, capture_output=True)
+    started = time.monotonic()
+    with_fleet(lambda f: fo.promote(f, None, force=True, check=False))
+    took = time.monotonic() - started
+    for _ in range(200):
+        if writer.first_ack_after(killed):
+            break
+        time.sleep(0.05)
+    time.sleep(1)
+    writer.stop()
+    recovered = writer.first_ack_after(killed)
+    lost = len(set(writer.acked) - probe_ids())
+    subprocess.run(["podman", "start", f"fabstack-{old}"], check=True, capture_output=True)
+    time.sleep(5)
+    with_fleet(lambda f: fo.rejoin(f, old))
+    return {"acked": len(writer.acked), "lost": lost, "lag_bytes_before_kill": lag, "command_s": took,
+            "rto_s": (recovered - killed) if recovered else float("nan")}
+
+
+def switchover_cycle() -> dict[str, float]:
+    """A planned switchover under write and HTTP load."""
+    reset_probe_table()
+    writer, http = Writer(max_seconds=90).start(), HttpProbe("http://10.213.0.11/", max_seconds=90).start()
+    time.sleep(3)
+    started = time.monotonic()
+    with_fleet(lambda f: fo.switchover(f, None, check=False))
+    took = time.monotonic() - started
+    time.sleep(2)
+    writer.stop()
+    http.stop()
+    return {"acked": len(writer.acked), "lost": len(set(writer.acked) - probe_ids()), "command_s": took,
+            "http_ok": http.ok, "http_failed": http.failed}
+
+
+def main() -> None:
+    """Run the three scenarios and print their figures."""
+    sandbox_up()
+    quiet_deploy()
+    results = {"sync failover": kill_cycle("sync"), "async failover": kill_cycle("async"),
+               "switchover": switchover_cycle()}
+    quiet_deploy(limit="db", roles="postgresql")
+    for name, figures in results.items():
+        shown = ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in figures.items())
+        print(f"{name:<16}{shown}")
+
+
+if __name__ == "__main__":
+    main()
