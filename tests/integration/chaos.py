@@ -40,20 +40,15 @@ def probe_ids() -> set[int]:
 
 
 @dataclass
-class Writer:
-    """Inserts sequential ids through PgBouncer, recording each acknowledged one and when writes failed."""
+class Loop:
+    """A bounded loop in a background thread: ``start`` it, ``stop`` it; subclasses write ``_run``."""
 
-    max_ids: int = 200_000
     max_seconds: float = 180
-    acked: list[int] = field(default_factory=list)
-    errors: int = 0
-    failing_since: float | None = None
-    outages: list[tuple[float, float]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
-    def start(self) -> Writer:
-        """Start writing in a background thread."""
+    def start(self) -> Loop:
+        """Start the loop in a background thread."""
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         return self
@@ -63,6 +58,20 @@ class Writer:
         self._stop.set()
         if self._thread:
             self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+@dataclass
+class Writer(Loop):
+    """Inserts sequential ids through PgBouncer, recording each acknowledged one and when writes failed."""
+
+    max_ids: int = 200_000
+    acked: list[int] = field(default_factory=list)
+    errors: int = 0
+    failing_since: float | None = None
+    outages: list[tuple[float, float]] = field(default_factory=list)
 
     def first_ack_after(self, moment: float) -> float | None:
         """When the first write after ``moment`` was acknowledged (monotonic clock), if any."""
@@ -97,28 +106,13 @@ class Writer:
 
 
 @dataclass
-class HttpProbe:
+class HttpProbe(Loop):
     """GETs through the LB in a loop, counting failed requests (bounded in count and time)."""
 
-    url: str
+    url: str = "http://10.213.0.11/"
     max_requests: int = 100_000
-    max_seconds: float = 180
     ok: int = 0
     failed: int = 0
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def start(self) -> HttpProbe:
-        """Start probing in a background thread."""
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop and wait for the thread."""
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=30)
 
     def _run(self) -> None:
         deadline = time.monotonic() + self.max_seconds

@@ -44,7 +44,7 @@ def writable_on_own_port(host: str) -> bool:
 def test_switchover_loses_nothing_and_the_app_keeps_serving(deployed: list) -> None:
     reset_probe_table()
     old = primary()
-    writer, http = Writer().start(), HttpProbe(LB_URL).start()
+    writer, http = Writer().start(), HttpProbe(url=LB_URL).start()
     time.sleep(1)
     f = fleet()
     try:
