@@ -194,6 +194,41 @@ def backup_verify(c: Context, env: str = "sandbox", root: str = ".") -> None:
         raise Exit(code=2)
 
 
+@task(name="encrypt", help={"path": "the file to encrypt in place"})
+def vault_encrypt(c: Context, path: str) -> None:
+    """Encrypt a file in place, in ansible-vault's format (password from FABSTACK_VAULT_PASSWORD[_FILE])."""
+    from fabstack import vault
+
+    _run(lambda: vault.encrypt_file(Path(path)))
+
+
+@task(name="decrypt", help={"path": "the file to decrypt in place"})
+def vault_decrypt(c: Context, path: str) -> None:
+    """Decrypt a vault file in place (left mode 0600)."""
+    from fabstack import vault
+
+    _run(lambda: vault.decrypt_file(Path(path)))
+
+
+@task(name="view", help={"path": "the vault file to show"})
+def vault_view(c: Context, path: str) -> None:
+    """Print a vault file's plaintext."""
+    from fabstack import vault
+
+    print(_run(lambda: vault.view_file(Path(path))), end="")
+
+
+@task(name="edit", help={"path": "the vault file to edit (created if missing)"})
+def vault_edit(c: Context, path: str) -> None:
+    """Edit a vault file in $EDITOR through a private temporary copy, re-encrypting it on save."""
+    import os
+
+    from fabstack import vault
+
+    _run(lambda: vault.edit_file(Path(path), os.environ.get("EDITOR", "vi")))
+
+
 namespace = Collection(deploy, verify, capacity, failover, inventory_,
                        Collection("backup", backup_run, backup_list, backup_restore, backup_verify),
+                       Collection("vault", vault_encrypt, vault_decrypt, vault_view, vault_edit),
                        Collection("sandbox", up, down, status))

@@ -217,15 +217,16 @@ def resume_bouncers(fleet: Fleet, database: str) -> None:
         fleet.out(f"  {bouncer}: RESUME {database}")
 
 
-def converge(fleet: Fleet, roles: str, limit: str) -> None:
-    """Re-run the deploy of some roles so configs follow the recorded topology (PgBouncer's rw entry, slots...)."""
+def converge(fleet: Fleet, roles: str | None, limit: str) -> None:
+    """Re-run the deploy (of some roles, or all) so hosts follow the recorded topology: PgBouncer's rw entry,
+    slots and synchronous_standby_names, and whatever site.yml gives the primary (the backups)."""
     root, env = fleet.project.root, fleet.project.env
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
         reports = commands.deploy(root, env, limit=limit, roles=roles)
     failed = [r for r in reports if r.failed]
     changed = sum(r.count("changed") for r in reports)
-    fleet.out(f"  deploy --roles {roles} --limit {limit}: {changed} changed"
+    fleet.out(f"  deploy{' --roles ' + roles if roles else ''} --limit {limit}: {changed} changed"
               + (f", FAILED on {', '.join(r.host for r in failed)}" if failed else ""))
     if failed:
         raise FabstackError(f"converging {roles} failed: {failed[0].error or 'see deploy output'}", host=failed[0].host)
@@ -316,7 +317,7 @@ def promote(fleet: Fleet, replica: str | None, force: bool, check: bool, max_lag
         resume_bouncers(fleet, rw)
     for other in fleet.group(REPLICA_GROUP):
         follow(fleet, other, target)
-    converge(fleet, "postgresql", ",".join(h for h in fleet.db_hosts if fleet.host(h).reachable))
+    converge(fleet, None, ",".join(h for h in fleet.db_hosts if fleet.host(h).reachable))
     fleet.out(f"promote done in {time.monotonic() - started:.1f}s")
     return target
 
@@ -451,6 +452,7 @@ def switchover(fleet: Fleet, replica: str | None, check: bool, wait_seconds: flo
     resume_bouncers(fleet, rw)
     for other in fleet.group(REPLICA_GROUP):
         follow(fleet, other, target)
+    converge(fleet, None, target)  # what site.yml gives the primary (backups) follows it
     rejoin(fleet, old)
     fleet.out(f"switchover done in {time.monotonic() - started:.1f}s")
     return target

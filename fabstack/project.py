@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fabstack import vault
 from fabstack.errors import FabstackError
 from fabstack.inventory import Inventory, ResolvedVars, load_inventory
 from fabstack.masking import Masker, secret_values
@@ -109,7 +110,7 @@ class Project:
         """Resolve and check a host's variables (role defaults lowest, ``--set`` highest)."""
         roles = self.roles_for(host)
         resolved = self.resolve(host)
-        secrets = secret_values(resolved.values)
+        secrets = secret_values(resolved.values) | vault.revealed()
         self.masker.add(secrets)
         for role in roles:
             role.check_types(host, resolved.values, resolved.origins, secrets)

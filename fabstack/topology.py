@@ -72,7 +72,7 @@ def apply_topology(inv: Any, topology: Topology) -> None:
         if name and name not in members:
             raise FabstackError(f"{name} is not a db host of this inventory", where=str(topology_path(inv.path)),
                                 key="primary" if name == topology.primary else "fenced")
-    if FENCED_GROUP not in groups:
+    if FENCED_GROUP not in groups and topology.fenced:
         from fabstack.inventory import Group
 
         fenced = Group(FENCED_GROUP, parents=set(groups[PRIMARY_GROUP].parents))
@@ -86,4 +86,5 @@ def apply_topology(inv: Any, topology: Topology) -> None:
         host = inv.hosts[name]
         host.groups = [g for g in host.groups if g not in (PRIMARY_GROUP, REPLICA_GROUP, FENCED_GROUP)] + [role]
     for group in (PRIMARY_GROUP, REPLICA_GROUP, FENCED_GROUP):
-        groups[group].hosts = [h for h in members if group in inv.hosts[h].groups]
+        if group in groups:
+            groups[group].hosts = [h for h in members if group in inv.hosts[h].groups]

@@ -7,17 +7,41 @@ from typing import Any
 
 import yaml
 
+from fabstack import vault
 from fabstack.errors import FabstackError
 
 
+class VaultLoader(yaml.SafeLoader):
+    """PyYAML's safe loader plus Ansible's ``!vault`` tag for inline encrypted values."""
+
+
+def _vault_constructor(path: Path) -> Any:
+    def construct(loader: yaml.SafeLoader, node: yaml.Node) -> str:
+        where = f"{path}:{node.start_mark.line + 1}"
+        value = vault.decrypt(loader.construct_scalar(node), vault.password(where), where)
+        vault.reveal(value)
+        return value
+
+    return construct
+
+
 def load_yaml(path: Path) -> Any:
-    """Parse one YAML file; a syntax error becomes a one-line FabstackError naming file and line."""
+    """Parse one YAML file (decrypting ansible-vault files and ``!vault`` values); a syntax error becomes a
+    one-line FabstackError naming file and line."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise FabstackError(f"cannot read: {exc.strerror}", where=str(path)) from exc
+    encrypted = vault.is_vaulted(text)
+    if encrypted:
+        text = vault.decrypt(text, vault.password(str(path)), str(path))
+    loader = type("FileLoader", (VaultLoader,), {})
+    loader.add_constructor("!vault", _vault_constructor(path))
     try:
-        return yaml.safe_load(text)
+        data = yaml.load(text, Loader=loader)  # noqa: S506 - a SafeLoader subclass
+        if encrypted:
+            vault.reveal(data)
+        return data
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f":{mark.line + 1}" if mark else ""

@@ -17,8 +17,9 @@ def inv(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
                           check=False)
 
 
-def test_inventory_json_is_ansible_inventory_list_shaped() -> None:
-    proc = inv("inventory", "--env", "sandbox", "--json")
+def test_inventory_json_is_ansible_inventory_list_shaped(project_copy: Path) -> None:
+    (project_copy / "inventory" / "sandbox.topology.yml").unlink(missing_ok=True)  # the inventory as written
+    proc = inv("inventory", "--env", "sandbox", "--json", "--root", str(project_copy))
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["_meta"]["hostvars"]["lb1"]["ansible_host"] == "10.213.0.11"
@@ -26,8 +27,9 @@ def test_inventory_json_is_ansible_inventory_list_shaped() -> None:
     assert data["all"]["children"][0] == "ungrouped"
 
 
-def test_inventory_text_lists_groups_per_host() -> None:
-    proc = inv("inventory")
+def test_inventory_text_lists_groups_per_host(project_copy: Path) -> None:
+    (project_copy / "inventory" / "sandbox.topology.yml").unlink(missing_ok=True)  # the inventory as written
+    proc = inv("inventory", "--root", str(project_copy))
     assert "db1  groups: db, db_primary" in proc.stdout
 
 
