@@ -228,7 +228,24 @@ def vault_edit(c: Context, path: str) -> None:
     _run(lambda: vault.edit_file(Path(path), os.environ.get("EDITOR", "vi")))
 
 
+@task(name="trust", help={"env": "inventory/ENV.yml", "limit": "hosts, groups or patterns",
+                          "update": "replace a recorded key that changed (a rebuilt host)",
+                          "root": "the deployment repo"})
+def hosts_trust(c: Context, env: str = "sandbox", limit: str | None = None, update: bool = False,
+                root: str = ".") -> None:
+    """Record the hosts' SSH keys in inventory/ENV.known_hosts; later runs refuse any other key."""
+    from fabstack.hostkeys import trust
+    from fabstack.project import load_project
+
+    def act() -> None:
+        project = load_project(Path(root), env)
+        trust(project, project.inventory.select(limit), update)
+
+    _run(act)
+
+
 namespace = Collection(deploy, verify, capacity, failover, inventory_,
                        Collection("backup", backup_run, backup_list, backup_restore, backup_verify),
                        Collection("vault", vault_encrypt, vault_decrypt, vault_view, vault_edit),
+                       Collection("hosts", hosts_trust),
                        Collection("sandbox", up, down, status))

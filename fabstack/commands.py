@@ -9,6 +9,7 @@ from pathlib import Path
 
 from fabstack import sandbox
 from fabstack.budget import compute_budget
+from fabstack.checks import check_fleet
 from fabstack.errors import FabstackError
 from fabstack.inventory import load_inventory
 from fabstack.project import load_project, parse_overrides
@@ -38,6 +39,7 @@ def deploy(
             raise FabstackError(f"unknown role {name!r} (site.yml assigns: {', '.join(project.roles)})", key="--roles")
     project.overrides = parse_overrides(overrides or [])
     setups = [project.setup(host, only) for host in project.inventory.select(limit)]
+    check_fleet(project, {h: project.setup(h, None) for h in project.inventory.hosts})
     printer = Printer(project.masker, verbose=verbose, show_diff=diff or check)
     mode = " (check mode: nothing will change)" if check else ""
     print(f"deploy env={env} hosts={len(setups)}{mode}", flush=True)

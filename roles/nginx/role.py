@@ -8,6 +8,9 @@ from fabstack.errors import FabstackError
 from fabstack.role import RoleContext
 from fabstack.tuning import nginx_worker_connections, nginx_worker_processes, nginx_worker_rlimit_nofile
 
+# Settings holding TCP ports this role listens on: the engine refuses two roles sharing one on a host.
+PORTS = ("nginx_listen_port", "nginx_status_port")
+
 HANDLERS = {
     "reload nginx": "systemctl reload nginx",
 }

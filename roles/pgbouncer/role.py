@@ -8,6 +8,9 @@ from fabstack.role import RoleContext
 
 GENERATED_SECRETS = ("postgresql_app_password", "pgbouncer_admin_password")
 
+# Settings holding TCP ports this role listens on: the engine refuses two roles sharing one on a host.
+PORTS = ("pgbouncer_listen_port",)
+
 HANDLERS = {
     "reload systemd": "systemctl daemon-reload",
     "restart pgbouncer": "systemctl restart pgbouncer",

@@ -12,6 +12,9 @@ from fabstack.role import RoleContext
 GENERATED_SECRETS = ("postgresql_app_password", "postgresql_replication_password")
 
 # Debian's postgresql.service passes reload and restart on to every cluster of the host.
+# Settings holding TCP ports this role listens on: the engine refuses two roles sharing one on a host.
+PORTS = ("postgresql_port",)
+
 HANDLERS = {
     "reload systemd": "systemctl daemon-reload",
     "reload postgresql": "systemctl reload postgresql",

@@ -8,6 +8,9 @@ from fabstack.role import RoleContext
 
 GENERATED_SECRETS = ("redis_app_password", "redis_admin_password")
 
+# Settings holding TCP ports this role listens on: the engine refuses two roles sharing one on a host.
+PORTS = ("redis_port",)
+
 HANDLERS = {
     "restart redis": "systemctl restart redis-server",
 }

@@ -8,6 +8,9 @@ from typing import Any
 from fabstack.role import RoleContext
 from fabstack.tuning import app_keepalive_seconds, capped_nofile
 
+# Settings holding TCP ports this role listens on: the engine refuses two roles sharing one on a host.
+PORTS = ("uvicorn_port",)
+
 HANDLERS = {
     "reload systemd": "systemctl daemon-reload",
     "restart app": "systemctl restart fabstack-fastapi",

@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from fabstack import commands
+from fabstack.errors import FabstackError
 from fabstack.verify import verify
 from tests.conftest import REPO, copy_project
 from tests.integration.conftest import in_host
@@ -173,3 +174,27 @@ def test_inventory_facts_override_plans_for_a_bigger_box(deployed: list, capsys)
     assert re.search(r"^app1\s+\| \+\s+worker_connections 2372;$", out, re.M), out
     assert in_host("app1", "grep -c 'worker_processes 8;' /etc/nginx/nginx.conf").stdout.strip() == "0"
     assert not reports[0].failed
+
+
+def test_hosts_trust_records_keys_and_refuses_a_changed_one(deployed: list, tmp_path: Path) -> None:
+    from fabstack.hostkeys import trust
+    from fabstack.project import load_project
+
+    root = copy_project(tmp_path / "repo")
+    known = root / "inventory/sandbox.known_hosts"
+    known.unlink()
+    assert "unknown host key" in commands.deploy(root, "sandbox", limit="db1")[0].error
+    lines: list[str] = []
+    assert trust(load_project(root, "sandbox"), ["db1", "lb1"], update=False, out=lines.append) == 2
+    assert any(line.startswith("db1") and "recorded" in line for line in lines)
+    assert not commands.deploy(root, "sandbox", limit="db1")[0].failed
+    assert trust(load_project(root, "sandbox"), ["db1"], update=False, out=lines.append) == 0
+    entries = known.read_text().splitlines()
+    lb_key = next(e for e in entries if e.startswith("10.213.0.11 ")).split(" ", 1)[1]
+    known.write_text("\n".join(f"10.213.0.31 {lb_key}" if e.startswith("10.213.0.31 ") else e for e in entries) + "\n")
+    try:
+        trust(load_project(root, "sandbox"), ["db1"], update=False, out=lines.append)
+        raise AssertionError("a changed key was accepted")
+    except FabstackError as exc:
+        assert "host key CHANGED" in exc.line() and "host db1" in exc.line()
+    assert "host key CHANGED" in commands.deploy(root, "sandbox", limit="db1")[0].error

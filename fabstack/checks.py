@@ -1,0 +1,70 @@
+"""Whole-env input checks made before any host is touched: topology, addresses and ports.
+
+Per-host checks (types, values) live with each role (``check`` in role.py); these need several hosts at once.
+"""
+
+from __future__ import annotations
+
+from fabstack.errors import FabstackError
+from fabstack.project import HostSetup, Project
+
+
+def check_fleet(project: Project, setups: dict[str, HostSetup]) -> None:
+    """Raise the first problem found across the env's hosts, naming the file, key and host."""
+    inventory = str(project.inventory.path)
+    _check_addresses(inventory, setups)
+    _check_database_topology(project, inventory, setups)
+    for setup in setups.values():
+        _check_ports(setup)
+
+
+def _check_addresses(inventory: str, setups: dict[str, HostSetup]) -> None:
+    seen: dict[tuple[str, int], str] = {}
+    for name, setup in setups.items():
+        address = (str(setup.vars.get("ansible_host", name)), int(setup.vars.get("ansible_port", 22)))
+        if address in seen:
+            raise FabstackError(f"address {address[0]}:{address[1]} is also host {seen[address]}'s",
+                                where=setup.resolved.origin("ansible_host") or inventory, key="ansible_host",
+                                host=name)
+        seen[address] = name
+
+
+def _check_database_topology(project: Project, inventory: str, setups: dict[str, HostSetup]) -> None:
+    with_postgres = [s for s in setups.values() if "postgresql" in {r.name for r in s.roles}]
+    if not with_postgres:
+        return
+    v = with_postgres[0].vars
+    groups = project.groups()
+    primaries = groups.get(v["postgresql_primary_group"], [])
+    replicas = groups.get(v["postgresql_replica_group"], [])
+    if len(primaries) > 1:
+        raise FabstackError(f"two primaries: {', '.join(primaries)} are both in group {v['postgresql_primary_group']}",
+                            where=inventory, key=v["postgresql_primary_group"], host=primaries[1])
+    if not primaries:
+        host = replicas[0] if replicas else with_postgres[0].name
+        what = "a replica without a primary" if replicas else "no primary"
+        raise FabstackError(f"{what}: group {v['postgresql_primary_group']} is empty", where=inventory,
+                            key=v["postgresql_primary_group"], host=host)
+    for name in replicas:
+        if name not in setups or "postgresql_replica" not in {r.name for r in setups[name].roles}:
+            continue
+        if "postgresql" not in {r.name for r in setups[name].roles}:
+            raise FabstackError("has postgresql_replica but not postgresql", where="site.yml", key="roles", host=name)
+
+
+def _check_ports(setup: HostSetup) -> None:
+    used: dict[int, str] = {}
+    for role in setup.roles:
+        for key in getattr(role.module, "PORTS", ()):
+            port = setup.vars.get(key)
+            if not isinstance(port, int):
+                continue
+            if not 0 < port < 65536:
+                raise FabstackError(f"port {port} is out of range", where=setup.resolved.origin(key), key=key,
+                                    host=setup.name)
+            if port in used and used[port] != key:
+                raise FabstackError(f"port {port} collides with {used[port]}", where=setup.resolved.origin(key),
+                                    key=key, host=setup.name)
+            used[port] = key
+
+

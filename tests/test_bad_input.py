@@ -1,0 +1,98 @@
+"""The bad-input catalogue (docs/bad-input.md): each case is one line naming the file, key and host, raised
+before any host is touched (these tests have no network: a connection attempt would fail them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fabstack import commands, vault
+from fabstack.errors import FabstackError
+from fabstack.operations import Command, File
+from fabstack.project import load_project
+from fabstack.role import RoleContext
+from fabstack.templating import environment
+
+FACTS = {"cpus": 2, "memory_mb": 2048, "nofile_hard": 20000, "container": "podman", "primary_address": "10.0.0.9"}
+
+
+def deploy_error(root: Path, *overrides: str) -> str:
+    try:
+        commands.deploy(root, "sandbox", overrides=list(overrides))
+    except FabstackError as exc:
+        return exc.line()
+    raise AssertionError("deploy did not refuse")
+
+
+def edit_inventory(root: Path, change) -> None:  # noqa: ANN001
+    path = root / "inventory" / "sandbox.yml"
+    data = yaml.safe_load(path.read_text())
+    change(data["all"]["children"])
+    path.write_text(yaml.safe_dump(data))
+    (root / "inventory" / "sandbox.topology.yml").unlink(missing_ok=True)
+
+
+def test_two_primaries(project_copy: Path) -> None:
+    edit_inventory(project_copy, lambda c: c["db"]["children"]["db_primary"]["hosts"].update(
+        {"db2": c["db"]["children"]["db_replica"]["hosts"].pop("db2")}))
+    line = deploy_error(project_copy)
+    assert "two primaries: db1, db2" in line and "inventory/sandbox.yml" in line and "host db2" in line
+
+
+def test_replica_without_a_primary(project_copy: Path) -> None:
+    edit_inventory(project_copy, lambda c: c["db"]["children"]["db_replica"]["hosts"].update(
+        c["db"]["children"]["db_primary"].pop("hosts")))
+    line = deploy_error(project_copy)
+    assert "a replica without a primary" in line and "key db_primary" in line and "host db" in line
+
+
+def test_duplicate_host_addresses(project_copy: Path) -> None:
+    edit_inventory(project_copy, lambda c: c["app"]["children"]["app_uvicorn"]["hosts"]["app2"].update(
+        ansible_host="10.213.0.21"))
+    line = deploy_error(project_copy)
+    assert "10.213.0.21:22 is also host app1's" in line and "key ansible_host" in line and "host app2" in line
+
+
+def test_port_collision(project_copy: Path) -> None:
+    (project_copy / "group_vars" / "pgbouncer.yml").write_text("pgbouncer_listen_port: 6379\n")
+    line = deploy_error(project_copy)
+    assert "port 6379 collides with redis_port" in line and "group_vars/pgbouncer.yml" in line
+    assert "host cache1" in line and "key pgbouncer_listen_port" in line
+
+
+def test_wrong_type_from_the_command_line(project_copy: Path) -> None:
+    line = deploy_error(project_copy, "redis_maxmemory_mb=lots")
+    assert "--set: key redis_maxmemory_mb: host cache1: expected an integer" in line
+
+
+def test_vaulted_group_vars_without_password(project_copy: Path, monkeypatch) -> None:  # noqa: ANN001
+    for name in ("FABSTACK_VAULT_PASSWORD", "FABSTACK_VAULT_PASSWORD_FILE", "ANSIBLE_VAULT_PASSWORD_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    path = project_copy / "group_vars" / "cache.yml"
+    path.write_text(vault.encrypt("redis_app_password: vaulted-1\n", b"pw"))
+    line = deploy_error(project_copy)
+    assert "group_vars/cache.yml" in line and "no vault password" in line
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text(min_size=1, max_size=60).filter(lambda t: t.strip()))
+def test_any_string_in_a_variable_only_ever_lands_in_file_content(project_copy: Path, value: str) -> None:
+    project = load_project(project_copy, "sandbox")
+    project.overrides = {"nginx_client_max_body_size": value, "php_fpm_max_requests": 500}
+    setup = project.setup("app1", None)
+    role = project.roles["nginx"]
+    ctx = RoleContext(role=role, host="app1", vars=setup.vars, facts=FACTS, jinja=environment([role.templates_dir]),
+                      groups=project.groups(), hostvars=project.hostvars(), root=project.root)
+    role.module.deploy(ctx)
+    for op in ctx.operations:
+        if isinstance(op, Command):
+            assert value not in op.command
+        step = op.desired()
+        for key, field in step.items():
+            if key not in ("content_b64",) and isinstance(field, str) and len(value) > 3:
+                assert value not in field, (key, field)
+    conf = next(op for op in ctx.operations if isinstance(op, File) and op.path == "/etc/nginx/nginx.conf")
+    assert f"client_max_body_size {value};".encode() in conf.content
