@@ -116,6 +116,7 @@ class RoleContext:
     hostfacts: dict[str, dict[str, Any]] = field(default_factory=dict)
     computed: dict[str, Any] = field(default_factory=dict)
     root: Path = Path(".")
+    role_names: list[str] = field(default_factory=list)
     operations: list[ops.Operation] = field(default_factory=list)
 
     def _notify(self, notify: str | list[str] | None) -> list[str]:

@@ -147,7 +147,7 @@ def _running(container: str) -> bool:
 def start_host(host: SandboxHost, network: str, pubkey: Path) -> bool:
     """Start one host container (systemd as PID 1); a stopped one is started again, one from another image or key
     is replaced. Returns True when a new container was made."""
-    key_id = hashlib.sha256(pubkey.read_bytes() + host.memory.encode()).hexdigest()[:16]
+    key_id = hashlib.sha256(pubkey.read_bytes() + host.memory.encode() + b"NET_ADMIN").hexdigest()[:16]
     if exists("container", host.container):
         current = podman("inspect", "--format", '{{.Image}} {{index .Config.Labels "fabstack.key"}}',
                          host.container).split()
@@ -160,7 +160,7 @@ def start_host(host: SandboxHost, network: str, pubkey: Path) -> bool:
     podman(
         "run", "-d", "--name", host.container, "--hostname", host.name, "--network", network,
         "--label", f"fabstack.key={key_id}", *(["--memory", host.memory] if host.memory else []),
-        "--ip", host.address, "--systemd=always", "--cap-add", "NET_RAW",
+        "--ip", host.address, "--systemd=always", "--cap-add", "NET_RAW", "--cap-add", "NET_ADMIN",
         "--sysctl", "net.core.somaxconn=4096", "--shm-size", "256m",
         "-v", f"{pubkey}:/home/deploy/.ssh/authorized_keys:ro,Z",
         HOST_IMAGE, "/sbin/init",

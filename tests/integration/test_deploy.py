@@ -198,3 +198,24 @@ def test_hosts_trust_records_keys_and_refuses_a_changed_one(deployed: list, tmp_
     except FabstackError as exc:
         assert "host key CHANGED" in exc.line() and "host db1" in exc.line()
     assert "host key CHANGED" in commands.deploy(root, "sandbox", limit="db1")[0].error
+
+
+def test_no_secret_value_appears_in_any_output(deployed: list, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from fabstack.secrets import secrets_path
+
+    new_password = "Fresh-Redis-Secret-9f8e7d"
+    report = tmp_path / "report.json"
+    inv = str(Path(sys.executable).parent / "inv")
+    proc = subprocess.run(
+        [inv, "--search-root", str(REPO), "deploy", "--root", str(REPO), "--check", "--diff", "-vv",
+         "--json", str(report), "--set", f"redis_app_password={new_password}"],
+        capture_output=True, text=True, check=False,
+    )
+    everything = proc.stdout + proc.stderr + report.read_text()
+    assert "changed" in proc.stdout  # the new password changes files, so there were diffs to print
+    secrets = set(yaml.safe_load(secrets_path(REPO, "sandbox").read_text()).values()) | {new_password}
+    found = [s for s in secrets if s in everything]
+    assert found == [], f"{len(found)} secret values printed"
