@@ -78,8 +78,9 @@ def test_vaulted_group_vars_without_password(project_copy: Path, monkeypatch) ->
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.text(min_size=1, max_size=60).filter(lambda t: t.strip()))
-def test_any_string_in_a_variable_only_ever_lands_in_file_content(project_copy: Path, value: str) -> None:
+@given(st.text(min_size=1, max_size=60))
+def test_any_string_in_a_variable_only_ever_lands_in_file_content(project_copy: Path, text: str) -> None:
+    value = f"probe:{text}"  # a marker, so a role's own literal ("0644") is never mistaken for the value
     project = load_project(project_copy, "sandbox")
     project.overrides = {"nginx_client_max_body_size": value, "php_fpm_max_requests": 500}
     setup = project.setup("app1", None)
@@ -92,7 +93,7 @@ def test_any_string_in_a_variable_only_ever_lands_in_file_content(project_copy: 
             assert value not in op.command
         step = op.desired()
         for key, field in step.items():
-            if key not in ("content_b64",) and isinstance(field, str) and len(value) > 3:
+            if key != "content_b64" and isinstance(field, str):
                 assert value not in field, (key, field)
     conf = next(op for op in ctx.operations if isinstance(op, File) and op.path == "/etc/nginx/nginx.conf")
     assert f"client_max_body_size {value};".encode() in conf.content
