@@ -122,6 +122,35 @@ def build_images(force: bool = False) -> bool:
     return True
 
 
+DOCKER_SOCKET = Path("/run/podman/podman.sock")
+
+
+def ensure_docker_api() -> str:
+    """podman's Docker-compatible API on a unix socket (for molecule's docker driver); returns DOCKER_HOST."""
+    import socket as sockets
+
+    def answering() -> bool:
+        try:
+            with sockets.socket(sockets.AF_UNIX) as sock:
+                sock.settimeout(2)
+                sock.connect(str(DOCKER_SOCKET))
+                sock.sendall(b"GET /_ping HTTP/1.0\r\n\r\n")
+                return b"OK" in sock.recv(1024)
+        except OSError:
+            return False
+
+    if not answering():
+        DOCKER_SOCKET.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.Popen(["podman", "system", "service", "--time=0", f"unix://{DOCKER_SOCKET}"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 20
+        while not answering():
+            if time.monotonic() > deadline:
+                raise FabstackError("podman's Docker API did not come up", key="sandbox")
+            time.sleep(0.2)
+    return f"unix://{DOCKER_SOCKET}"
+
+
 def ensure_ssh_key(root: Path) -> Path:
     """The sandbox's own key pair (created once); returns the private key's path."""
     key = state_dir(root) / "id_ed25519"
