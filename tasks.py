@@ -126,6 +126,15 @@ def inventory_(c: Context, env: str = "sandbox", json: bool = False, root: str =
     print(_run(lambda: commands.inventory(Path(root), env, as_json=json)))
 
 
+@task(help={"scenario": "a folder under molecule/ (default: the whole topology)",
+            "action": "molecule's command: test, converge, verify, destroy...", "root": "the deployment repo"})
+def molecule(c: Context, scenario: str = "default", action: str = "test", root: str = ".") -> None:
+    """Run a molecule scenario on the docker driver through podman's Docker API (image, key and API made first)."""
+    status = _run(lambda: commands.molecule(Path(root), scenario, action))
+    if status:
+        raise Exit(code=status)
+
+
 @task(help={"env": "the sandbox inventory", "root": "the deployment repo"})
 def up(c: Context, env: str = "sandbox", root: str = ".") -> None:
     """Build the host image (once) and start the env's hosts as systemd+sshd containers."""
@@ -248,4 +257,4 @@ namespace = Collection(deploy, verify, capacity, failover, inventory_,
                        Collection("backup", backup_run, backup_list, backup_restore, backup_verify),
                        Collection("vault", vault_encrypt, vault_decrypt, vault_view, vault_edit),
                        Collection("hosts", hosts_trust),
-                       Collection("sandbox", up, down, status))
+                       Collection("sandbox", up, down, status, molecule))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -110,6 +111,16 @@ def sandbox_status(root: Path, env: str) -> None:
     """Print each sandbox host's address and state."""
     for name, address, state in sandbox.status(load_inventory(root.resolve(), env)):
         print(f"{name:<8} {address:<15} {state}")
+
+
+def molecule(root: Path, scenario: str, action: str) -> int:
+    """Run ``molecule ACTION -s SCENARIO`` against podman's Docker API (started if needed); returns its status."""
+    root = root.resolve()
+    if not (root / "molecule" / scenario / "molecule.yml").is_file():
+        raise FabstackError(f"no molecule scenario {scenario!r} (molecule/{scenario}/molecule.yml)", key="--scenario")
+    environment = sandbox.molecule_environment(root)
+    argv = [str(Path(sys.executable).parent / "molecule"), action, "-s", scenario]
+    return subprocess.run(argv, cwd=root, env=environment, check=False).returncode
 
 
 def fail_on(reports: list[HostReport]) -> int:

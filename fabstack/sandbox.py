@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import socket
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -127,11 +130,9 @@ DOCKER_SOCKET = Path("/run/podman/podman.sock")
 
 def ensure_docker_api() -> str:
     """podman's Docker-compatible API on a unix socket (for molecule's docker driver); returns DOCKER_HOST."""
-    import socket as sockets
-
     def answering() -> bool:
         try:
-            with sockets.socket(sockets.AF_UNIX) as sock:
+            with socket.socket(socket.AF_UNIX) as sock:
                 sock.settimeout(2)
                 sock.connect(str(DOCKER_SOCKET))
                 sock.sendall(b"GET /_ping HTTP/1.0\r\n\r\n")
@@ -149,6 +150,15 @@ def ensure_docker_api() -> str:
                 raise FabstackError("podman's Docker API did not come up", key="sandbox")
             time.sleep(0.2)
     return f"unix://{DOCKER_SOCKET}"
+
+
+def molecule_environment(root: Path) -> dict[str, str]:
+    """Make molecule's docker driver usable here (host image, sandbox key, podman's Docker API) and return the
+    environment molecule needs: ``DOCKER_HOST`` and this venv's bin first on ``PATH`` (for ansible-config)."""
+    build_images()
+    ensure_ssh_key(root)
+    venv_bin = str(Path(sys.executable).parent)
+    return dict(os.environ, DOCKER_HOST=ensure_docker_api(), PATH=f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}")
 
 
 def ensure_ssh_key(root: Path) -> Path:

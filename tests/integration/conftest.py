@@ -20,12 +20,17 @@ def in_host(host: str, command: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="session")
-def sandbox() -> Iterator[None]:
-    """The six sandbox hosts, up and reachable (removed at the end unless FABSTACK_KEEP_SANDBOX is set)."""
+def podman_root() -> None:
+    """Skip (fail under CI) unless podman is installed and we are root, as scripts/setup.sh leaves the machine."""
     if shutil.which("podman") is None or os.geteuid() != 0:
         if os.environ.get("CI"):
             pytest.fail("integration tests need podman and root (run scripts/setup.sh)")
         pytest.skip("podman or root missing: run scripts/setup.sh as root")
+
+
+@pytest.fixture(scope="session")
+def sandbox(podman_root: None) -> Iterator[None]:
+    """The six sandbox hosts, up and reachable (removed at the end unless FABSTACK_KEEP_SANDBOX is set)."""
     commands.sandbox_up(REPO, "sandbox")
     yield
     if not os.environ.get("FABSTACK_KEEP_SANDBOX"):

@@ -1,0 +1,45 @@
+"""molecule on podman's Docker API: the default scenario passes whole, and its idempotence step reads fabstack's
+recap (a host changed behind fabstack's back makes it fail)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from fabstack import sandbox
+from tests.conftest import REPO
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def molecule(action: str, scenario: str) -> tuple[int, str]:
+    """Run one molecule action (as `inv sandbox.molecule` does); returns its status and its plain output."""
+    environment = sandbox.molecule_environment(REPO)
+    argv = [str(Path(sys.executable).parent / "molecule"), action, "-s", scenario]
+    result = subprocess.run(argv, cwd=REPO, env=environment, capture_output=True, text=True, timeout=1800,
+                            check=False)
+    return result.returncode, ANSI.sub("", result.stdout + result.stderr)
+
+
+def test_molecule_test_of_the_default_scenario_passes(podman_root: None) -> None:
+    status, output = molecule("test", "default")
+    assert status == 0, output[-6000:]
+    for step in ("converge", "idempotence", "verify"):
+        assert re.search(rf"default ➜ {step}: Executed: Successful", output), step
+
+
+def test_idempotence_fails_when_a_host_drifted_after_converge(podman_root: None) -> None:
+    try:
+        for action in ("create", "prepare", "converge"):
+            status, output = molecule(action, "nginx")
+            assert status == 0, (action, output[-4000:])
+        drift = subprocess.run(["podman", "exec", "mol-nginx-web1", "sh", "-c", "echo drift >> /etc/nginx/nginx.conf"],
+                               check=False)
+        assert drift.returncode == 0
+        status, output = molecule("idempotence", "nginx")
+        assert status != 0
+        assert "Idempotence test failed" in output and "Inv deploy" in output, output[-4000:]
+    finally:
+        molecule("destroy", "nginx")
