@@ -35,4 +35,4 @@ def deploy(host: RoleContext) -> None:
     script = (host.role.path / "files" / "fabstack-backup.py").read_bytes()
     host.file("/usr/local/sbin/fabstack-backup", script, mode="0755")
     host.cron("backups", v["backups_schedule"],
-              "/usr/local/sbin/fabstack-backup run >>/var/log/fabstack-backup.log 2>&1")
+              "/usr/local/sbin/fabstack-backup scheduled >>/var/log/fabstack-backup.log 2>&1")

@@ -135,6 +135,10 @@ def test_killed_primary_is_replaced_fenced_and_rejoined(deployed: list) -> None:
     assert roles()[old] == "replica"
     assert in_host(new, "runuser -u postgres -- psql -X -At -c \"select state from pg_stat_replication\"") \
         .stdout.strip() == "streaming"
+    before = in_host(old, "ls /var/backups/postgresql").stdout
+    scheduled = in_host(old, "/usr/local/sbin/fabstack-backup scheduled")  # its cron entry outlives the role
+    assert scheduled.returncode == 0 and "skipped: this server is in recovery" in scheduled.stdout
+    assert in_host(old, "ls /var/backups/postgresql").stdout == before
     reports = commands.deploy(REPO, "sandbox")  # a deploy keeps the new topology
     assert sum(r.count("changed") for r in reports) == 0 or primary() == new
     assert primary() == new

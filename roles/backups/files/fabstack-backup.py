@@ -4,7 +4,10 @@
 renamed into place with a SHA256SUMS manifest; then retention (daily / weekly / monthly) that never deletes the
 newest good backup. A backup whose checksums do not match is reported and never counted as good.
 
-Usage: fabstack-backup run | list | prune | check NAME | stats DATABASE
+Usage: fabstack-backup run | scheduled | list | prune | check NAME | stats DATABASE
+
+``scheduled`` (what cron runs) is ``run`` on a primary and a logged no-op on a server in recovery, so a host that
+a failover turned into a replica stops taking backups even though its cron entry is still there.
 """
 
 from __future__ import annotations
@@ -78,6 +81,15 @@ class Session:
         assert self.proc.stdin
         self.proc.stdin.close()
         self.proc.wait(timeout=60)
+
+
+def in_recovery(port: str) -> bool:
+    """Whether the local server is a replica (``pg_is_in_recovery()``)."""
+    session = Session("postgres", port)
+    try:
+        return session.ask("select pg_is_in_recovery()")[0] == "t"
+    finally:
+        session.close()
 
 
 def table_stats(session: Session) -> dict[str, list]:
@@ -203,7 +215,9 @@ def main(argv: list[str]) -> int:
     settings = json.loads(SETTINGS.read_text())
     command = argv[1] if len(argv) > 1 else "run"
     try:
-        if command == "run":
+        if command == "scheduled" and in_recovery(str(settings.get("port", 5432))):
+            log("skipped: this server is in recovery (a replica); backups are taken on the primary")
+        elif command in ("run", "scheduled"):
             run(settings)
             prune(settings)
         elif command == "prune":
