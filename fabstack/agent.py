@@ -201,6 +201,16 @@ def account_state(kind_: str, name: str) -> Answer:
     return {"exists": code == 0, "entry": out if code == 0 else ""}
 
 
+def releases_state(path: str, link: str) -> Answer:
+    entries = []
+    if os.path.isdir(path):
+        for name in os.listdir(path):
+            full = os.path.join(path, name)
+            if os.path.isdir(full) and not os.path.islink(full):
+                entries.append({"name": name, "mtime": os.lstat(full).st_mtime})
+    return {"entries": entries, "current": os.readlink(link) if os.path.islink(link) else ""}
+
+
 def guard_state(item: Request) -> Answer:
     if item.get("creates"):
         return {"satisfied": os.path.exists(item["creates"])}
@@ -224,6 +234,8 @@ def probe_one(item: Request) -> Answer:
         return account_state(kind_, item["name"])
     if kind_ == "command":
         return guard_state(item)
+    if kind_ == "releases":
+        return releases_state(item["path"], item["link"])
     return {"error": f"unknown probe type {kind_}"}
 
 
@@ -382,6 +394,21 @@ def apply_absent(step: Request, journal: Journal) -> bool:
     return True
 
 
+def apply_releases(step: Request, _journal: Journal) -> bool:
+    """Remove the named release folders, re-checking that each is a plain folder and not what the link serves."""
+    path = os.path.realpath(step["path"])
+    serving = os.path.realpath(step["link"]) if os.path.islink(step["link"]) else ""
+    removed = False
+    for name in step["remove"]:
+        full = os.path.join(path, name)
+        if "/" in name or name in ("", ".", "..") or full == serving or os.path.islink(full) \
+                or not os.path.isdir(full):
+            continue
+        shutil.rmtree(full)
+        removed = True
+    return removed
+
+
 def apt_lists_age() -> float:
     lists = "/var/lib/apt/lists"
     times = [os.path.getmtime(os.path.join(lists, n)) for n in os.listdir(lists) if n.endswith("Packages")] \
@@ -483,7 +510,8 @@ def apply_command(step: Request, _journal: Journal) -> bool:
 
 APPLY = {"file": apply_file, "attrs": apply_attrs, "directory": apply_directory, "symlink": apply_symlink,
          "absent": apply_absent, "packages": apply_packages, "service": apply_service, "sysctl": apply_sysctl,
-         "user": apply_account, "group": apply_account, "command": apply_command}
+         "user": apply_account, "group": apply_account, "command": apply_command,
+         "releases": apply_releases}
 
 
 ROLLED_BACK = ("file", "symlink", "absent")

@@ -196,6 +196,44 @@ class Absent(Operation):
 
 
 @dataclass
+class OldReleases(Operation):
+    """Release folders under ``path`` past the newest ``keep``, removed. The release being deployed and the one
+    ``link`` points at now are always kept, so a role rolled back to the old link still finds its target."""
+
+    path: str
+    link: str
+    release: str
+    keep: int
+
+    @property
+    def id(self) -> str:  # noqa: D102
+        return f"old releases {self.path}"
+
+    def probe(self) -> dict[str, Any]:  # noqa: D102
+        return {"type": "releases", "path": self.path, "link": self.link}
+
+    def stale(self, state: dict[str, Any]) -> list[str]:
+        """Names of the release folders to remove, given the probed folders and link."""
+        new = self.release.rstrip("/").rsplit("/", 1)[-1]
+        current = str(state.get("current") or "").rstrip("/").rsplit("/", 1)[-1]
+        newest_first = [e["name"] for e in sorted(state.get("entries", []), key=lambda e: (e["mtime"], e["name"]),
+                                                   reverse=True)]
+        order = list(dict.fromkeys([new, *([current] if current else []), *newest_first]))
+        kept = set(order[:self.keep]) | {new, current}
+        return sorted(name for name in newest_first if name not in kept)
+
+    def plan(self, state: dict[str, Any], facts: dict[str, Any]) -> Plan:  # noqa: D102
+        names = self.stale(state)
+        if not names:
+            return OK
+        step = self.step("releases", path=self.path, link=self.link, remove=names)
+        return Plan("change", [step], diff="".join(f"remove {self.path}/{name}/\n" for name in names))
+
+    def desired(self) -> dict[str, Any]:  # noqa: D102
+        return self.step("releases", path=self.path, link=self.link, remove=[])
+
+
+@dataclass
 class Packages(Operation):
     """Debian packages that must be installed (apt), installed in one apt-get call."""
 

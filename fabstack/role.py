@@ -224,12 +224,13 @@ class RoleContext:
         return self._add(ops.Command(command, creates=creates, unless=unless, name=name, stdin=stdin,
                                      notify=self._notify(notify)))
 
-    def release(self, source: str, dest: str, *, group: str = "root",
+    def release(self, source: str, dest: str, *, keep: int = 5, group: str = "root",
                 notify: str | list[str] | None = None) -> str:
         """Ship a folder of the repo as an immutable release: ``DEST/releases/DIGEST`` and a ``DEST/current`` link.
 
         The digest covers every file's path and content, so an unchanged app is no change at all, and a new one
-        is switched to in a single atomic rename of the link. Returns the release's path.
+        is switched to in a single atomic rename of the link. The newest ``keep`` releases stay on the host (for
+        a quick switch back); older ones are removed. Returns the release's path.
         """
         folder = self.root / source
         if not folder.is_dir():
@@ -246,6 +247,7 @@ class RoleContext:
         for path in files:
             self.file(f"{release}/{path.relative_to(folder)}", path.read_bytes(), group=group, mode="0644")
         self.symlink(f"{dest}/current", release, notify=notify)
+        self._add(ops.OldReleases(f"{dest}/releases", f"{dest}/current", release, keep))
         return release
 
     def vars_managed(self) -> str:

@@ -82,3 +82,16 @@ def test_guarded_command_runs_only_while_guard_unmet(tmp_path: Path) -> None:
     step = {"type": "command", "id": "c", "command": f"touch {flag}", "creates": str(flag), "unless": None}
     assert agent.apply_role({"name": "r", "steps": [step], "handlers": []})[0][0]["status"] == "changed"
     assert agent.apply_role({"name": "r", "steps": [step], "handlers": []})[0][0]["status"] == "ok"
+
+
+def test_release_pruning_removes_only_plain_folders_not_served(tmp_path: Path) -> None:
+    releases = tmp_path / "releases"
+    for name in ("a", "b", "c"):
+        (releases / name).mkdir(parents=True)
+    (tmp_path / "current").symlink_to(releases / "b")
+    step = {"type": "releases", "id": "r", "path": str(releases), "link": str(tmp_path / "current"),
+            "remove": ["a", "b", "../releases", "missing"]}
+    results, ok = agent.apply_role({"name": "r", "steps": [step], "handlers": []})
+    assert ok and results[0]["status"] == "changed"
+    assert sorted(p.name for p in releases.iterdir()) == ["b", "c"]
+    assert agent.apply_role({"name": "r", "steps": [step], "handlers": []})[0][0]["status"] == "ok"

@@ -72,3 +72,28 @@ def test_masker_hides_secret_values_by_key_name() -> None:
     mask = Masker(secrets)
     text = mask("password=s3cr3t! token tok-123 port 5432")
     assert "s3cr3t!" not in text and "tok-123" not in text and "5432" in text
+
+
+def releases_state(*names: str, current: str) -> dict:
+    """Probed release folders, oldest first (mtime = position), and the link's target."""
+    return {"entries": [{"name": n, "mtime": float(i)} for i, n in enumerate(names)],
+            "current": f"/srv/app/releases/{current}"}
+
+
+def test_old_releases_past_the_kept_count_are_removed_oldest_first() -> None:
+    op = ops.OldReleases("/srv/app/releases", "/srv/app/current", "/srv/app/releases/new", keep=3)
+    plan = op.plan(releases_state("r1", "r2", "r3", "r4", current="r4"), FACTS)
+    assert plan.status == "change"
+    assert plan.steps[0]["remove"] == ["r1", "r2"]  # kept: new, r4 (current) ... and r3 (newest other)
+    assert "remove /srv/app/releases/r1/" in plan.diff
+
+
+def test_the_served_release_is_kept_even_when_it_is_the_oldest() -> None:
+    op = ops.OldReleases("/srv/app/releases", "/srv/app/current", "/srv/app/releases/new", keep=1)
+    plan = op.plan(releases_state("old", "r2", "r3", "new", current="old"), FACTS)
+    assert plan.steps[0]["remove"] == ["r2", "r3"]
+
+
+def test_an_unchanged_release_with_few_enough_folders_is_ok() -> None:
+    op = ops.OldReleases("/srv/app/releases", "/srv/app/current", "/srv/app/releases/r3", keep=3)
+    assert op.plan(releases_state("r1", "r2", "r3", current="r3"), FACTS).status == "ok"

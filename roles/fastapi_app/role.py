@@ -16,10 +16,13 @@ HANDLERS = {
 
 
 def check(values: dict[str, Any]) -> list[tuple[str, str]]:
-    """The pool must hold at least one connection."""
+    """The pool must hold at least one connection, and at least the current release must be kept."""
+    problems = []
     if values["fastapi_db_pool_size"] <= 0:
-        return [("fastapi_db_pool_size", "must be a positive number")]
-    return []
+        problems.append(("fastapi_db_pool_size", "must be a positive number"))
+    if values["fastapi_app_keep_releases"] < 1:
+        problems.append(("fastapi_app_keep_releases", "must be at least 1"))
+    return problems
 
 
 def deploy(host: RoleContext) -> None:
@@ -30,4 +33,5 @@ def deploy(host: RoleContext) -> None:
     host.template("fastapi-app.env.j2", "/etc/fabstack/fastapi-app.env", group="www-data", mode="0640",
                   secret=True, pgbouncer=host.peer(v["fastapi_app_pgbouncer_group"]),
                   redis=host.peer(v["fastapi_app_redis_group"]), notify=["reload app", "restart workers"])
-    host.release(v["fastapi_app_source"], v["fastapi_app_dest"], notify=["reload app", "restart workers"])
+    host.release(v["fastapi_app_source"], v["fastapi_app_dest"], keep=v["fastapi_app_keep_releases"],
+                 notify=["reload app", "restart workers"])

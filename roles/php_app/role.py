@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fabstack.role import RoleContext
 
 GENERATED_SECRETS = ("postgresql_app_password", "redis_app_password")
@@ -13,6 +15,13 @@ HANDLERS = {
 }
 
 
+def check(values: dict[str, Any]) -> list[tuple[str, str]]:
+    """At least the current release must be kept."""
+    if values["php_app_keep_releases"] < 1:
+        return [("php_app_keep_releases", "must be at least 1")]
+    return []
+
+
 def deploy(host: RoleContext) -> None:
     """Declare the PHP runtime pieces the app needs, its config and its release."""
     v = host.vars
@@ -21,4 +30,5 @@ def deploy(host: RoleContext) -> None:
     host.template("php-app.php.j2", "/etc/fabstack/php-app.php", group="www-data", mode="0640", secret=True,
                   pgbouncer=host.peer(v["php_app_pgbouncer_group"]), redis=host.peer(v["php_app_redis_group"]),
                   notify=["reload php-fpm", "restart workers"])
-    host.release(v["php_app_source"], v["php_app_dest"], notify=["reload php-fpm", "restart workers"])
+    host.release(v["php_app_source"], v["php_app_dest"], keep=v["php_app_keep_releases"],
+                 notify=["reload php-fpm", "restart workers"])
