@@ -12,6 +12,7 @@ from fabstack.inventory import Inventory, ResolvedVars, load_inventory
 from fabstack.masking import Masker, secret_values
 from fabstack.role import Role, load_role
 from fabstack.secrets import generated_secrets, secrets_path
+from fabstack.varstemplate import is_templated, template_vars
 from fabstack.yamlfile import load_yaml
 
 ENGINE_ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +43,7 @@ class Project:
     masker: Masker = field(default_factory=Masker)
     overrides: dict[str, Any] = field(default_factory=dict)
     _hostvars: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _templating: list[str] = field(default_factory=list)
 
     def groups(self) -> dict[str, list[str]]:
         """Group name -> its hosts (children's included), like Ansible's ``groups``."""
@@ -104,7 +106,26 @@ class Project:
         for key, origin in resolved.origins.items():
             if origin == "role defaults":
                 resolved.origins[key] = origins.get(key, origin)
+        resolved.values = self._templated(resolved, never=set(wanted))
         return resolved
+
+    def _templated(self, resolved: ResolvedVars, never: set[str]) -> dict[str, Any]:
+        """The host's values with ``{{ }}`` rendered (secrets never); ``hostvars`` in them resolves other hosts."""
+        host = resolved.host
+        if host in self._templating:
+            chain = " -> ".join([*self._templating[self._templating.index(host):], host])
+            raise FabstackError(f"templated values refer to each other across hosts ({chain})", host=host)
+        hidden = vault.revealed()
+        never = never | {k for k, v in resolved.values.items() if isinstance(v, str) and v in hidden}
+        if not any(is_templated(v) for k, v in resolved.values.items() if k not in never):
+            return resolved.values
+        self._templating.append(host)
+        try:
+            return template_vars(resolved.values, resolved.origins, host, hosts=list(self.inventory.hosts),
+                                 hostvars_of=lambda other: self.resolve(other).values, groups=self.groups(),
+                                 never=never)
+        finally:
+            self._templating.pop()
 
     def setup(self, host: str, only_roles: list[str] | None) -> HostSetup:
         """Resolve and check a host's variables (role defaults lowest, ``--set`` highest)."""

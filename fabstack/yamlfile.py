@@ -9,10 +9,15 @@ import yaml
 
 from fabstack import vault
 from fabstack.errors import FabstackError
+from fabstack.varstemplate import Unsafe
 
 
 class VaultLoader(yaml.SafeLoader):
-    """PyYAML's safe loader plus Ansible's ``!vault`` tag for inline encrypted values."""
+    """PyYAML's safe loader plus Ansible's ``!vault`` tag for inline encrypted values and ``!unsafe`` for strings
+    that are never templated."""
+
+
+VaultLoader.add_constructor("!unsafe", lambda loader, node: Unsafe(loader.construct_scalar(node)))
 
 
 def _vault_constructor(path: Path) -> Any:

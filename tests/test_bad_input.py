@@ -15,6 +15,7 @@ from fabstack.operations import Command, File
 from fabstack.project import load_project
 from fabstack.role import RoleContext
 from fabstack.templating import environment
+from fabstack.varstemplate import Unsafe
 
 FACTS = {"cpus": 2, "memory_mb": 2048, "nofile_hard": 20000, "container": "podman", "primary_address": "10.0.0.9"}
 
@@ -80,7 +81,9 @@ def test_vaulted_group_vars_without_password(project_copy: Path, monkeypatch) ->
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.text(min_size=1, max_size=60))
 def test_any_string_in_a_variable_only_ever_lands_in_file_content(project_copy: Path, text: str) -> None:
-    value = f"probe:{text}"  # a marker, so a role's own literal ("0644") is never mistaken for the value
+    # The marker keeps a role's own literal ("0644") from being mistaken for the value; Unsafe (YAML's !unsafe)
+    # keeps "{{" in the text literal, as the value would be written with Ansible.
+    value = Unsafe(f"probe:{text}")
     project = load_project(project_copy, "sandbox")
     project.overrides = {"nginx_client_max_body_size": value, "php_fpm_max_requests": 500}
     setup = project.setup("app1", None)
