@@ -130,7 +130,7 @@ def inventory_(c: Context, env: str = "sandbox", json: bool = False, root: str =
             "action": "molecule's command: test, converge, verify, destroy...", "root": "the deployment repo"})
 def molecule(c: Context, scenario: str = "default", action: str = "test", root: str = ".") -> None:
     """Run a molecule scenario on the docker driver through podman's Docker API (image, key and API made first)."""
-    status = _run(lambda: commands.molecule(Path(root), scenario, action))
+    status = _run(lambda: commands.molecule(Path(root), scenario, action)).returncode
     if status:
         raise Exit(code=status)
 

@@ -113,14 +113,15 @@ def sandbox_status(root: Path, env: str) -> None:
         print(f"{name:<8} {address:<15} {state}")
 
 
-def molecule(root: Path, scenario: str, action: str) -> int:
-    """Run ``molecule ACTION -s SCENARIO`` against podman's Docker API (started if needed); returns its status."""
+def molecule(root: Path, scenario: str, action: str, capture: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run ``molecule ACTION -s SCENARIO`` against podman's Docker API (started if needed); ``capture`` keeps its
+    output in the result instead of printing it."""
     root = root.resolve()
     if not (root / "molecule" / scenario / "molecule.yml").is_file():
         raise FabstackError(f"no molecule scenario {scenario!r} (molecule/{scenario}/molecule.yml)", key="--scenario")
     environment = sandbox.molecule_environment(root)
     argv = [str(Path(sys.executable).parent / "molecule"), action, "-s", scenario]
-    return subprocess.run(argv, cwd=root, env=environment, check=False).returncode
+    return subprocess.run(argv, cwd=root, env=environment, capture_output=capture, text=True, check=False)
 
 
 def fail_on(reports: list[HostReport]) -> int:

@@ -12,7 +12,7 @@ from fabstack.inventory import Inventory, ResolvedVars, load_inventory
 from fabstack.masking import Masker, secret_values
 from fabstack.role import Role, load_role
 from fabstack.secrets import generated_secrets, secrets_path
-from fabstack.varstemplate import is_templated, template_vars
+from fabstack.varstemplate import template_vars
 from fabstack.yamlfile import load_yaml
 
 ENGINE_ROOT = Path(__file__).resolve().parent.parent
@@ -117,12 +117,10 @@ class Project:
             raise FabstackError(f"templated values refer to each other across hosts ({chain})", host=host)
         hidden = vault.revealed()
         never = never | {k for k, v in resolved.values.items() if isinstance(v, str) and v in hidden}
-        if not any(is_templated(v) for k, v in resolved.values.items() if k not in never):
-            return resolved.values
         self._templating.append(host)
         try:
             return template_vars(resolved.values, resolved.origins, host, hosts=list(self.inventory.hosts),
-                                 hostvars_of=lambda other: self.resolve(other).values, groups=self.groups(),
+                                 hostvars_of=lambda other: self.resolve(other).values, groups=self.groups,
                                  never=never)
         finally:
             self._templating.pop()

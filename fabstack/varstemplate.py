@@ -86,25 +86,26 @@ class HostvarsView(Mapping[str, Any]):
 
 
 def template_vars(values: dict[str, Any], origins: dict[str, str], host: str, *, hosts: list[str],
-                  hostvars_of: Callable[[str], dict[str, Any]], groups: dict[str, list[str]],
+                  hostvars_of: Callable[[str], dict[str, Any]], groups: Callable[[], dict[str, list[str]]],
                   never: set[str]) -> dict[str, Any]:
     """The host's variables with every templated value rendered (``never``: keys left as they are).
 
-    Templates see the host's variables, ``groups`` and ``hostvars`` (other hosts through ``hostvars_of``; the
-    host itself as rendered so far). Each pass renders the original templates against the previous pass's
-    values, so a variable may refer to another templated one; values that still change after ``MAX_PASSES``
-    refer to each other in a loop.
+    Templates see the host's variables, ``groups`` (read only when something is templated) and ``hostvars``
+    (other hosts through ``hostvars_of``; the host itself as rendered so far). Each pass renders the original
+    templates against the previous pass's values, so a variable may refer to another templated one; values that
+    still change after ``MAX_PASSES`` refer to each other in a loop.
     """
     keys = [key for key, value in values.items() if key not in never and is_templated(value)]
     if not keys:
         return values
     current = dict(values)
+    members = groups()
     view = HostvarsView(hosts, lambda name: current if name == host else hostvars_of(name))
     for _ in range(MAX_PASSES):
         rendered = {}
         for key in keys:
             try:
-                rendered[key] = render_value(values[key], {"groups": groups, "hostvars": view, **current})
+                rendered[key] = render_value(values[key], {"groups": members, "hostvars": view, **current})
             except jinja2.TemplateError as exc:
                 raise FabstackError(f"cannot template the value: {_describe(exc)}", where=origins.get(key, ""),
                                     key=key, host=host) from exc

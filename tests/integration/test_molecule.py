@@ -5,21 +5,16 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
-from pathlib import Path
 
-from fabstack import sandbox
+from fabstack import commands
 from tests.conftest import REPO
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def molecule(action: str, scenario: str) -> tuple[int, str]:
-    """Run one molecule action (as `inv sandbox.molecule` does); returns its status and its plain output."""
-    environment = sandbox.molecule_environment(REPO)
-    argv = [str(Path(sys.executable).parent / "molecule"), action, "-s", scenario]
-    result = subprocess.run(argv, cwd=REPO, env=environment, capture_output=True, text=True, timeout=1800,
-                            check=False)
+    """Run one molecule action as `inv sandbox.molecule` does; returns its status and its plain output."""
+    result = commands.molecule(REPO, scenario, action, capture=True)
     return result.returncode, ANSI.sub("", result.stdout + result.stderr)
 
 
