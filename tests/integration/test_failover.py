@@ -36,6 +36,18 @@ def primary() -> str:
     return next(h for h, r in roles().items() if r == "primary")
 
 
+def wait_for_a_streaming_replica(seconds: float = 60) -> None:
+    """Wait (bounded) until the primary streams to a replica: one just rejoined may still be catching up."""
+    deadline = time.monotonic() + seconds
+    query = ("runuser -u postgres -- psql -X -At -c "
+             "\"select count(*) from pg_stat_replication where state = 'streaming'\"")
+    while time.monotonic() < deadline:
+        if in_host(primary(), query).stdout.strip() not in ("", "0"):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"no replica streams from {primary()} after {seconds}s")
+
+
 def writable_on_own_port(host: str) -> bool:
     out = in_host(host, "runuser -u postgres -- psql -X -At -c 'create temp table fence_probe (i int)'")
     return out.returncode == 0
@@ -75,6 +87,7 @@ def test_check_mode_prints_the_plan_and_changes_nothing(deployed: list) -> None:
 
 
 def test_promote_refuses_without_force_when_old_primary_is_gone(deployed: list) -> None:
+    wait_for_a_streaming_replica()
     old = primary()
     subprocess.run(["podman", "kill", f"fabstack-{old}"], check=True, capture_output=True)
     try:
@@ -92,6 +105,7 @@ def test_promote_refuses_without_force_when_old_primary_is_gone(deployed: list) 
 
 def kill_and_promote(writer: Writer) -> tuple[str, str, float, float]:
     """Kill the primary's container under load, promote with --force; (old, new, rto seconds, command seconds)."""
+    wait_for_a_streaming_replica()
     old = primary()
     time.sleep(1)
     killed = time.monotonic()
