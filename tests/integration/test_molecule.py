@@ -18,9 +18,15 @@ def molecule(action: str, scenario: str) -> tuple[int, str]:
     return result.returncode, ANSI.sub("", result.stdout + result.stderr)
 
 
+def failure_excerpt(output: str) -> str:
+    """The part of molecule's output that explains a failure: from ansible's first ``fatal:`` on, else the end."""
+    start = output.find("fatal:")
+    return output[start:start + 12000] if start >= 0 else output[-6000:]
+
+
 def test_molecule_test_of_the_default_scenario_passes(podman_root: None) -> None:
     status, output = molecule("test", "default")
-    assert status == 0, output[-6000:]
+    assert status == 0, failure_excerpt(output)
     for step in ("converge", "idempotence", "verify"):
         assert re.search(rf"default ➜ {step}: Executed: Successful", output), step
 
@@ -29,7 +35,7 @@ def test_idempotence_fails_when_a_host_drifted_after_converge(podman_root: None)
     try:
         for action in ("create", "prepare", "converge"):
             status, output = molecule(action, "nginx")
-            assert status == 0, (action, output[-4000:])
+            assert status == 0, (action, failure_excerpt(output))
         drift = subprocess.run(["podman", "exec", "mol-nginx-web1", "sh", "-c", "echo drift >> /etc/nginx/nginx.conf"],
                                check=False)
         assert drift.returncode == 0
