@@ -116,7 +116,8 @@ class File(Operation):
             return Plan("change", [self.desired()], diff=diff)
         changes = _attrs_plan(self, state)
         if changes:
-            return Plan("change", [self.step("attrs", path=self.path, **attrs)], diff=f"attributes: {changes}\n")
+            shown = ", ".join(f"{attr} {state.get(attr)} -> {want}" for attr, want in changes.items())
+            return Plan("change", [self.step("attrs", path=self.path, **attrs)], diff=f"{self.path}: {shown}\n")
         return OK
 
     def desired(self) -> dict[str, Any]:  # noqa: D102

@@ -1,9 +1,11 @@
-"""The backup script's retention, on faked dates (the script is plain Python, loaded from the role)."""
+"""The backup script's retention, on faked dates only: every time here is given, none is read from the clock
+(the script is plain Python, loaded from the role)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import importlib.util
+import json
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parent.parent / "roles" / "backups" / "files" / "fabstack-backup.py"
@@ -15,6 +17,73 @@ KEEP = {"daily": 7, "weekly": 4, "monthly": 12}
 
 def at(text: str) -> dt.datetime:
     return dt.datetime.strptime(text, "%Y-%m-%d %H").replace(tzinfo=dt.UTC)
+
+
+def make_backup(root: Path, when: dt.datetime, good: bool = True) -> Path:
+    """A backup folder named for ``when`` with one dump and its manifest (a wrong checksum if not ``good``)."""
+    folder = root / when.strftime(backup.STAMP)
+    folder.mkdir()
+    (folder / "app.dump").write_bytes(when.isoformat().encode())
+    digest = backup.sha256(folder / "app.dump") if good else "0" * 64
+    (folder / "SHA256SUMS").write_text(f"{digest}  app.dump\n")
+    return folder
+
+
+def kept_times(root: Path) -> list[dt.datetime]:
+    """The backups left in ``root``, newest first."""
+    return [when for when, _ in backup.backups(root)]
+
+
+def test_a_year_of_nightly_prunes_keeps_7_daily_4_weekly_12_monthly(tmp_path: Path) -> None:
+    settings = {"dir": str(tmp_path), "keep": KEEP}
+    start = at("2026-11-29 02")
+    for day in range(400):
+        newest = start + dt.timedelta(days=day)
+        make_backup(tmp_path, newest)
+        backup.prune(settings, now=newest + dt.timedelta(hours=1))
+        kept = kept_times(tmp_path)
+        assert kept[0] == newest, f"day {day}: the newest backup was removed"
+        days = [t.date() for t in kept]
+        assert len(days) == len(set(days)), f"day {day}: two backups of one day kept"
+        assert days[:7] == [newest.date() - dt.timedelta(days=n) for n in range(min(7, day + 1))], day
+        weeks = {t.isocalendar()[:2] for t in kept}
+        all_weeks = {(newest - dt.timedelta(days=n)).isocalendar()[:2] for n in range(day + 1)}
+        assert sorted(all_weeks)[-4:] == sorted(weeks)[-4:], f"day {day}: a recent week has no backup"
+        months = sorted({(t.year, t.month) for t in kept})
+        all_months = sorted({((newest - dt.timedelta(days=n)).year, (newest - dt.timedelta(days=n)).month)
+                             for n in range(day + 1)})
+        assert months == all_months[-12:], f"day {day}: kept months {months}"
+        assert len(kept) <= 7 + 4 + 12
+    assert len(kept_times(tmp_path)) > 12  # the run was long enough for every bucket to fill
+
+
+def test_prune_reckons_from_the_given_now_and_leaves_later_backups_alone(tmp_path: Path) -> None:
+    settings = {"dir": str(tmp_path), "keep": {"daily": 1, "weekly": 1, "monthly": 1}}
+    for stamp in ("2027-03-01 02", "2027-03-02 02", "2027-03-03 02"):
+        make_backup(tmp_path, at(stamp))
+    backup.prune(settings, now=at("2027-03-02 05"))
+    assert kept_times(tmp_path) == [at("2027-03-03 02"), at("2027-03-02 02")]  # 03-03 is "in the future"
+
+
+def test_a_corrupt_backup_is_never_counted_and_removed_only_after_a_year(tmp_path: Path) -> None:
+    settings = {"dir": str(tmp_path), "keep": {"daily": 1, "weekly": 1, "monthly": 1}}
+    good = make_backup(tmp_path, at("2026-12-14 02"))
+    corrupt = make_backup(tmp_path, at("2026-12-15 02"), good=False)
+    backup.prune(settings, now=at("2026-12-15 03"))
+    assert good.is_dir() and corrupt.is_dir()  # the newest *good* one stays though a newer corrupt one exists
+    backup.prune(settings, now=at("2028-01-01 03"))
+    assert good.is_dir() and not corrupt.exists()
+
+
+def test_prune_without_now_uses_the_clock_and_a_bad_now_is_one_line(tmp_path: Path, capsys, monkeypatch) -> None:  # noqa: ANN001
+    settings_file = tmp_path / "backup.json"
+    settings_file.write_text(json.dumps({"dir": str(tmp_path / "b"), "keep": KEEP}))
+    (tmp_path / "b").mkdir()
+    monkeypatch.setattr(backup, "SETTINGS", settings_file)
+    assert backup.main(["fabstack-backup", "prune"]) == 0
+    assert backup.main(["fabstack-backup", "prune", "--now", "yesterday"]) == 1
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and "FAILED" in out[0] and "yesterday" in out[0]
 
 
 def test_nightly_backups_for_two_years_keep_7_4_12() -> None:

@@ -38,11 +38,14 @@ def test_mode_only_change_is_an_attribute_step_without_rewriting() -> None:
              "owner": "root", "group": "root", "mode": "0600"}
     plan = ops.File("/etc/x", content, mode="0644").plan(state, FACTS)
     assert [s["type"] for s in plan.steps] == ["attrs"]
+    assert "0600" in plan.diff and "0644" in plan.diff
 
 
 def test_secret_file_diff_hides_content() -> None:
     plan = ops.File("/etc/pw", b"password=hunter22\n", secret=True).plan({"exists": False}, FACTS)
-    assert "hunter22" not in plan.diff
+    assert plan.status == "change"
+    assert "+++ /etc/pw" in plan.diff and "not shown" in plan.diff  # a diff is shown, naming the file ...
+    assert "hunter22" not in plan.diff  # ... without the content
 
 
 def test_readonly_sysctl_in_container_is_skipped_with_reason() -> None:

@@ -48,9 +48,37 @@ def wait_for_a_streaming_replica(seconds: float = 60) -> None:
     raise AssertionError(f"no replica streams from {primary()} after {seconds}s")
 
 
+def wait_until_accepting(host: str, seconds: float = 60) -> None:
+    """Wait (bounded) until the host's PostgreSQL accepts connections; fail if it never does."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if in_host(host, "pg_isready -q").returncode == 0:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"PostgreSQL on {host} does not accept connections after {seconds}s")
+
+
 def writable_on_own_port(host: str) -> bool:
+    """Whether a write succeeds on the host's own server (asked only once it accepts connections)."""
+    wait_until_accepting(host)
     out = in_host(host, "runuser -u postgres -- psql -X -At -c 'create temp table fence_probe (i int)'")
+    assert out.returncode == 0 or "read-only transaction" in out.stderr, out.stderr  # refused as read-only
     return out.returncode == 0
+
+
+def start_container(host: str) -> None:
+    """Start a killed sandbox host again (idempotent: a running one is left as it is)."""
+    subprocess.run(["podman", "start", f"fabstack-{host}"], check=True, capture_output=True, timeout=60)
+
+
+def deployed_cleanly(**kwargs: object) -> None:
+    """Deploy the sandbox (clean-up after a test) and check that it worked."""
+    reports = commands.deploy(REPO, "sandbox", **kwargs)
+    assert commands.fail_on(reports) == 0, [(r.host, r.error) for r in reports if r.failed]
+
+
+# A failover that takes longer than this is a regression: measured about 5 s on the sandbox.
+RTO_BOUND_SECONDS = 30
 
 
 def test_switchover_loses_nothing_and_the_app_keeps_serving(deployed: list) -> None:
@@ -69,7 +97,8 @@ def test_switchover_loses_nothing_and_the_app_keeps_serving(deployed: list) -> N
     assert new != old and primary() == new
     assert set(writer.acked) <= probe_ids(), "an acknowledged write was lost"
     assert roles()[old] == "replica"
-    assert http.ok > 0
+    assert http.ok > 20, "too few requests went through the LB to say anything"
+    assert http.failed == 0, f"{http.failed} of {http.ok + http.failed} requests through the LB failed"
     print(f"switchover: {len(writer.acked)} writes acknowledged, 0 lost; HTTP through the LB: {http.ok} ok, "
           f"{http.failed} failed")
 
@@ -89,18 +118,21 @@ def test_check_mode_prints_the_plan_and_changes_nothing(deployed: list) -> None:
 def test_promote_refuses_without_force_when_old_primary_is_gone(deployed: list) -> None:
     wait_for_a_streaming_replica()
     old = primary()
-    subprocess.run(["podman", "kill", f"fabstack-{old}"], check=True, capture_output=True)
+    rw_before = fleet().pgbouncer_targets("cache1")["app"]
+    subprocess.run(["podman", "kill", f"fabstack-{old}"], check=True, capture_output=True, timeout=60)
     try:
         f = fleet()
-        with pytest.raises(FabstackError) as err:
-            fo.promote(f, None, force=False, check=False)
-        f.close()
+        try:
+            with pytest.raises(FabstackError) as err:
+                fo.promote(f, None, force=False, check=False)
+        finally:
+            f.close()
         assert "--force" in err.value.line()
-        targets = fleet().pgbouncer_targets("cache1")
-        assert "app" in targets  # PgBouncer was not touched by the refused run
+        assert fleet().pgbouncer_targets("cache1")["app"] == rw_before  # PgBouncer was not touched
     finally:
-        subprocess.run(["podman", "start", f"fabstack-{old}"], check=True, capture_output=True)
-        time.sleep(3)
+        start_container(old)
+        wait_until_accepting(old)
+    assert primary() == old  # nothing was promoted: the same primary serves again
 
 
 def kill_and_promote(writer: Writer) -> tuple[str, str, float, float]:
@@ -109,7 +141,7 @@ def kill_and_promote(writer: Writer) -> tuple[str, str, float, float]:
     old = primary()
     time.sleep(1)
     killed = time.monotonic()
-    subprocess.run(["podman", "kill", f"fabstack-{old}"], check=True, capture_output=True)
+    subprocess.run(["podman", "kill", f"fabstack-{old}"], check=True, capture_output=True, timeout=60)
     f = fleet()
     started = time.monotonic()
     try:
@@ -122,30 +154,36 @@ def kill_and_promote(writer: Writer) -> tuple[str, str, float, float]:
             break
         time.sleep(0.1)
     recovered = writer.first_ack_after(killed)
-    return old, new, (recovered - killed) if recovered else float("nan"), took
+    assert recovered is not None, "no write was acknowledged through PgBouncer after the failover"
+    return old, new, recovered - killed, took
 
 
 def test_killed_primary_is_replaced_fenced_and_rejoined(deployed: list) -> None:
     reset_probe_table()
     writer = Writer().start()
-    old, new, rto, took = kill_and_promote(writer)
-    time.sleep(1)
-    writer.stop()
-    print(f"async failover: RTO {rto:.1f}s, promote command {took:.1f}s, "
-          f"lost {len(set(writer.acked) - probe_ids())} of {len(writer.acked)} acknowledged writes")
-    assert primary() == new and rto == rto  # rto is not NaN: writes resumed through PgBouncer
-
-    subprocess.run(["podman", "start", f"fabstack-{old}"], check=True, capture_output=True)
-    time.sleep(5)
-    assert not writable_on_own_port(old), "the old primary came back writable"
-    targets = fleet().pgbouncer_targets("cache1")
-    assert targets["app"] != fleet().project.hostvars()[old]["ansible_host"]
-
-    f = fleet()
     try:
-        fo.rejoin(f, old)
+        old, new, rto, took = kill_and_promote(writer)
+        time.sleep(1)
     finally:
-        f.close()
+        writer.stop()
+    try:
+        print(f"async failover: RTO {rto:.1f}s, promote command {took:.1f}s, "
+              f"lost {len(set(writer.acked) - probe_ids())} of {len(writer.acked)} acknowledged writes")
+        assert primary() == new != old
+        assert rto < RTO_BOUND_SECONDS, f"writes resumed only {rto:.1f}s after the kill"
+
+        start_container(old)
+        assert not writable_on_own_port(old), "the old primary came back writable"
+        targets = fleet().pgbouncer_targets("cache1")
+        assert targets["app"] != fleet().project.hostvars()[old]["ansible_host"]
+
+        f = fleet()
+        try:
+            fo.rejoin(f, old)
+        finally:
+            f.close()
+    finally:
+        start_container(old)
     assert roles()[old] == "replica"
     assert in_host(new, "runuser -u postgres -- psql -X -At -c \"select state from pg_stat_replication\"") \
         .stdout.strip() == "streaming"
@@ -153,34 +191,40 @@ def test_killed_primary_is_replaced_fenced_and_rejoined(deployed: list) -> None:
     scheduled = in_host(old, "/usr/local/sbin/fabstack-backup scheduled")  # its cron entry outlives the role
     assert scheduled.returncode == 0 and "skipped: this server is in recovery" in scheduled.stdout
     assert in_host(old, "ls /var/backups/postgresql").stdout == before
-    reports = commands.deploy(REPO, "sandbox")  # a deploy keeps the new topology
-    assert sum(r.count("changed") for r in reports) == 0 or primary() == new
+    reports = commands.deploy(REPO, "sandbox")  # a deploy after the failover keeps the new topology ...
+    assert commands.fail_on(reports) == 0, [(r.host, r.error) for r in reports if r.failed]
+    assert sum(r.count("changed") for r in reports) == 0, [  # ... and has nothing left to change
+        (r.host, e.operation) for r in reports for e in r.events if e.status == "changed"]
     assert primary() == new
 
 
 def test_synchronous_mode_loses_no_acknowledged_write(deployed: list) -> None:
-    reports = commands.deploy(REPO, "sandbox", limit="db", roles="postgresql",
-                              overrides=["postgresql_synchronous=true"])
-    assert not any(r.failed for r in reports)
+    deployed_cleanly(limit="db", roles="postgresql", overrides=["postgresql_synchronous=true"])
+    old = None
     try:
         reset_probe_table()
         writer = Writer().start()
-        old, new, rto, took = kill_and_promote(writer)
-        time.sleep(1)
-        writer.stop()
+        try:
+            old, new, rto, took = kill_and_promote(writer)
+            time.sleep(1)
+        finally:
+            writer.stop()
         lost = set(writer.acked) - probe_ids()
         print(f"sync failover: RTO {rto:.1f}s, promote command {took:.1f}s, lost {len(lost)} of "
               f"{len(writer.acked)} acknowledged writes")
         assert not lost
-        subprocess.run(["podman", "start", f"fabstack-{old}"], check=True, capture_output=True)
-        time.sleep(5)
+        assert rto < RTO_BOUND_SECONDS, f"writes resumed only {rto:.1f}s after the kill"
+        start_container(old)
         f = fleet()
         try:
             fo.rejoin(f, old)
         finally:
             f.close()
+        assert roles()[old] == "replica"
     finally:
-        commands.deploy(REPO, "sandbox", limit="db", roles="postgresql")
+        if old is not None:
+            start_container(old)
+        deployed_cleanly(limit="db", roles="postgresql")
 
 
 def backups() -> backup_ops.Backups:
@@ -189,11 +233,11 @@ def backups() -> backup_ops.Backups:
 
 def test_backup_verify_passes_and_a_corrupted_backup_is_skipped(deployed: list) -> None:
     handle = backups()
+    fake = "29991231T235959Z"  # newer than any real one
+    folder = handle.settings["backups_dir"]
     try:
         backup_ops.run(handle)
         good = handle.listing()[0]["name"]
-        fake = "29991231T235959Z"  # newer than any real one
-        folder = handle.settings["backups_dir"]
         handle.host.run(f"cp -a {folder}/{good} {folder}/{fake} && printf 'X' | dd of={folder}/{fake}/app.dump "
                         "bs=1 seek=100 conv=notrunc 2>/dev/null")
         listing = {e["name"]: e["good"] for e in handle.listing()}
@@ -207,34 +251,45 @@ def test_backup_verify_passes_and_a_corrupted_backup_is_skipped(deployed: list) 
             backup_ops.restore(handle, fake, None, None, force=False)
         with pytest.raises(FabstackError, match="needs --force"):
             backup_ops.restore(handle, good, None, "app", force=False)
-        handle.host.run(f"rm -rf {folder}/{fake}")
     finally:
+        handle.host.run(f"rm -rf {folder}/{fake}", check=False)
         handle.host.close()
 
 
 def test_retention_keeps_7_daily_4_weekly_12_monthly_on_faked_dates(deployed: list) -> None:
+    """Copies of a real backup under faked names only (the newest included), pruned in a scratch folder as if it
+    were 2026-11-23 03:00: the result does not depend on today's date, and the env's real backups are untouched."""
     handle = backups()
-    folder = handle.settings["backups_dir"]
     months = [f"{2025 + (m - 1) // 12}{(m - 1) % 12 + 1:02d}01T020000Z" for m in range(8, 23)]  # 2025-08..2026-10
-    days = ["20261105T020000Z", "20261106T020000Z", "20261112T020000Z", "20261119T020000Z", "20261120T020000Z",
-            "20261120T030000Z", "20261121T020000Z", "20261122T020000Z", "20261123T020000Z"]
-    names = months + days
+    # 2026-11-01 is a Sunday (ISO week 44); 11-02..11-08 is week 45, 11-09..15 week 46, 11-16..22 week 47
+    days = ["20261101T020000Z", "20261105T020000Z", "20261106T020000Z", "20261112T020000Z", "20261117T020000Z",
+            "20261118T020000Z", "20261119T020000Z", "20261120T020000Z", "20261120T030000Z", "20261121T020000Z",
+            "20261122T020000Z", "20261123T020000Z"]
+    later = "20261124T020000Z"  # dated after the faked "now": left alone
+    scratch = handle.host.run("mktemp -d /var/tmp/fabstack-retention.XXXXXX")
+    env = f"FABSTACK_BACKUP_SETTINGS={scratch}/backup.json"
     try:
-        newest = handle.listing()[0]["name"]
-        others = [e["name"] for e in handle.listing() if e["name"] != newest]
-        if others:  # start from the newest real backup alone
-            handle.host.run("rm -rf " + " ".join(f"{folder}/{n}" for n in others))
-        copies = " && ".join(f"cp -a {folder}/{newest} {folder}/{n}" for n in names)
-        handle.host.run(copies)
-        handle.host.run("/usr/local/sbin/fabstack-backup prune")
-        kept = {e["name"] for e in handle.listing()}
-        assert newest in kept
-        assert "20261120T030000Z" in kept and "20261120T020000Z" not in kept  # the newest of a day
-        assert "20261106T020000Z" in kept and "20261105T020000Z" not in kept  # the newest of a week
-        # 12 monthly: this month's newest and the 11 months before it that have backups
-        assert set(months[-11:]) <= kept and not set(months[:4]) & kept
+        if not handle.listing():
+            backup_ops.run(handle)
+        real = handle.listing()[0]["name"]
+        settings = json.loads(handle.host.run("cat /etc/fabstack/backup.json"))
+        settings["dir"] = f"{scratch}/backups"
+        handle.host.run(f"mkdir {scratch}/backups && cat > {scratch}/backup.json", stdin=json.dumps(settings))
+        handle.host.run(" && ".join(f"cp -a {handle.folder(real)} {scratch}/backups/{n}"
+                                    for n in [*months, *days, later]))
+        out = handle.host.run(f"{env} {backup_ops.SCRIPT} prune --now 20261123T030000Z")
+        assert f"backup {later} is dated after now" in out
+        listed = handle.host.run(f"{env} {backup_ops.SCRIPT} list").splitlines()
+        kept = {json.loads(line)["name"] for line in listed}
+        daily = {"20261117T020000Z", "20261118T020000Z", "20261119T020000Z", "20261120T030000Z",
+                 "20261121T020000Z", "20261122T020000Z", "20261123T020000Z"}  # the newest of each of 7 days
+        weekly = {"20261106T020000Z", "20261112T020000Z"}  # weeks 45 and 46 (47 and 48 are in daily)
+        monthly = set(months[-11:])  # 2025-12..2026-10, with November's newest in daily: 12 months
+        assert kept == daily | weekly | monthly | {later}, sorted(kept)
+        assert not {"20261120T020000Z", "20261105T020000Z", "20261101T020000Z", *months[:4]} & kept
+        assert handle.listing()[0]["name"] == real  # the env's own backups were not touched
     finally:
-        handle.host.run("rm -rf " + " ".join(f"{folder}/{n}" for n in names), check=False)
+        handle.host.run(f"rm -rf {scratch}", check=False)
         handle.host.close()
 
 

@@ -4,7 +4,10 @@
 renamed into place with a SHA256SUMS manifest; then retention (daily / weekly / monthly) that never deletes the
 newest good backup. A backup whose checksums do not match is reported and never counted as good.
 
-Usage: fabstack-backup run | scheduled | list | prune | check NAME | stats DATABASE
+Usage: fabstack-backup run | scheduled | list | prune [--now STAMP] | check NAME | stats DATABASE
+
+``prune --now 20261123T030000Z`` prunes as if that were the time: retention is reckoned from "now" (the clock
+unless given), so it can be tested at any date with faked backup names.
 
 ``scheduled`` (what cron runs) is ``run`` on a primary and a logged no-op on a server in recovery, so a host that
 a failover turned into a replica stops taking backups even though its cron entry is still there.
@@ -161,18 +164,23 @@ def backups(root: Path) -> list[tuple[dt.datetime, Path]]:
     found = []
     for folder in root.iterdir() if root.is_dir() else []:
         try:
-            when = dt.datetime.strptime(folder.name, STAMP).replace(tzinfo=dt.UTC)
+            when = parse_stamp(folder.name)
         except ValueError:
             continue
         found.append((when, folder))
     return sorted(found, reverse=True)
 
 
+def parse_stamp(text: str) -> dt.datetime:
+    """A backup name (or ``--now`` value) as an aware UTC time; ValueError if it is not one."""
+    return dt.datetime.strptime(text, STAMP).replace(tzinfo=dt.UTC)
+
+
 def to_keep(good: list[dt.datetime], keep: dict[str, int]) -> set[dt.datetime]:
     """Grandfather-father-son retention over the good backups' times (newest first).
 
-    The newest backup of each of the last ``daily`` days, ``weekly`` ISO weeks and ``monthly`` months is
-    kept, and the newest good backup always.
+    The newest backup of each of the last ``daily`` days, ``weekly`` ISO weeks and ``monthly`` months that have
+    a backup is kept, and the newest good backup always (as restic's and borg's ``--keep-*`` count periods).
     """
     kept: set[dt.datetime] = set(good[:1])
     buckets = {
@@ -192,13 +200,20 @@ def to_keep(good: list[dt.datetime], keep: dict[str, int]) -> set[dt.datetime]:
     return kept
 
 
-def prune(settings: dict) -> None:
-    """Delete good backups outside retention; report bad ones (deleted only once a year old)."""
+def prune(settings: dict, now: dt.datetime) -> None:
+    """Delete good backups outside retention, reckoned at ``now``; report bad ones (deleted once a year old).
+
+    A backup dated after ``now`` (a clock that went back) is left alone and not counted, so it can never push
+    the real ones out of retention.
+    """
     root = Path(settings["dir"])
     found = backups(root)
+    for when, folder in found:
+        if when > now:
+            log(f"backup {folder.name} is dated after now ({now:{STAMP}}): left alone, not counted")
+    found = [(when, folder) for when, folder in found if when <= now]
     good = [(when, folder) for when, folder in found if is_good(folder)]
     kept = to_keep([when for when, _ in good], settings["keep"])
-    newest = good[0][0] if good else None
     for when, folder in found:
         if (when, folder) in good:
             if when not in kept:
@@ -206,8 +221,18 @@ def prune(settings: dict) -> None:
                 log(f"pruned {folder.name}")
         else:
             log(f"CORRUPT backup {folder.name}: checksums do not match; never counted as good")
-            if newest and (newest - when).days > 366:
+            if (now - when).days > 366:
                 shutil.rmtree(folder)
+
+
+def option(argv: list[str], name: str) -> str | None:
+    """The value after ``name`` in ``argv``, if given."""
+    if name in argv:
+        index = argv.index(name)
+        if index + 1 >= len(argv):
+            raise ValueError(f"{name} needs a value")
+        return argv[index + 1]
+    return None
 
 
 def main(argv: list[str]) -> int:
@@ -215,13 +240,15 @@ def main(argv: list[str]) -> int:
     settings = json.loads(SETTINGS.read_text())
     command = argv[1] if len(argv) > 1 else "run"
     try:
+        given = option(argv, "--now")
+        now = parse_stamp(given) if given else dt.datetime.now(dt.UTC)
         if command == "scheduled" and in_recovery(str(settings.get("port", 5432))):
             log("skipped: this server is in recovery (a replica); backups are taken on the primary")
         elif command in ("run", "scheduled"):
             run(settings)
-            prune(settings)
+            prune(settings, dt.datetime.now(dt.UTC))
         elif command == "prune":
-            prune(settings)
+            prune(settings, now)
         elif command == "list":
             for when, folder in backups(Path(settings["dir"])):
                 print(json.dumps({"name": folder.name, "time": when.isoformat(), "good": is_good(folder)}))
