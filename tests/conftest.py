@@ -2,22 +2,50 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+from hypothesis.database import DirectoryBasedExampleDatabase
+
+from fabstack import agent
 
 REPO = Path(__file__).resolve().parent.parent
 
+# Hypothesis keeps its examples in the temporary folder, not in the checkout (which may not be writable).
+settings.register_profile("fabstack", database=DirectoryBasedExampleDatabase(
+    Path(tempfile.gettempdir()) / f"fabstack-hypothesis-{os.getuid()}"))
+settings.load_profile("fabstack")
 
-def copy_project(dest: Path, with_roles: bool = False) -> Path:
-    """A copy of this repo's deployment files (inventory, group_vars, site.yml; roles if asked) under ``dest``."""
+
+@pytest.fixture(autouse=True)
+def rollback_folder_in_tmp(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The agent run in-process keeps its rollback copies in a temporary folder, never in /var/lib."""
+    monkeypatch.setattr(agent.Journal, "folder", str(tmp_path_factory.mktemp("rollback")))
+    yield
+
+
+# What the sandbox leaves in a checkout when it runs: host keys, the failover topology, its SSH key, secrets.
+SANDBOX_STATE = ("*.known_hosts", "*.topology.yml")
+
+
+def copy_project(dest: Path, with_roles: bool = False, with_state: bool = False) -> Path:
+    """A copy of this repo's deployment files (inventory, group_vars, site.yml; roles if asked) under ``dest``.
+
+    Only the files git tracks, as a fresh clone has them, unless ``with_state``: then also what the running
+    sandbox left (its host keys, topology, SSH key and generated secrets), for tests that reach its hosts.
+    """
+    ignore = shutil.ignore_patterns("__pycache__", *(() if with_state else SANDBOX_STATE))
     for name in ("inventory", "group_vars", "apps"):
-        shutil.copytree(REPO / name, dest / name)
+        shutil.copytree(REPO / name, dest / name, ignore=ignore)
     shutil.copy(REPO / "site.yml", dest / "site.yml")
     if with_roles:
-        shutil.copytree(REPO / "roles", dest / "roles", ignore=shutil.ignore_patterns("__pycache__"))
-    for state in ("sandbox", "secrets"):  # the sandbox's SSH key and the env's generated secrets
+        shutil.copytree(REPO / "roles", dest / "roles", ignore=ignore)
+    for state in ("sandbox", "secrets") if with_state else ():
         if (REPO / ".fabstack" / state).is_dir():
             shutil.copytree(REPO / ".fabstack" / state, dest / ".fabstack" / state)
     return dest
@@ -25,5 +53,5 @@ def copy_project(dest: Path, with_roles: bool = False) -> Path:
 
 @pytest.fixture
 def project_copy(tmp_path: Path) -> Path:
-    """A throwaway deployment repo that a test may edit."""
+    """A throwaway deployment repo that a test may edit, as a fresh clone has it (no sandbox state)."""
     return copy_project(tmp_path / "repo")

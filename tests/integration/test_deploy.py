@@ -80,7 +80,7 @@ def test_container_sysctls_are_reported_skipped_with_reason(deployed: list) -> N
 
 
 def test_check_mode_prints_template_diff_and_changes_nothing(deployed: list, tmp_path: Path, capsys) -> None:  # noqa: ANN001
-    root = copy_project(tmp_path / "repo", with_roles=True)
+    root = copy_project(tmp_path / "repo", with_roles=True, with_state=True)
     template = root / "roles/nginx/templates/php.conf.j2"
     template.write_text(template.read_text().replace("index index.php;", "index index.php;\n    etag off;"))
     before = in_host("app1", "sha256sum /etc/nginx/sites-enabled/fabstack.conf").stdout
@@ -94,7 +94,7 @@ def test_check_mode_prints_template_diff_and_changes_nothing(deployed: list, tmp
 
 
 def test_broken_nginx_value_keeps_old_config_and_nginx_serving(deployed: list, tmp_path: Path) -> None:
-    root = copy_project(tmp_path / "repo")
+    root = copy_project(tmp_path / "repo", with_state=True)
     with (root / "group_vars/lb.yml").open("a") as handle:
         handle.write("nginx_client_max_body_size: 16 parsecs\n")
     before = in_host("lb1", "sha256sum /etc/nginx/nginx.conf").stdout
@@ -109,7 +109,7 @@ def test_broken_nginx_value_keeps_old_config_and_nginx_serving(deployed: list, t
 
 
 def test_each_app_change_is_a_new_release_and_old_ones_are_pruned(deployed: list, tmp_path: Path) -> None:
-    root = copy_project(tmp_path / "repo")
+    root = copy_project(tmp_path / "repo", with_state=True)
     try:
         for version in range(3):
             (root / "apps/fastapi/VERSION").write_text(f"{version}\n")
@@ -126,7 +126,7 @@ def test_each_app_change_is_a_new_release_and_old_ones_are_pruned(deployed: list
 
 
 def test_bad_template_variable_on_one_host_changes_no_host(deployed: list, tmp_path: Path) -> None:
-    root = copy_project(tmp_path / "repo", with_roles=True)
+    root = copy_project(tmp_path / "repo", with_roles=True, with_state=True)
     lb_template = root / "roles/nginx/templates/lb.conf.j2"
     broken = lb_template.read_text().replace("least_conn;", "least_conn; # {{ nginx_upstream_weights }}")
     lb_template.write_text(broken)
@@ -158,7 +158,7 @@ def test_shell_metacharacters_in_a_value_are_never_run(deployed: list) -> None:
 
 
 def test_unreachable_host_fails_alone(deployed: list, tmp_path: Path) -> None:
-    root = copy_project(tmp_path / "repo")
+    root = copy_project(tmp_path / "repo", with_state=True)
     inventory = root / "inventory/sandbox.yml"
     data = yaml.safe_load(inventory.read_text())
     data["all"]["children"]["ghosts"] = {"hosts": {"ghost1": {"ansible_host": "10.213.0.31", "ansible_port": 2222}}}
@@ -172,7 +172,7 @@ def test_unreachable_host_fails_alone(deployed: list, tmp_path: Path) -> None:
 
 
 def test_changed_or_unknown_host_key_is_refused(deployed: list, tmp_path: Path) -> None:
-    root = copy_project(tmp_path / "repo")
+    root = copy_project(tmp_path / "repo", with_state=True)
     known = root / "inventory/sandbox.known_hosts"
     lines = known.read_text().splitlines()
     lb_key = next(line for line in lines if line.startswith("10.213.0.11 ")).split(" ", 1)[1]
@@ -200,7 +200,7 @@ def test_hosts_trust_records_keys_and_refuses_a_changed_one(deployed: list, tmp_
     from fabstack.hostkeys import trust
     from fabstack.project import load_project
 
-    root = copy_project(tmp_path / "repo")
+    root = copy_project(tmp_path / "repo", with_state=True)
     known = root / "inventory/sandbox.known_hosts"
     known.unlink()
     assert "unknown host key" in commands.deploy(root, "sandbox", limit="db1")[0].error
