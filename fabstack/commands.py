@@ -113,15 +113,17 @@ def sandbox_status(root: Path, env: str) -> None:
         print(f"{name:<8} {address:<15} {state}")
 
 
-def molecule(root: Path, scenario: str, action: str, capture: bool = False) -> subprocess.CompletedProcess[str]:
+def molecule(root: Path, scenario: str, action: str, capture: bool = False,
+             timeout: float | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``molecule ACTION -s SCENARIO`` against podman's Docker API (started if needed); ``capture`` keeps its
-    output in the result instead of printing it."""
+    output in the result instead of printing it; ``timeout`` (seconds) ends it with TimeoutExpired."""
     root = root.resolve()
     if not (root / "molecule" / scenario / "molecule.yml").is_file():
         raise FabstackError(f"no molecule scenario {scenario!r} (molecule/{scenario}/molecule.yml)", key="--scenario")
     environment = sandbox.molecule_environment(root)
     argv = [str(Path(sys.executable).parent / "molecule"), action, "-s", scenario]
-    return subprocess.run(argv, cwd=root, env=environment, capture_output=capture, text=True, check=False)
+    return subprocess.run(argv, cwd=root, env=environment, capture_output=capture, text=True, check=False,
+                          timeout=timeout)
 
 
 def fail_on(reports: list[HostReport]) -> int:

@@ -214,7 +214,7 @@ def wait_for_ssh_key(host: SandboxHost, timeout: float = 60) -> str:
         proc = subprocess.run(
             ["podman", "exec", host.container, "sh", "-c",
              "systemctl is-active -q ssh && cat /etc/ssh/ssh_host_ed25519_key.pub"],
-            capture_output=True, check=False,
+            capture_output=True, check=False, timeout=timeout,
         )
         if proc.returncode == 0 and proc.stdout.startswith(b"ssh-ed25519"):
             return " ".join(proc.stdout.decode().split()[:2])
@@ -265,7 +265,8 @@ def status(inv: Inventory) -> list[tuple[str, str, str]]:
             rows.append((host.name, host.address, "stopped"))
             continue
         proc = subprocess.run(
-            ["podman", "exec", host.container, "systemctl", "is-system-running"], capture_output=True, check=False
+            ["podman", "exec", host.container, "systemctl", "is-system-running"], capture_output=True, check=False,
+            timeout=60,
         )
         rows.append((host.name, host.address, f"running (systemd {proc.stdout.decode().strip() or 'unknown'})"))
     return rows

@@ -9,17 +9,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import settings
-from hypothesis.database import DirectoryBasedExampleDatabase
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from fabstack import agent
 
 REPO = Path(__file__).resolve().parent.parent
 
-# Hypothesis keeps its examples in the temporary folder, not in the checkout (which may not be writable).
-settings.register_profile("fabstack", database=DirectoryBasedExampleDatabase(
-    Path(tempfile.gettempdir()) / f"fabstack-hypothesis-{os.getuid()}"))
-settings.load_profile("fabstack")
+# Hypothesis keeps its examples and caches in the temporary folder, not in the checkout (which may be read-only).
+set_hypothesis_home_dir(Path(tempfile.gettempdir()) / f"fabstack-hypothesis-{os.getuid()}")
 
 
 @pytest.fixture(autouse=True)
@@ -55,3 +52,24 @@ def copy_project(dest: Path, with_roles: bool = False, with_state: bool = False)
 def project_copy(tmp_path: Path) -> Path:
     """A throwaway deployment repo that a test may edit, as a fresh clone has it (no sandbox state)."""
     return copy_project(tmp_path / "repo")
+
+
+@pytest.fixture
+def no_host_reachable(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every SSH connection attempt fails at once and is recorded; the test fails if any was made.
+
+    For tests of input that must be refused before any host is touched: a regression then fails the test
+    instead of deploying to whatever answers at the inventory's addresses (the sandbox, when it is up).
+    """
+    from fabstack.connection import HostConnection
+    from fabstack.errors import FabstackError
+
+    attempts: list[str] = []
+
+    def refuse(self: HostConnection) -> None:
+        attempts.append(self.name)
+        raise FabstackError("a bad-input test tried to connect", host=self.name)
+
+    monkeypatch.setattr(HostConnection, "open", refuse)
+    yield attempts
+    assert not attempts, f"hosts were contacted before the input was refused: {attempts}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -18,6 +19,8 @@ from fabstack.templating import environment
 from fabstack.varstemplate import Unsafe
 
 FACTS = {"cpus": 2, "memory_mb": 2048, "nofile_hard": 20000, "container": "podman", "primary_address": "10.0.0.9"}
+
+pytestmark = pytest.mark.usefixtures("no_host_reachable")
 
 
 def deploy_error(root: Path, *overrides: str) -> str:

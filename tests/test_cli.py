@@ -14,7 +14,7 @@ INV = str(Path(sys.executable).parent / "inv")
 
 def inv(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     return subprocess.run([INV, "--search-root", str(REPO), *args], cwd=cwd, capture_output=True, text=True,
-                          check=False)
+                          check=False, timeout=120)
 
 
 def test_inventory_json_is_ansible_inventory_list_shaped(project_copy: Path) -> None:

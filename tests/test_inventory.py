@@ -22,7 +22,7 @@ def ansible_inventory(root: Path, env: str) -> dict:
         exe = Path(shutil.which("ansible-inventory") or "ansible-inventory")
     out = subprocess.run(
         [str(exe), "-i", str(root / "inventory" / f"{env}.yml"), "--playbook-dir", str(root), "--list"],
-        capture_output=True, text=True, check=True, env={"ANSIBLE_NOCOLOR": "1", "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, check=True, env={"ANSIBLE_NOCOLOR": "1", "PATH": "/usr/bin:/bin"}, timeout=120,
     )
     return json.loads(out.stdout)
 

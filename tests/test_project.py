@@ -15,6 +15,8 @@ from tests.conftest import copy_project
 
 FACTS = {"cpus": 2, "memory_mb": 2048, "nofile_hard": 20000, "container": "podman", "primary_address": "10.0.0.9"}
 
+pytestmark = pytest.mark.usefixtures("no_host_reachable")
+
 
 def error_of(action) -> str:  # noqa: ANN001
     with pytest.raises(FabstackError) as err:

@@ -26,7 +26,8 @@ def password_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def ansible(*args: str) -> str:
-    return subprocess.run([ANSIBLE_VAULT, *args], capture_output=True, text=True, check=True).stdout
+    return subprocess.run([ANSIBLE_VAULT, *args], capture_output=True, text=True, check=True,
+                          timeout=120).stdout
 
 
 def test_ansible_vault_decrypts_what_we_encrypt(tmp_path: Path, password_file: Path) -> None:
@@ -78,14 +79,16 @@ def test_vault_tasks_round_trip_through_the_command_line(tmp_path: Path, passwor
     path = tmp_path / "secrets.yml"
     path.write_text("pgbouncer_admin_password: cli-secret-3\n")
     env = {"FABSTACK_VAULT_PASSWORD_FILE": str(password_file), "PATH": "/usr/bin:/bin", "EDITOR": "sed -i s/3/4/"}
-    run = lambda *a: subprocess.run([inv, "--search-root", repo, *a], capture_output=True, text=True, env=env)  # noqa: E731
+    run = lambda *a: subprocess.run([inv, "--search-root", repo, *a], capture_output=True, text=True, env=env,  # noqa: E731
+                                   timeout=120)
     assert run("vault.encrypt", str(path)).returncode == 0
     assert "cli-secret-3" not in path.read_text() and path.stat().st_mode & 0o777 == 0o600
     assert run("vault.view", str(path)).stdout == "pgbouncer_admin_password: cli-secret-3\n"
     assert run("vault.edit", str(path)).returncode == 0
     assert run("vault.view", str(path)).stdout == "pgbouncer_admin_password: cli-secret-4\n"
     wrong = subprocess.run([inv, "--search-root", repo, "vault.view", str(path)], capture_output=True, text=True,
-                           env={**env, "FABSTACK_VAULT_PASSWORD_FILE": "", "FABSTACK_VAULT_PASSWORD": "nope"})
+                           env={**env, "FABSTACK_VAULT_PASSWORD_FILE": "", "FABSTACK_VAULT_PASSWORD": "nope"},
+                           timeout=120)
     assert wrong.returncode == 2 and wrong.stderr.count("\n") == 1 and "wrong vault password" in wrong.stderr
     assert run("vault.decrypt", str(path)).returncode == 0
     assert path.read_text() == "pgbouncer_admin_password: cli-secret-4\n"

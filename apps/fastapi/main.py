@@ -7,6 +7,7 @@ import json
 import secrets
 import socket
 
+import psycopg
 import redis.asyncio as aioredis
 from fastapi import FastAPI, HTTPException
 from psycopg_pool import AsyncConnectionPool
@@ -43,10 +44,20 @@ async def close_pools() -> None:
 
 
 async def query(entry: str, sql: str, *args: object) -> list[tuple]:
-    """Run one query through PgBouncer's rw or ro entry."""
-    async with POOLS[entry].connection() as conn:
-        cursor = await conn.execute(sql, args)
-        return await cursor.fetchall() if cursor.description else []
+    """Run one read-only query through PgBouncer's rw or ro entry.
+
+    A failover makes PgBouncer drop its clients, so a pooled connection may be dead: the pool discards it, and
+    the query (a read, safe to repeat) is tried once more on a fresh one.
+    """
+    for attempt in (1, 2):
+        try:
+            async with POOLS[entry].connection() as conn:
+                cursor = await conn.execute(sql, args)
+                return await cursor.fetchall() if cursor.description else []
+        except psycopg.OperationalError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 @app.get("/health")

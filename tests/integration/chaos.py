@@ -53,6 +53,12 @@ class Loop:
         self._thread.start()
         return self
 
+    def finish(self, seconds: float = 60) -> None:
+        """Wait (bounded) for the loop to end by itself, at its own count or time limit."""
+        if self._thread:
+            self._thread.join(timeout=seconds)
+        self.stop()
+
     def stop(self) -> None:
         """Stop and wait for the thread."""
         self._stop.set()

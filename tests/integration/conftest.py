@@ -13,10 +13,10 @@ from fabstack import commands
 from tests.conftest import REPO
 
 
-def in_host(host: str, command: str) -> subprocess.CompletedProcess[str]:
+def in_host(host: str, command: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run a command inside a sandbox host through podman (not through fabstack's own SSH path)."""
     return subprocess.run(["podman", "exec", f"fabstack-{host}", "sh", "-c", command],
-                          capture_output=True, text=True, check=False)
+                          capture_output=True, text=True, check=False, timeout=timeout)
 
 
 @pytest.fixture(scope="session")

@@ -232,7 +232,7 @@ def test_no_secret_value_appears_in_any_output(deployed: list, tmp_path: Path) -
     proc = subprocess.run(
         [inv, "--search-root", str(REPO), "deploy", "--root", str(REPO), "--check", "--diff", "-vv",
          "--json", str(report), "--set", f"redis_app_password={new_password}"],
-        capture_output=True, text=True, check=False,
+        capture_output=True, text=True, check=False, timeout=300,
     )
     everything = proc.stdout + proc.stderr + report.read_text()
     assert "changed" in proc.stdout  # the new password changes files, so there were diffs to print

@@ -171,6 +171,10 @@ def test_killed_primary_is_replaced_fenced_and_rejoined(deployed: list) -> None:
               f"lost {len(set(writer.acked) - probe_ids())} of {len(writer.acked)} acknowledged writes")
         assert primary() == new != old
         assert rto < RTO_BOUND_SECONDS, f"writes resumed only {rto:.1f}s after the kill"
+        for url in (LB_URL, LB_URL + "api/"):  # PgBouncer dropped the apps' connections: they reconnect
+            http = HttpProbe(url=url, max_requests=60)
+            http.start().finish()
+            assert (http.ok, http.failed) == (60, 0), f"{url}: {http.failed} of 60 requests failed after failover"
 
         start_container(old)
         assert not writable_on_own_port(old), "the old primary came back writable"

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 import subprocess
 
+import pytest
+
 from fabstack import commands
 from tests.conftest import REPO
 
@@ -14,7 +16,7 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 def molecule(action: str, scenario: str) -> tuple[int, str]:
     """Run one molecule action as `inv sandbox.molecule` does; returns its status and its plain output."""
-    result = commands.molecule(REPO, scenario, action, capture=True)
+    result = commands.molecule(REPO, scenario, action, capture=True, timeout=900)
     return result.returncode, ANSI.sub("", result.stdout + result.stderr)
 
 
@@ -24,6 +26,7 @@ def failure_excerpt(output: str) -> str:
     return output[start:start + 12000] if start >= 0 else output[-6000:]
 
 
+@pytest.mark.timeout(1500)
 def test_molecule_test_of_the_default_scenario_passes(podman_root: None) -> None:
     status, output = molecule("test", "default")
     assert status == 0, failure_excerpt(output)
@@ -31,13 +34,14 @@ def test_molecule_test_of_the_default_scenario_passes(podman_root: None) -> None
         assert re.search(rf"default ➜ {step}: Executed: Successful", output), step
 
 
+@pytest.mark.timeout(1500)
 def test_idempotence_fails_when_a_host_drifted_after_converge(podman_root: None) -> None:
     try:
         for action in ("create", "prepare", "converge"):
             status, output = molecule(action, "nginx")
             assert status == 0, (action, failure_excerpt(output))
         drift = subprocess.run(["podman", "exec", "mol-nginx-web1", "sh", "-c", "echo drift >> /etc/nginx/nginx.conf"],
-                               check=False)
+                               check=False, timeout=60)
         assert drift.returncode == 0
         status, output = molecule("idempotence", "nginx")
         assert status != 0

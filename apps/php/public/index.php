@@ -15,17 +15,21 @@ try {
         cache()->lPush("jobs:php:$priority", json_encode($job));
         echo json_encode(['queued' => $job['id'], 'queue' => "jobs:php:$priority"]);
     } elseif ($path === '/job') {
-        $stmt = db('ro')->prepare('select job_id, kind, payload from jobs_done where job_id = ?');
-        $stmt->execute([(string) ($_GET['id'] ?? '')]);
-        echo json_encode(['job' => $stmt->fetch(PDO::FETCH_ASSOC) ?: null]);
+        $job = db_read('ro', function (PDO $db): mixed {
+            $stmt = $db->prepare('select job_id, kind, payload from jobs_done where job_id = ?');
+            $stmt->execute([(string) ($_GET['id'] ?? '')]);
+            return $stmt->fetch(PDO::FETCH_ASSOC) ?: null;
+        });
+        echo json_encode(['job' => $job]);
     } else {
         $cached = cache()->get('demo:greeting');
         if ($cached === false) {
             $cached = 'cached at ' . date(DATE_ATOM);
             cache()->setEx('demo:greeting', 60, $cached);
         }
-        $rows = db('ro')->query('select id, name from items order by id limit 5')->fetchAll(PDO::FETCH_ASSOC);
-        $primary = db('rw')->query('select pg_is_in_recovery() as standby')->fetchColumn();
+        $rows = db_read('ro', fn (PDO $db) => $db->query('select id, name from items order by id limit 5')
+            ->fetchAll(PDO::FETCH_ASSOC));
+        $primary = db_read('rw', fn (PDO $db) => $db->query('select pg_is_in_recovery() as standby')->fetchColumn());
         echo json_encode([
             'app' => 'php', 'host' => gethostname(), 'rows' => $rows, 'redis' => $cached,
             'rw_is_standby' => (bool) $primary,
