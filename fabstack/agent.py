@@ -263,7 +263,7 @@ class Journal:
 
     def remember(self, path: str) -> None:
         backup = None
-        if os.path.lexists(path) and not os.path.isdir(path):
+        if os.path.islink(path) or os.path.isfile(path):  # a link to a folder is kept as the link itself
             os.makedirs(self.folder, mode=0o700, exist_ok=True)
             backup = os.path.join(self.folder, path.strip("/").replace("/", "%"))
             if os.path.lexists(backup):
