@@ -58,7 +58,7 @@ class HostConnection:
     def open(self) -> None:
         """Connect and authenticate, turning SSH failures into one-line errors naming the host."""
         try:
-            self.fabric.open()
+            self._open_or_close()
         except paramiko.BadHostKeyException as exc:
             raise FabstackError(
                 f"host key CHANGED for {self.address} (expected {exc.expected_key.get_name()}): refusing to connect",
@@ -71,6 +71,14 @@ class HostConnection:
             raise FabstackError(f"ssh: {text}", host=self.name) from exc
         except (TimeoutError, OSError) as exc:
             raise FabstackError(f"unreachable at {self.address}:{self.port}: {exc}", host=self.name) from exc
+
+    def _open_or_close(self) -> None:
+        """Open the session; on any failure close what was opened (paramiko keeps a refused transport running)."""
+        try:
+            self.fabric.open()
+        except BaseException:
+            self.fabric.client.close()
+            raise
 
     def close(self) -> None:
         """Close the SSH session."""
