@@ -151,13 +151,15 @@ def deploy(host: RoleContext) -> None:
         host.command(psql(), name=f"replication slot {slot}",
                      unless=query_is("postgres", f"select count(*) from pg_replication_slots "
                                                  f"where slot_name = '{slot}'", "1"),
-                     stdin=f"select pg_create_physical_replication_slot('{slot}');\n")
+                     stdin=f"select pg_create_physical_replication_slot('{slot}') where not exists "
+                           f"(select from pg_replication_slots where slot_name = '{slot}');\n")
     schema = host.root / v["postgresql_schema_file"] if v["postgresql_schema_file"] else None
     for database in v["postgresql_databases"]:
         host.command(psql(), name=f"database {database}",
                      unless=query_is("postgres", f"select count(*) from pg_database where datname = '{database}'",
                                      "1"),
-                     stdin=f"create database {database} owner {v['postgresql_app_user']};\n")
+                     stdin=f"select 'create database {database} owner {v['postgresql_app_user']}' where not exists "
+                           f"(select from pg_database where datname = '{database}')\\gexec\n")
         host.command(psql(database), name=f"pg_stat_statements in {database}",
                      unless=query_is(database, "select count(*) from pg_extension "
                                                "where extname = 'pg_stat_statements'", "1"),

@@ -85,15 +85,17 @@ def test_switchover_loses_nothing_and_the_app_keeps_serving(deployed: list) -> N
     reset_probe_table()
     old = primary()
     writer, http = Writer().start(), HttpProbe(url=LB_URL).start()
-    time.sleep(1)
-    f = fleet()
     try:
-        new = fo.switchover(f, None, check=False)
+        time.sleep(1)
+        f = fleet()
+        try:
+            new = fo.switchover(f, None, check=False)
+        finally:
+            f.close()
+        time.sleep(1)
     finally:
-        f.close()
-    time.sleep(1)
-    writer.stop()
-    http.stop()
+        writer.stop()
+        http.stop()
     assert new != old and primary() == new
     assert set(writer.acked) <= probe_ids(), "an acknowledged write was lost"
     assert roles()[old] == "replica"
