@@ -55,7 +55,7 @@ def _check_database_topology(project: Project, inventory: str, setups: dict[str,
 def _check_ports(setup: HostSetup) -> None:
     used: dict[int, str] = {}
     for role in setup.roles:
-        for key in getattr(role.module, "PORTS", ()):
+        for key in role.ports:
             port = setup.vars.get(key)
             if not isinstance(port, int):
                 continue

@@ -14,6 +14,7 @@ import jinja2
 
 from fabstack import operations as ops
 from fabstack.errors import FabstackError
+from fabstack.rolecontract import check_role_module, contract_value
 from fabstack.templating import render
 from fabstack.yamlfile import load_mapping
 
@@ -42,12 +43,17 @@ class Role:
     @property
     def generated_secrets(self) -> tuple[str, ...]:
         """Variables the role needs as secrets, generated per env when nobody sets them (``GENERATED_SECRETS``)."""
-        return tuple(getattr(self.module, "GENERATED_SECRETS", ()))
+        return tuple(contract_value(self.module, "GENERATED_SECRETS"))
 
     @property
     def handlers(self) -> dict[str, str]:
         """Handler name -> shell command, in declaration order."""
-        return dict(getattr(self.module, "HANDLERS", {}))
+        return dict(contract_value(self.module, "HANDLERS"))
+
+    @property
+    def ports(self) -> tuple[str, ...]:
+        """Settings holding TCP ports the role listens on (``PORTS``)."""
+        return tuple(contract_value(self.module, "PORTS"))
 
     def check_types(self, host: str, values: dict[str, Any], origins: dict[str, str], secret: set[str]) -> None:
         """Every setting the role knows must have its default's type; the error names file, key and host."""
@@ -62,7 +68,7 @@ class Role:
                     f"{_type_name(value)} {shown}",
                     where=origins.get(key, ""), key=key, host=host,
                 )
-        check = getattr(self.module, "check", None)
+        check = contract_value(self.module, "check")
         if check is not None:
             for key, message in check(values):
                 raise FabstackError(message, where=origins.get(key, ""), key=key, host=host)
@@ -96,9 +102,13 @@ def load_role(roles_dir: Path, name: str) -> Role:
     spec = importlib.util.spec_from_file_location(f"fabstack_role_{name}", module_file)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    if not callable(getattr(module, "deploy", None)):
-        raise FabstackError("a role must define deploy(host)", where=str(module_file))
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        raise FabstackError(f"cannot load the role: {exc.msg} (line {exc.lineno})", where=str(module_file)) from exc
+    except Exception as exc:  # noqa: BLE001 - any error in a role's module is one line naming the file
+        raise FabstackError(f"cannot load the role: {type(exc).__name__}: {exc}", where=str(module_file)) from exc
+    check_role_module(module, module_file)
     return Role(name=name, path=path, defaults=defaults, module=module)
 
 

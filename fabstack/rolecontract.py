@@ -1,0 +1,91 @@
+"""The role contract: the names a role's ``role.py`` may define for the engine, what each must be, and the check
+``load_role`` runs on every role module (docs/roles.md explains it with a skeleton role)."""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from fabstack.errors import FabstackError
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, tuple | list) and all(isinstance(item, str) for item in value)
+
+
+def _handlers(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+
+
+def _one_argument(value: Any) -> bool:
+    if not callable(value):
+        return False
+    try:
+        return len(inspect.signature(value).parameters) == 1
+    except (TypeError, ValueError):
+        return False
+
+
+@dataclass(frozen=True)
+class Name:
+    """One name of the contract: whether a role must define it, what it must be, and what it is for."""
+
+    required: bool
+    valid: Callable[[Any], bool]
+    shape: str
+    purpose: str
+
+
+CONTRACT: dict[str, Name] = {
+    "deploy": Name(True, _one_argument, "a function of one argument, the role context",
+                   "declares the role's operations for one host"),
+    "check": Name(False, _one_argument, "a function of one argument, the host's variables",
+                  "returns (key, problem) pairs for values the types alone cannot refuse"),
+    "HANDLERS": Name(False, _handlers, "a mapping of handler name to shell command",
+                     "commands run once each, in this order, after a step that notifies them changed something"),
+    "GENERATED_SECRETS": Name(False, _strings, "a tuple of variable names",
+                              "passwords generated once per env when nobody sets them"),
+    "PORTS": Name(False, _strings, "a tuple of variable names",
+                  "settings holding TCP ports the role listens on (two roles may not share one on a host)"),
+}
+
+
+def _near_miss(defined: str) -> str | None:
+    """The contract name that ``defined`` looks like a misspelling of: a constant close to a contract constant,
+    or any name equal to a contract name but for case (helpers with other names are the role's own business)."""
+    for name in CONTRACT:
+        if defined != name and defined.lower() == name.lower():
+            return name
+    if defined.isupper():
+        near = difflib.get_close_matches(defined, [n for n in CONTRACT if n.isupper()], n=1, cutoff=0.8)
+        return near[0] if near and near[0] != defined else None
+    return None
+
+
+def check_role_module(module: ModuleType, source: Path) -> None:
+    """Refuse a role module that breaks the contract: one line naming the file and the name."""
+    defined = [name for name in vars(module) if not name.startswith("_")]
+    for name in defined:
+        meant = _near_miss(name)
+        if meant:
+            raise FabstackError(f"{name} is not a name of the role contract: did you mean {meant}?",
+                                where=str(source), key=name)
+    for name, rule in CONTRACT.items():
+        if not hasattr(module, name):
+            if rule.required:
+                near = difflib.get_close_matches(name, defined, n=1, cutoff=0.7)
+                hint = f" ({near[0]} is defined: a misspelling?)" if near else ""
+                raise FabstackError(f"a role must define {name}: {rule.shape}{hint}", where=str(source), key=name)
+        elif not rule.valid(getattr(module, name)):
+            raise FabstackError(f"{name} must be {rule.shape}", where=str(source), key=name)
+
+
+def contract_value(module: ModuleType, name: str) -> Any:
+    """The value a role module gives a contract name, or the empty value when it gives none."""
+    empty: dict[str, Any] = {"HANDLERS": {}, "GENERATED_SECRETS": (), "PORTS": (), "check": None}
+    return getattr(module, name, empty[name])
