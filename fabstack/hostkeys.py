@@ -8,8 +8,8 @@ from collections.abc import Callable
 import paramiko
 
 from fabstack.errors import FabstackError
+from fabstack.inventory import known_hosts_path
 from fabstack.project import Project
-from fabstack.sandbox import known_hosts_path
 
 
 def host_entry(address: str, port: int) -> str:

@@ -203,8 +203,14 @@ def inventory_path(root: Path, env: str) -> Path:
     raise FabstackError(f"unknown env {env!r} (inventories here: {listed})", where=str(folder), key="--env")
 
 
+def known_hosts_path(inv: Inventory) -> Path:
+    """The known_hosts file kept beside an env's inventory (``inventory/ENV.known_hosts``)."""
+    return inv.path.with_suffix(".known_hosts")
+
+
 def load_inventory(root: Path, env: str) -> Inventory:
-    """Parse ``inventory/ENV.yml`` under ``root`` into groups and hosts, computing depths as Ansible does."""
+    """Parse ``inventory/ENV.yml`` under ``root`` into groups and hosts, computing depths as Ansible does (the
+    failover topology is applied by ``load_project``: the inventory file alone is what this returns)."""
     path = inventory_path(root, env)
     data = load_yaml(path)
     if data is None:
@@ -216,9 +222,6 @@ def load_inventory(root: Path, env: str) -> Inventory:
         _parse_group(inv, str(name), body, parent=None)
     _add_ungrouped(inv)
     _compute_depths(inv)
-    from fabstack.topology import apply_topology, load_topology
-
-    apply_topology(inv, load_topology(path))
     if not inv.hosts:
         raise FabstackError("the inventory lists no hosts", where=str(path))
     return inv

@@ -8,10 +8,11 @@ from typing import Any
 
 from fabstack import vault
 from fabstack.errors import FabstackError
-from fabstack.inventory import Inventory, ResolvedVars, load_inventory
+from fabstack.inventory import Inventory, ResolvedVars
 from fabstack.masking import Masker, secret_values
 from fabstack.role import Role, load_role
 from fabstack.secrets import generated_secrets, secrets_path
+from fabstack.topology import load_current_inventory
 from fabstack.varstemplate import template_vars
 from fabstack.yamlfile import load_yaml
 
@@ -169,7 +170,7 @@ def load_site(root: Path) -> list[tuple[str, list[str]]]:
 def load_project(root: Path, env: str) -> Project:
     """Load inventory, site.yml and every role they name; all local errors surface here, before any host."""
     root = root.resolve()
-    inventory = load_inventory(root, env)
+    inventory = load_current_inventory(root, env)
     plays = load_site(root)
     project = Project(root=root, inventory=inventory, plays=plays)
     site = str(root / "site.yml")

@@ -12,10 +12,10 @@ from fabstack import operations as ops
 from fabstack.budget import Budget, compute_budget
 from fabstack.connection import HostConnection
 from fabstack.errors import FabstackError
+from fabstack.inventory import known_hosts_path
 from fabstack.project import HostSetup, Project
 from fabstack.report import Event, HostReport, Printer
 from fabstack.role import Role, RoleContext
-from fabstack.sandbox import known_hosts_path
 from fabstack.templating import environment
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fabstack.errors import FabstackError
-from fabstack.inventory import Inventory
+from fabstack.inventory import Inventory, known_hosts_path
 from fabstack.podman import exists, podman
 from fabstack.topology import topology_path
 
@@ -45,11 +45,6 @@ def state_dir(root: Path) -> Path:
     path = root / ".fabstack" / "sandbox"
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def known_hosts_path(inv: Inventory) -> Path:
-    """The known_hosts file kept beside an env's inventory (``inventory/ENV.known_hosts``)."""
-    return inv.path.with_suffix(".known_hosts")
 
 
 def sandbox_hosts(inv: Inventory) -> list[SandboxHost]:

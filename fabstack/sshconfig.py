@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fabstack.inventory import known_hosts_path
 from fabstack.project import Project
-from fabstack.sandbox import known_hosts_path
 
 
 def write_ssh_config(project: Project, hosts: list[str]) -> Path:

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from fabstack.errors import FabstackError
+from fabstack.inventory import Group, Inventory, load_inventory
 from fabstack.yamlfile import load_mapping
 
 PRIMARY_GROUP = "db_primary"
@@ -60,7 +61,7 @@ def save_topology(inventory_path: Path, topology: Topology) -> None:
     tmp.replace(path)
 
 
-def apply_topology(inv: Any, topology: Topology) -> None:
+def apply_topology(inv: Inventory, topology: Topology) -> None:
     """Re-deal the db hosts between the primary, replica and fenced groups as the topology says."""
     if not topology.primary and not topology.fenced:
         return
@@ -73,8 +74,6 @@ def apply_topology(inv: Any, topology: Topology) -> None:
             raise FabstackError(f"{name} is not a db host of this inventory", where=str(topology_path(inv.path)),
                                 key="primary" if name == topology.primary else "fenced")
     if FENCED_GROUP not in groups and topology.fenced:
-        from fabstack.inventory import Group
-
         fenced = Group(FENCED_GROUP, parents=set(groups[PRIMARY_GROUP].parents))
         groups[FENCED_GROUP] = fenced
         for parent in fenced.parents:
@@ -88,3 +87,10 @@ def apply_topology(inv: Any, topology: Topology) -> None:
     for group in (PRIMARY_GROUP, REPLICA_GROUP, FENCED_GROUP):
         if group in groups:
             groups[group].hosts = [h for h in members if group in inv.hosts[h].groups]
+
+
+def load_current_inventory(root: Path, env: str) -> Inventory:
+    """The env's inventory with its db hosts dealt as the topology file says (who is primary after a failover)."""
+    inv = load_inventory(root, env)
+    apply_topology(inv, load_topology(inv.path))
+    return inv
