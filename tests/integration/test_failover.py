@@ -4,6 +4,7 @@ and backups that restore and verify. Runs after test_deploy (the stack is deploy
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import time
 
@@ -13,6 +14,7 @@ from fabstack import backups as backup_ops
 from fabstack import commands
 from fabstack import failover as fo
 from fabstack.errors import FabstackError
+from fabstack.project import load_project
 from tests.conftest import REPO
 from tests.integration.chaos import HttpProbe, Writer, probe_ids, reset_probe_table
 from tests.integration.conftest import in_host
@@ -66,9 +68,21 @@ def writable_on_own_port(host: str) -> bool:
     return out.returncode == 0
 
 
-def start_container(host: str) -> None:
-    """Start a killed sandbox host again (idempotent: a running one is left as it is)."""
+def start_container(host: str, seconds: float = 60) -> None:
+    """Start a killed sandbox host again and wait (bounded) until its sshd accepts connections, as a rebooted VM
+    would be waited for (idempotent: a running host is left as it is)."""
     subprocess.run(["podman", "start", f"fabstack-{host}"], check=True, capture_output=True, timeout=60)
+    address = str(load_project(REPO, "sandbox").hostvars()[host]["ansible_host"])
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((address, 22), timeout=2) as sock:
+                if sock.recv(4).startswith(b"SSH-"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"sshd on {host} does not answer {seconds}s after podman start")
 
 
 def deployed_cleanly(**kwargs: object) -> None:
