@@ -33,25 +33,21 @@ def _one_argument(value: Any) -> bool:
 
 @dataclass(frozen=True)
 class Name:
-    """One name of the contract: whether a role must define it, what it must be, and what it is for."""
+    """One name of the contract: whether a role must define it, what it must be, and its value when absent
+    (docs/roles.md says what each is for)."""
 
     required: bool
     valid: Callable[[Any], bool]
     shape: str
-    purpose: str
+    empty: Any = None
 
 
 CONTRACT: dict[str, Name] = {
-    "deploy": Name(True, _one_argument, "a function of one argument, the role context",
-                   "declares the role's operations for one host"),
-    "check": Name(False, _one_argument, "a function of one argument, the host's variables",
-                  "returns (key, problem) pairs for values the types alone cannot refuse"),
-    "HANDLERS": Name(False, _handlers, "a mapping of handler name to shell command",
-                     "commands run once each, in this order, after a step that notifies them changed something"),
-    "GENERATED_SECRETS": Name(False, _strings, "a tuple of variable names",
-                              "passwords generated once per env when nobody sets them"),
-    "PORTS": Name(False, _strings, "a tuple of variable names",
-                  "settings holding TCP ports the role listens on (two roles may not share one on a host)"),
+    "deploy": Name(True, _one_argument, "a function of one argument, the role context"),
+    "check": Name(False, _one_argument, "a function of one argument, the host's variables"),
+    "HANDLERS": Name(False, _handlers, "a mapping of handler name to shell command", {}),
+    "GENERATED_SECRETS": Name(False, _strings, "a tuple of variable names", ()),
+    "PORTS": Name(False, _strings, "a tuple of variable names", ()),
 }
 
 
@@ -86,6 +82,5 @@ def check_role_module(module: ModuleType, source: Path) -> None:
 
 
 def contract_value(module: ModuleType, name: str) -> Any:
-    """The value a role module gives a contract name, or the empty value when it gives none."""
-    empty: dict[str, Any] = {"HANDLERS": {}, "GENERATED_SECRETS": (), "PORTS": (), "check": None}
-    return getattr(module, name, empty[name])
+    """The value a role module gives a contract name, or the contract's empty value when it gives none."""
+    return getattr(module, name, CONTRACT[name].empty)

@@ -49,15 +49,16 @@ async def query(entry: str, sql: str, *args: object) -> list[tuple]:
     A failover makes PgBouncer drop its clients, so a pooled connection may be dead: the pool discards it, and
     the query (a read, safe to repeat) is tried once more on a fresh one.
     """
-    for attempt in (1, 2):
-        try:
-            async with POOLS[entry].connection() as conn:
-                cursor = await conn.execute(sql, args)
-                return await cursor.fetchall() if cursor.description else []
-        except psycopg.OperationalError:
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
+    try:
+        return await _fetch(entry, sql, args)
+    except psycopg.OperationalError:
+        return await _fetch(entry, sql, args)
+
+
+async def _fetch(entry: str, sql: str, args: tuple) -> list[tuple]:
+    async with POOLS[entry].connection() as conn:
+        cursor = await conn.execute(sql, args)
+        return await cursor.fetchall() if cursor.description else []
 
 
 @app.get("/health")

@@ -246,7 +246,7 @@ def main(argv: list[str]) -> int:
             log("skipped: this server is in recovery (a replica); backups are taken on the primary")
         elif command in ("run", "scheduled"):
             run(settings)
-            prune(settings, dt.datetime.now(dt.UTC))
+            prune(settings, dt.datetime.now(dt.UTC))  # reckoned after the backup just taken, which must count
         elif command == "prune":
             prune(settings, now)
         elif command == "list":
