@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import shlex
+import time
 import zlib
 from pathlib import Path
 from typing import Any
@@ -73,12 +74,23 @@ class HostConnection:
             raise FabstackError(f"unreachable at {self.address}:{self.port}: {exc}", host=self.name) from exc
 
     def _open_or_close(self) -> None:
-        """Open the session; on any failure close what was opened (paramiko keeps a refused transport running)."""
-        try:
-            self.fabric.open()
-        except BaseException:
-            self.fabric.client.close()
-            raise
+        """Open the session; on any failure close what was opened (paramiko keeps a refused transport running).
+
+        A peer that hangs up before its banner (sshd shedding load under MaxStartups, or restarting) is asked once
+        more after a pause; a host that does not answer at all fails at once, so a dead host costs no extra time.
+        """
+        for attempt in (1, 2):
+            try:
+                self.fabric.open()
+                return
+            except paramiko.SSHException as exc:
+                self.fabric.client.close()
+                if attempt == 2 or "protocol banner" not in str(exc):
+                    raise
+                time.sleep(0.5)
+            except BaseException:
+                self.fabric.client.close()
+                raise
 
     def close(self) -> None:
         """Close the SSH session."""

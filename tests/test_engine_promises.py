@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from fabstack import agent, commands, runner
+from fabstack import connection as conn_module
 from fabstack.connection import HostConnection
 from fabstack.errors import FabstackError
 from fabstack.project import load_project
@@ -248,3 +249,27 @@ def test_a_changed_host_key_is_refused(ssh_server: tuple[socket.socket, paramiko
         open_over(sock, known, tmp_path)
     assert "host key CHANGED for db1.example" in err.value.line() and "host db1" in err.value.line()
     assert key.get_base64() != other.get_base64()
+
+
+def test_a_peer_hanging_up_before_its_banner_is_asked_once_more(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    conn = HostConnection("db1", {"ansible_host": "db1.example"}, tmp_path, [])
+    monkeypatch.setattr(conn_module.time, "sleep", lambda _: None)
+    answers = [paramiko.SSHException("Error reading SSH protocol banner"), None]
+
+    def fake_open() -> None:
+        answer = answers.pop(0)
+        if answer is not None:
+            raise answer
+
+    monkeypatch.setattr(conn.fabric, "open", fake_open)
+    conn.open()
+    assert answers == []  # the second attempt was made, and it succeeded
+    answers[:] = [paramiko.SSHException("Error reading SSH protocol banner")] * 3
+    with pytest.raises(FabstackError, match="protocol banner"):
+        conn.open()
+    assert len(answers) == 1  # twice at most
+    answers[:] = [paramiko.SSHException("Authentication failed."), None]
+    with pytest.raises(FabstackError, match="Authentication failed"):
+        conn.open()
+    assert len(answers) == 1  # other refusals are final at once
