@@ -17,6 +17,8 @@ from fabstack.errors import FabstackError
 
 AGENT_SOURCE = (Path(__file__).parent / "agent.py").read_bytes()
 _AGENT_PAYLOAD = base64.b64encode(zlib.compress(AGENT_SOURCE, 9)).decode()
+# How often a host whose sshd hangs up before its banner is tried, a second apart.
+BANNER_ATTEMPTS = 3
 _BOOTSTRAP = f"import zlib,base64;exec(zlib.decompress(base64.b64decode('{_AGENT_PAYLOAD}')))"
 
 
@@ -76,18 +78,19 @@ class HostConnection:
     def _open_or_close(self) -> None:
         """Open the session; on any failure close what was opened (paramiko keeps a refused transport running).
 
-        A peer that hangs up before its banner (sshd shedding load under MaxStartups, or restarting) is asked once
-        more after a pause; a host that does not answer at all fails at once, so a dead host costs no extra time.
+        A peer that hangs up before its banner (sshd shedding load under MaxStartups, or restarting) is asked again
+        after a pause, up to ``BANNER_ATTEMPTS`` times; a host that does not answer at all fails at once, so a
+        dead host costs no extra time.
         """
-        for attempt in (1, 2):
+        for attempt in range(1, BANNER_ATTEMPTS + 1):
             try:
                 self.fabric.open()
                 return
             except paramiko.SSHException as exc:
                 self.fabric.client.close()
-                if attempt == 2 or "protocol banner" not in str(exc):
+                if attempt == BANNER_ATTEMPTS or "protocol banner" not in str(exc):
                     raise
-                time.sleep(0.5)
+                time.sleep(1)
             except BaseException:
                 self.fabric.client.close()
                 raise

@@ -251,7 +251,7 @@ def test_a_changed_host_key_is_refused(ssh_server: tuple[socket.socket, paramiko
     assert key.get_base64() != other.get_base64()
 
 
-def test_a_peer_hanging_up_before_its_banner_is_asked_once_more(tmp_path: Path,
+def test_a_peer_hanging_up_before_its_banner_is_asked_again(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     conn = HostConnection("db1", {"ansible_host": "db1.example"}, tmp_path, [])
     monkeypatch.setattr(conn_module.time, "sleep", lambda _: None)
@@ -265,10 +265,10 @@ def test_a_peer_hanging_up_before_its_banner_is_asked_once_more(tmp_path: Path,
     monkeypatch.setattr(conn.fabric, "open", fake_open)
     conn.open()
     assert answers == []  # the second attempt was made, and it succeeded
-    answers[:] = [paramiko.SSHException("Error reading SSH protocol banner")] * 3
+    answers[:] = [paramiko.SSHException("Error reading SSH protocol banner")] * (conn_module.BANNER_ATTEMPTS + 1)
     with pytest.raises(FabstackError, match="protocol banner"):
         conn.open()
-    assert len(answers) == 1  # twice at most
+    assert len(answers) == 1  # BANNER_ATTEMPTS at most
     answers[:] = [paramiko.SSHException("Authentication failed."), None]
     with pytest.raises(FabstackError, match="Authentication failed"):
         conn.open()

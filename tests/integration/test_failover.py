@@ -131,8 +131,23 @@ def test_check_mode_prints_the_plan_and_changes_nothing(deployed: list) -> None:
     assert primary() == before
 
 
+def every_db_host_answers(seconds: float = 60) -> None:
+    """Wait (bounded) until fabstack reaches every db host over SSH, as a preflight will need."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        f = fo.open_fleet(REPO, "sandbox", out=lambda _: None)
+        try:
+            if all(s.up for s in fo.status(f)):
+                return
+        finally:
+            f.close()
+        time.sleep(1)
+    raise AssertionError(f"a db host does not answer over SSH after {seconds}s")
+
+
 def test_promote_refuses_without_force_when_old_primary_is_gone(deployed: list) -> None:
     wait_for_a_streaming_replica()
+    every_db_host_answers()
     old = primary()
     rw_before = fleet().pgbouncer_targets("cache1")["app"]
     subprocess.run(["podman", "kill", f"fabstack-{old}"], check=True, capture_output=True, timeout=60)
