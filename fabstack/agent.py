@@ -220,27 +220,65 @@ def guard_state(item: Request) -> Answer:
     return {"satisfied": False}
 
 
-def probe_one(item: Request) -> Answer:
-    kind_ = item["type"]
-    if kind_ in ("file", "directory", "symlink", "absent"):
-        return file_state(item["path"], item.get("sha256"))
-    if kind_ == "packages":
-        return packages_state(item["names"])
-    if kind_ == "service":
-        return service_state(item["name"])
-    if kind_ == "sysctl":
-        return sysctl_state(item["path"])
-    if kind_ in ("user", "group"):
-        return account_state(kind_, item["name"])
-    if kind_ == "command":
-        return guard_state(item)
-    if kind_ == "releases":
-        return releases_state(item["path"], item["link"])
-    return {"error": f"unknown probe type {kind_}"}
-
-
 def probe(request: Request) -> Answer:
-    return {"states": [probe_one(item) for item in request["items"]]}
+    """The current state of every item; with ``"facts": true`` the host's facts too, in the same round trip."""
+    answer: Answer = {"states": [KINDS[item["type"]].read(item) if item.get("type") in KINDS
+                                 else {"error": f"unknown probe type {item.get('type')}"}
+                                 for item in request["items"]]}
+    if request.get("facts"):
+        answer["facts"] = facts(request)
+    return answer
+
+
+# ---------------------------------------------------------------- comparisons
+# Each comparison is written here once: the controller plans with these same functions (fabstack.operations
+# imports this module), and every apply step re-checks with them before it acts.
+
+ATTRS = ("owner", "group", "mode")
+
+
+def changed_attrs(state: Answer, want: Request) -> Answer:
+    """The owner, group and mode that differ from the wanted ones (a wanted None is left as it is)."""
+    return {a: want[a] for a in ATTRS if want.get(a) is not None and state.get(a) != want[a]}
+
+
+def file_matches(state: Answer, sha256: str) -> bool:
+    """A regular file with exactly the wanted content."""
+    return state.get("kind") == "file" and state.get("sha256") == sha256
+
+
+def link_matches(state: Answer, target: str) -> bool:
+    """A symbolic link to exactly the wanted target."""
+    return state.get("kind") == "link" and state.get("target") == target
+
+
+def missing_packages(state: Answer, names: list) -> list:
+    """The wanted packages that are not installed, in the wanted order."""
+    installed = state.get("installed", {})
+    return [n for n in names if n not in installed]
+
+
+def service_actions(state: Answer, want: Request) -> list:
+    """The systemctl verbs, in order, that take a service from its state to the wanted one (none: it is right).
+
+    A masked service that must run is unmasked first; its boot setting is read again after that.
+    """
+    is_masked = state.get("enabled") == "masked"
+    active = state.get("active") == "active"
+    if want.get("masked"):
+        return [] if is_masked and not active else ["stop", "mask"]
+    verbs = ["unmask"] if is_masked else []
+    enabled = want.get("enabled")
+    if enabled is not None and (is_masked or (state.get("enabled") == "enabled") != enabled):
+        verbs.append("enable" if enabled else "disable")
+    if active != (want.get("state") == "started"):
+        verbs.append("start" if want.get("state") == "started" else "stop")
+    return verbs
+
+
+def sysctl_matches(state: Answer, value: str) -> bool:
+    """The kernel already holds the wanted value."""
+    return state.get("value") == value
 
 
 # ---------------------------------------------------------------- apply
@@ -302,10 +340,6 @@ def set_attrs(path: str, owner: str | None, group: str | None, mode: str | None)
         os.chmod(path, int(mode, 8))
 
 
-def attrs_differ(state: Answer, step: Request) -> bool:
-    return any(step.get(a) is not None and state.get(a) != step[a] for a in ("owner", "group", "mode"))
-
-
 def last_lines(text: str, count: int = 3) -> str:
     return " | ".join(text.strip().splitlines()[-count:])
 
@@ -317,8 +351,8 @@ def last_lines(text: str, count: int = 3) -> str:
 def apply_file(step: Request, journal: Journal) -> bool:
     path = step["path"]
     state = file_state(path)
-    if state.get("kind") == "file" and state.get("sha256") == step["sha256"]:
-        if not attrs_differ(state, step):
+    if file_matches(state, step["sha256"]):
+        if not changed_attrs(state, step):
             return False
         set_attrs(path, step.get("owner"), step.get("group"), step.get("mode"))
         return True
@@ -352,7 +386,7 @@ def apply_file(step: Request, journal: Journal) -> bool:
 
 
 def apply_attrs(step: Request, _journal: Journal) -> bool:
-    if not attrs_differ(file_state(step["path"]), step):
+    if not changed_attrs(file_state(step["path"]), step):
         return False
     set_attrs(step["path"], step.get("owner"), step.get("group"), step.get("mode"))
     return True
@@ -360,7 +394,7 @@ def apply_attrs(step: Request, _journal: Journal) -> bool:
 
 def apply_directory(step: Request, _journal: Journal) -> bool:
     state = file_state(step["path"])
-    if state.get("kind") == "directory" and not attrs_differ(state, step):
+    if state.get("kind") == "directory" and not changed_attrs(state, step):
         return False
     os.makedirs(step["path"], exist_ok=True)
     set_attrs(step["path"], step.get("owner"), step.get("group"), step.get("mode"))
@@ -370,7 +404,7 @@ def apply_directory(step: Request, _journal: Journal) -> bool:
 def apply_symlink(step: Request, journal: Journal) -> bool:
     path = step["path"]
     state = file_state(path)
-    if state.get("kind") == "link" and state.get("target") == step["target"]:
+    if link_matches(state, step["target"]):
         return False
     if state.get("kind") == "directory":
         raise StepFailed(f"{path} is a directory, not replacing it with a link")
@@ -417,7 +451,7 @@ def apt_lists_age() -> float:
 
 
 def apply_packages(step: Request, _journal: Journal) -> bool:
-    missing = [n for n in step["names"] if n not in packages_state(step["names"])["installed"]]
+    missing = missing_packages(packages_state(step["names"]), step["names"])
     if not missing:
         return False
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
@@ -434,39 +468,31 @@ def apply_packages(step: Request, _journal: Journal) -> bool:
 
 def apply_service(step: Request, _journal: Journal) -> bool:
     name = step["name"]
-    state = service_state(name)
-    if step.get("masked"):
-        if state["enabled"] == "masked" and state["active"] != "active":
-            return False
-        for verb in ("stop", "mask"):
-            code, out = run(["systemctl", verb, name])
-            if code != 0:
-                raise StepFailed(f"systemctl {verb} {name} failed: {last_lines(out)}")
+    verbs = service_actions(service_state(name), step)
+    if verbs[:1] == ["unmask"]:
+        systemctl("unmask", name)
+        verbs = service_actions(service_state(name), step)
+        systemctl_all(verbs, name)
         return True
-    changed = False
-    if state["enabled"] == "masked":
-        code, out = run(["systemctl", "unmask", name])
-        if code != 0:
-            raise StepFailed(last_lines(out))
-        state, changed = service_state(name), True
-    if step.get("enabled") is not None and (state["enabled"] == "enabled") != step["enabled"]:
-        code, out = run(["systemctl", "enable" if step["enabled"] else "disable", name])
-        if code != 0:
-            raise StepFailed(last_lines(out))
-        changed = True
-    if (state["active"] == "active") != (step["state"] == "started"):
-        verb = "start" if step["state"] == "started" else "stop"
-        code, out = run(["systemctl", verb, name])
-        if code != 0:
-            raise StepFailed(f"systemctl {verb} {name} failed: {last_lines(out)}")
-        changed = True
-    return changed
+    systemctl_all(verbs, name)
+    return bool(verbs)
+
+
+def systemctl(verb: str, name: str) -> None:
+    code, out = run(["systemctl", verb, name])
+    if code != 0:
+        raise StepFailed(f"systemctl {verb} {name} failed: {last_lines(out)}")
+
+
+def systemctl_all(verbs: list, name: str) -> None:
+    for verb in verbs:
+        systemctl(verb, name)
 
 
 def apply_sysctl(step: Request, _journal: Journal) -> bool:
     path = step["path"]
     state = sysctl_state(path)
-    if state["value"] == step["value"]:
+    if sysctl_matches(state, step["value"]):
         return False
     if not state["writable"]:
         raise StepFailed(f"cannot set {path}: read-only here")
@@ -479,9 +505,9 @@ def apply_sysctl(step: Request, _journal: Journal) -> bool:
 
 
 def apply_account(step: Request, _journal: Journal) -> bool:
-    if account_state(step["type"], step["name"])["exists"]:
+    if account_state(step["kind"], step["name"])["exists"]:
         return False
-    if step["type"] == "group":
+    if step["kind"] == "group":
         argv = ["groupadd", *(["--system"] if step.get("system") else []), step["name"]]
     else:
         argv = ["useradd", "--create-home" if step.get("home") else "--no-create-home",
@@ -508,10 +534,45 @@ def apply_command(step: Request, _journal: Journal) -> bool:
     return True
 
 
-APPLY = {"file": apply_file, "attrs": apply_attrs, "directory": apply_directory, "symlink": apply_symlink,
-         "absent": apply_absent, "packages": apply_packages, "service": apply_service, "sysctl": apply_sysctl,
-         "user": apply_account, "group": apply_account, "command": apply_command,
-         "releases": apply_releases}
+# ---------------------------------------------------------------- the kinds
+# Every operation kind the host understands: the fields of its probe, how its state is read, and each step type
+# it may send with that step's fields and applier. fabstack.operations has one class per kind, and a unit test
+# holds the two sides to this table (kinds, fields and step types).
+
+
+class Kind:
+    """One operation kind as the host sees it."""
+
+    def __init__(self, probe_fields: tuple, read: Any, steps: dict) -> None:
+        self.probe_fields = probe_fields
+        self.read = read
+        self.steps = steps  # step type -> (fields, applier)
+
+
+def read_path(item: Request) -> Answer:
+    return file_state(item["path"], item.get("sha256"))
+
+
+KINDS = {
+    "file": Kind(("path", "sha256"), read_path, {
+        "file": (("path", "content_b64", "sha256", "validate", *ATTRS), apply_file),
+        "attrs": (("path", *ATTRS), apply_attrs)}),
+    "directory": Kind(("path",), read_path, {"directory": (("path", *ATTRS), apply_directory)}),
+    "symlink": Kind(("path",), read_path, {"symlink": (("path", "target"), apply_symlink)}),
+    "absent": Kind(("path",), read_path, {"absent": (("path",), apply_absent)}),
+    "releases": Kind(("path", "link"), lambda item: releases_state(item["path"], item["link"]),
+                     {"releases": (("path", "link", "remove"), apply_releases)}),
+    "packages": Kind(("names",), lambda item: packages_state(item["names"]),
+                     {"packages": (("names", "cache_valid_time"), apply_packages)}),
+    "service": Kind(("name",), lambda item: service_state(item["name"]),
+                    {"service": (("name", "state", "enabled", "masked"), apply_service)}),
+    "sysctl": Kind(("path",), lambda item: sysctl_state(item["path"]), {"sysctl": (("path", "value"), apply_sysctl)}),
+    "account": Kind(("kind", "name"), lambda item: account_state(item["kind"], item["name"]),
+                    {"account": (("kind", "name", "system", "shell", "home", "group"), apply_account)}),
+    "command": Kind(("creates", "unless"), guard_state,
+                    {"command": (("command", "creates", "unless", "stdin"), apply_command)}),
+}
+APPLY = {step: applier for kind in KINDS.values() for step, (_fields, applier) in kind.steps.items()}
 
 
 ROLLED_BACK = ("file", "symlink", "absent")

@@ -10,7 +10,9 @@ import base64
 import difflib
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
+
+from fabstack import agent as host
 
 
 @dataclass
@@ -31,6 +33,8 @@ class Operation:
     """Base of every operation; ``notify`` names handlers to run when it changes something."""
 
     notify: list[str] = field(default_factory=list, kw_only=True)
+    # The kind's name in the agent's table (fabstack.agent.KINDS), which holds its probe and step fields.
+    KIND: ClassVar[str] = ""
 
     @property
     def id(self) -> str:
@@ -49,9 +53,13 @@ class Operation:
         """The full step that brings the host to the wanted state; the agent re-checks before acting."""
         raise NotImplementedError
 
-    def step(self, kind: str, **data: Any) -> dict[str, Any]:
+    def step(self, step_type: str, /, **data: Any) -> dict[str, Any]:
         """An apply step for the agent, tagged with this operation's id and handlers."""
-        return {"type": kind, "id": self.id, "notify": list(self.notify), **data}
+        return {"type": step_type, "id": self.id, "notify": list(self.notify), **data}
+
+    def probe_request(self, **data: Any) -> dict[str, Any]:
+        """A probe item of this operation's kind."""
+        return {"type": self.KIND, **data}
 
 
 def unified_diff(old: bytes | None, new: bytes, path: str) -> str:
@@ -70,13 +78,8 @@ def unified_diff(old: bytes | None, new: bytes, path: str) -> str:
     return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 
 
-def _attrs_plan(op: Any, state: dict[str, Any]) -> dict[str, Any]:
-    changes = {}
-    for attr in ("owner", "group", "mode"):
-        want = getattr(op, attr)
-        if want is not None and state.get(attr) != want:
-            changes[attr] = want
-    return changes
+def _attrs(op: File | Directory) -> dict[str, str | None]:
+    return {"owner": op.owner, "group": op.group, "mode": op.mode}
 
 
 @dataclass
@@ -90,6 +93,7 @@ class File(Operation):
     mode: str | None = "0644"
     validate: str | None = None
     secret: bool = False
+    KIND: ClassVar[str] = "file"
 
     @property
     def id(self) -> str:  # noqa: D102
@@ -101,11 +105,10 @@ class File(Operation):
         return hashlib.sha256(self.content).hexdigest()
 
     def probe(self) -> dict[str, Any]:  # noqa: D102
-        return {"type": "file", "path": self.path, "sha256": self.sha256}
+        return self.probe_request(path=self.path, sha256=self.sha256)
 
     def plan(self, state: dict[str, Any], facts: dict[str, Any]) -> Plan:  # noqa: D102
-        attrs = {"owner": self.owner, "group": self.group, "mode": self.mode}
-        if not state.get("exists") or state.get("kind") != "file" or state.get("sha256") != self.sha256:
+        if not host.file_matches(state, self.sha256):
             old = base64.b64decode(state["content_b64"]) if "content_b64" in state else None
             if state.get("exists") and old is None and state.get("kind") == "file":
                 diff = f"--- {self.path}\n+++ {self.path}\n(large file differs)\n"
@@ -114,10 +117,10 @@ class File(Operation):
             if self.secret:
                 diff = f"--- {self.path}\n+++ {self.path}\n(content of a secret file changed; not shown)\n"
             return Plan("change", [self.desired()], diff=diff)
-        changes = _attrs_plan(self, state)
+        changes = host.changed_attrs(state, _attrs(self))
         if changes:
             shown = ", ".join(f"{attr} {state.get(attr)} -> {want}" for attr, want in changes.items())
-            return Plan("change", [self.step("attrs", path=self.path, **attrs)], diff=f"{self.path}: {shown}\n")
+            return Plan("change", [self.step("attrs", path=self.path, **_attrs(self))], diff=f"{self.path}: {shown}\n")
         return OK
 
     def desired(self) -> dict[str, Any]:  # noqa: D102
@@ -134,16 +137,17 @@ class Directory(Operation):
     owner: str | None = "root"
     group: str | None = "root"
     mode: str | None = "0755"
+    KIND: ClassVar[str] = "directory"
 
     @property
     def id(self) -> str:  # noqa: D102
         return f"directory {self.path}"
 
     def probe(self) -> dict[str, Any]:  # noqa: D102
-        return {"type": "directory", "path": self.path}
+        return self.probe_request(path=self.path)
 
     def plan(self, state: dict[str, Any], facts: dict[str, Any]) -> Plan:  # noqa: D102
-        if state.get("kind") != "directory" or _attrs_plan(self, state):
+        if state.get("kind") != "directory" or host.changed_attrs(state, _attrs(self)):
             return Plan("change", [self.desired()])
         return OK
 
@@ -157,16 +161,17 @@ class Symlink(Operation):
 
     path: str
     target: str
+    KIND: ClassVar[str] = "symlink"
 
     @property
     def id(self) -> str:  # noqa: D102
         return f"symlink {self.path}"
 
     def probe(self) -> dict[str, Any]:  # noqa: D102
-        return {"type": "symlink", "path": self.path}
+        return self.probe_request(path=self.path)
 
     def plan(self, state: dict[str, Any], facts: dict[str, Any]) -> Plan:  # noqa: D102
-        if state.get("kind") == "link" and state.get("target") == self.target:
+        if host.link_matches(state, self.target):
             return OK
         return Plan("change", [self.desired()], diff=f"-> {self.target}\n")
 
@@ -179,13 +184,14 @@ class Absent(Operation):
     """A file or link that must not exist (a directory is never removed)."""
 
     path: str
+    KIND: ClassVar[str] = "absent"
 
     @property
     def id(self) -> str:  # noqa: D102
         return f"absent {self.path}"
 
     def probe(self) -> dict[str, Any]:  # noqa: D102
-        return {"type": "absent", "path": self.path}
+        return self.probe_request(path=self.path)
 
     def plan(self, state: dict[str, Any], facts: dict[str, Any]) -> Plan:  # noqa: D102
         if not state.get("exists"):
@@ -205,13 +211,14 @@ class OldReleases(Operation):
     link: str
     release: str
     keep: int
+    KIND: ClassVar[str] = "releases"
 
     @property
     def id(self) -> str:  # noqa: D102
         return f"old releases {self.path}"
 
     def probe(self) -> dict[str, Any]:  # noqa: D102
-        return {"type": "releases", "path": self.path, "link": self.link}
+        return self.probe_request(path=self.path, link=self.link)
 
     def stale(self, state: dict[str, Any]) -> list[str]:
         """Names of the release folders to remove, given the probed folders and link."""
@@ -240,16 +247,17 @@ class Packages(Operation):
 
     names: list[str]
     cache_valid_time: int = 86400
+    KIND: ClassVar[str] = "packages"
 
     @property
     def id(self) -> str:  # noqa: D102
         return f"packages {' '.join(self.names)}"
 
     def probe(self) -> dict[str, Any]:  # noqa: D102
-        return {"type": "packages", "names": self.names}
+        return self.probe_request(names=self.names)
 
     def plan(self, state: dict[str, Any], facts: dict[str, Any]) -> Plan:  # noqa: D102
-        missing = [n for n in self.names if n not in state.get("installed", {})]
+        missing = host.missing_packages(state, self.names)
         if not missing:
             return OK
         step = self.step("packages", names=missing, cache_valid_time=self.cache_valid_time)
@@ -268,31 +276,21 @@ class Service(Operation):
     state: str = "started"
     enabled: bool | None = True
     masked: bool = False
+    KIND: ClassVar[str] = "service"
 
     @property
     def id(self) -> str:  # noqa: D102
         return f"service {self.name}"
 
     def probe(self) -> dict[str, Any]:  # noqa: D102
-        return {"type": "service", "name": self.name}
+        return self.probe_request(name=self.name)
 
     def plan(self, state: dict[str, Any], facts: dict[str, Any]) -> Plan:  # noqa: D102
-        is_masked = state.get("enabled") == "masked"
-        if self.masked:
-            if is_masked and state.get("active") != "active":
-                return OK
-            return Plan("change", [self.desired()], diff=f"{state.get('active')}, {state.get('enabled')} -> masked\n")
-        active = state.get("active") == "active"
-        change_state = (self.state == "started") != active
-        change_enabled = is_masked or (self.enabled is not None and (state.get("enabled") == "enabled") != self.enabled)
-        if not (change_state or change_enabled):
+        verbs = host.service_actions(state, self.desired())
+        if not verbs:
             return OK
-        notes = []
-        if change_state:
-            notes.append(f"{state.get('active')} -> {'active' if self.state == 'started' else 'inactive'}")
-        if change_enabled:
-            notes.append(f"{state.get('enabled')} -> {'enabled' if self.enabled else 'disabled'}")
-        return Plan("change", [self.desired()], diff="; ".join(notes) + "\n")
+        now = f"{state.get('active')}, {state.get('enabled')}"
+        return Plan("change", [self.desired()], diff=f"{now}: systemctl {', '.join(verbs)}\n")
 
     def desired(self) -> dict[str, Any]:  # noqa: D102
         return self.step("service", name=self.name, state=self.state, enabled=self.enabled, masked=self.masked)
@@ -308,6 +306,7 @@ class Sysctl(Operation):
     key: str
     value: str
     path: str = ""
+    KIND: ClassVar[str] = "sysctl"
 
     def __post_init__(self) -> None:
         if not self.path:
@@ -323,11 +322,11 @@ class Sysctl(Operation):
         return " ".join(str(self.value).split())
 
     def probe(self) -> dict[str, Any]:  # noqa: D102
-        return {"type": "sysctl", "path": self.path}
+        return self.probe_request(path=self.path)
 
     def plan(self, state: dict[str, Any], facts: dict[str, Any]) -> Plan:  # noqa: D102
         current = state.get("value")
-        if current == self.wanted:
+        if host.sysctl_matches(state, self.wanted):
             return OK
         if current is None:
             return Plan("skip", reason=f"{self.path} does not exist on this kernel")
@@ -351,13 +350,14 @@ class Account(Operation):
     shell: str | None = None
     home: str | None = None
     group: str | None = None
+    KIND: ClassVar[str] = "account"
 
     @property
     def id(self) -> str:  # noqa: D102
         return f"{self.kind} {self.name}"
 
     def probe(self) -> dict[str, Any]:  # noqa: D102
-        return {"type": self.kind, "name": self.name}
+        return self.probe_request(kind=self.kind, name=self.name)
 
     def plan(self, state: dict[str, Any], facts: dict[str, Any]) -> Plan:  # noqa: D102
         if state.get("exists"):
@@ -365,8 +365,8 @@ class Account(Operation):
         return Plan("change", [self.desired()], diff=f"create {self.kind} {self.name}\n")
 
     def desired(self) -> dict[str, Any]:  # noqa: D102
-        return self.step(self.kind, name=self.name, system=self.system, shell=self.shell, home=self.home,
-                         group=self.group)
+        return self.step("account", kind=self.kind, name=self.name, system=self.system, shell=self.shell,
+                         home=self.home, group=self.group)
 
 
 @dataclass
@@ -382,13 +382,14 @@ class Command(Operation):
     unless: str | None = None
     name: str = ""
     stdin: str | None = None
+    KIND: ClassVar[str] = "command"
 
     @property
     def id(self) -> str:  # noqa: D102
         return f"command {self.name or self.command[:60]}"
 
     def probe(self) -> dict[str, Any]:  # noqa: D102
-        return {"type": "command", "creates": self.creates, "unless": self.unless}
+        return self.probe_request(creates=self.creates, unless=self.unless)
 
     def plan(self, state: dict[str, Any], facts: dict[str, Any]) -> Plan:  # noqa: D102
         if state.get("satisfied"):
