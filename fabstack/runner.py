@@ -12,6 +12,7 @@ from fabstack import operations as ops
 from fabstack.budget import Budget, compute_budget
 from fabstack.connection import HostConnection
 from fabstack.errors import FabstackError
+from fabstack.factcache import load_facts, save_facts
 from fabstack.inventory import known_hosts_path
 from fabstack.project import HostSetup, Project
 from fabstack.report import Event, HostReport, Printer
@@ -33,6 +34,16 @@ class Planned:
 
 
 @dataclass
+class Guess:
+    """A plan made from remembered facts, and the state its probes found in the round trip that fetched the real
+    facts: used as it is when the real facts (of every host) are the remembered ones."""
+
+    declared: list[tuple[Role, ops.Operation]]
+    probes: list[dict[str, Any]]
+    states: list[dict[str, Any]]
+
+
+@dataclass
 class HostRun:
     """A host's state through the run."""
 
@@ -44,6 +55,8 @@ class HostRun:
     results: list[dict[str, Any]] = field(default_factory=list)
     failure: Exception | None = None
     started: float = field(default_factory=time.monotonic)
+    raw_facts: dict[str, Any] = field(default_factory=dict)
+    guess: Guess | None = None
 
     @property
     def name(self) -> str:
@@ -58,15 +71,20 @@ def connect(project: Project, setup: HostSetup, timeout: float = 10) -> HostConn
     return HostConnection(setup.name, setup.vars, project.root, known, connect_timeout=timeout)
 
 
-def gather_facts(run: HostRun) -> None:
-    """Round trip 1: the host's facts, with any ``fabstack_facts`` overrides from the inventory on top."""
-    assert run.conn is not None
-    run.facts = run.conn.agent({"action": "facts"})
+def with_overrides(run: HostRun, raw: dict[str, Any]) -> dict[str, Any]:
+    """A host's facts with any ``fabstack_facts`` overrides from the inventory on top."""
     overrides = run.setup.vars.get("fabstack_facts") or {}
     if not isinstance(overrides, dict):
         raise InputError("must be a mapping of facts", where=run.setup.resolved.origin("fabstack_facts"),
                          key="fabstack_facts", host=run.name)
-    run.facts.update(overrides)
+    return {**raw, **overrides}
+
+
+def gather_facts(run: HostRun) -> None:
+    """Round trip 1: the host's facts (overrides on top)."""
+    assert run.conn is not None
+    run.raw_facts = run.conn.agent({"action": "facts"})
+    run.facts = with_overrides(run, run.raw_facts)
 
 
 def declare(
@@ -104,12 +122,41 @@ def open_and_gather(project: Project, run: HostRun) -> None:
     gather_facts(run)
 
 
-def plan_host(project: Project, run: HostRun, hostfacts: dict[str, dict[str, Any]], budget: Budget) -> None:
-    """Declare the host's operations and probe their state in one more round trip (round trip 2)."""
+def probe_items(declared: list[tuple[Role, ops.Operation]]) -> list[dict[str, Any]]:
+    """What the host must report for these operations, in their order (operations that read nothing left out)."""
+    return [probe for _, op in declared if (probe := op.probe()) is not None]
+
+
+def guess_and_probe(project: Project, run: HostRun, remembered: dict[str, dict[str, Any]], budget: Budget) -> None:
+    """The steady state's single round trip: plan from the remembered facts and send that plan's probes with the
+    request for the real facts. A plan that cannot be made from them falls back to asking for facts first."""
     assert run.conn is not None
-    declared = declare(project, run, hostfacts, budget)
+    run.facts = remembered[run.name]
+    try:
+        declared = declare(project, run, remembered, budget)
+    except InputError:
+        gather_facts(run)  # declared again from the real facts, where the error is reported if it stays
+        return
+    probes = probe_items(declared)
+    answer = run.conn.agent({"action": "probe", "items": probes, "facts": True})
+    run.raw_facts = answer["facts"]
+    run.facts = with_overrides(run, run.raw_facts)
+    run.guess = Guess(declared, probes, answer["states"])
+
+
+def plan_host(
+    project: Project, run: HostRun, hostfacts: dict[str, dict[str, Any]], budget: Budget, *, guessed_right: bool
+) -> None:
+    """Declare the host's operations and probe their state (one more round trip, unless the guess holds)."""
+    assert run.conn is not None
+    guess = run.guess
+    declared = guess.declared if guess and guessed_right else declare(project, run, hostfacts, budget)
+    items = probe_items(declared)
+    if guess and items == guess.probes:
+        states = guess.states
+    else:
+        states = run.conn.agent({"action": "probe", "items": items})["states"]
     probes = [op.probe() for _, op in declared]
-    states = run.conn.agent({"action": "probe", "items": [p for p in probes if p is not None]})["states"]
     answers = iter(states)
     for (role, op), probe in zip(declared, probes, strict=True):
         state = next(answers) if probe is not None else {}
@@ -224,11 +271,52 @@ def close_all(runs: list[HostRun]) -> None:
             run.conn.close()
 
 
+def contact_fleet(
+    project: Project, setups: list[HostSetup], forks: int
+) -> tuple[list[HostRun], dict[str, Any], bool]:
+    """Connect to every host and learn its facts, in parallel; failures stay per host.
+
+    When every host's facts are remembered from an earlier run (and plan without a budget problem), each host is
+    planned from them and its probes go with the facts request: one round trip. Returns the runs, the real facts
+    and whether they are the remembered ones for the whole fleet (so the guessed plans stand).
+    """
+    remembered = load_facts(project.root, project.env)
+    runs = [HostRun(setup=s, report=HostReport(host=s.name)) for s in setups]
+    guess: dict[str, dict[str, Any]] = {}
+    guess_budget: Budget | None = None
+    if runs and all(r.name in remembered for r in runs):
+        try:
+            guess = {r.name: with_overrides(r, remembered[r.name]) for r in runs}
+            guess_budget, problems = before_planning(project, runs, guess)
+            if problems:
+                guess, guess_budget = {}, None
+        except InputError:
+            guess, guess_budget = {}, None
+
+    def one(run: HostRun) -> None:
+        try:
+            run.conn = connect(project, run.setup)
+            run.conn.open()
+            if guess_budget is not None:
+                guess_and_probe(project, run, guess, guess_budget)
+            else:
+                gather_facts(run)
+        except Exception as exc:  # noqa: BLE001 - reported by the caller
+            run.failure = exc
+            run.report.error = exc.line() if isinstance(exc, FabstackError) else f"{type(exc).__name__}: {exc}"
+
+    with ThreadPoolExecutor(max_workers=max(1, forks)) as pool:
+        list(pool.map(one, runs))
+    hostfacts = {r.name: r.facts for r in runs if r.failure is None}
+    save_facts(project.root, project.env, {r.name: r.raw_facts for r in runs if r.failure is None and r.raw_facts})
+    return runs, hostfacts, bool(guess) and hostfacts == guess
+
+
 def execute(
     project: Project, setups: list[HostSetup], *, check: bool, printer: Printer, forks: int = 10
 ) -> list[HostReport]:
     """Plan every host in parallel; stop all if any input is bad; else apply (unless check) and report."""
-    runs, hostfacts = gather_fleet(project, setups, forks)
+    runs, hostfacts, guessed_right = contact_fleet(project, setups, forks)
     input_errors: list[InputError] = []
     for run in runs:
         if run.failure is not None:
@@ -240,14 +328,13 @@ def execute(
         if run.report.error:
             return
         try:
-            plan_host(project, run, hostfacts, budget)
+            plan_host(project, run, hostfacts, budget, guessed_right=guessed_right)
             run.report.seconds = time.monotonic() - run.started
         except InputError as exc:
             input_errors.append(exc)
             fail(run, exc, printer)
         except Exception as exc:  # noqa: BLE001
             fail(run, exc, printer)
-
     def phase_apply(run: HostRun, roles: list[str]) -> None:
         try:
             apply_wave(run, roles)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import traceback
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,18 @@ MANAGED_MARK = "managed by fabstack"
 
 
 def environment(search_paths: list[Path]) -> jinja2.Environment:
-    """A Jinja2 environment over the given folders that refuses undefined variables."""
+    """A Jinja2 environment over the given folders that refuses undefined variables.
+
+    One environment per set of folders for the whole process, so each template is compiled once per run, not once
+    per host and role (Jinja2 checks the file's mtime before reusing a compiled template).
+    """
+    return _environment(tuple(str(p) for p in search_paths))
+
+
+@lru_cache(maxsize=256)
+def _environment(search_paths: tuple[str, ...]) -> jinja2.Environment:
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader([str(p) for p in search_paths]),
+        loader=jinja2.FileSystemLoader(list(search_paths)),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,

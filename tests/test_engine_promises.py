@@ -19,6 +19,7 @@ import yaml
 
 from fabstack import agent, commands, runner
 from fabstack import connection as conn_module
+from fabstack.budget import fpm_children
 from fabstack.connection import HostConnection
 from fabstack.errors import FabstackError
 from fabstack.project import load_project
@@ -32,13 +33,15 @@ EMPTY_HOST_STATE: dict[str, dict[str, Any]] = {
     "file": {"exists": False}, "directory": {"exists": False}, "symlink": {"exists": False},
     "absent": {"exists": False}, "packages": {"installed": {}},
     "service": {"active": "inactive", "enabled": "disabled"}, "sysctl": {"value": "0", "writable": True},
-    "user": {"exists": False}, "group": {"exists": False}, "command": {"satisfied": False},
+    "account": {"exists": False}, "command": {"satisfied": False},
     "releases": {"entries": [], "current": ""},
 }
 
 
 class RecordingConnection:
     """Stands in for a host's SSH session: answers as an empty host would and records every request."""
+
+    memory_mb = 2048  # what every recorded host reports; a test changes it to see a re-plan
 
     def __init__(self, name: str, hostvars: dict[str, Any], log: list[tuple[str, str]]) -> None:
         self.name = name
@@ -55,18 +58,23 @@ class RecordingConnection:
     def agent(self, request: dict[str, Any]) -> dict[str, Any]:
         """The agent's answer for an empty host with two cores and 2 GB."""
         self.round_trips += 1
-        self.log.append((self.name, request["action"]))
+        self.log.append((self.name, request["action"] + ("+facts" if request.get("facts") else "")))
         if request["action"] == "facts":
-            return {"hostname": self.name, "cpus": 2, "memory_mb": 2048, "nofile_hard": 20000, "container": "",
+            return self.facts()
+        if request["action"] == "probe":
+            answer = {"states": [EMPTY_HOST_STATE[item["type"]] for item in request["items"]]}
+            return answer | ({"facts": self.facts()} if request.get("facts") else {})
+        return {"results": [{"id": step["id"], "type": step["type"], "status": "changed"}
+                            for role in request["roles"] for step in role["steps"]]}
+
+    def facts(self) -> dict[str, Any]:
+        """The facts of a host with two cores."""
+        return {"hostname": self.name, "cpus": 2, "memory_mb": self.memory_mb, "nofile_hard": 20000, "container": "",
                     "virtualization": "kvm", "init": "systemd", "proc_sys_writable": True,
                     "os": {"id": "debian", "version_id": "12", "codename": "bookworm", "pretty_name": "Debian 12"},
                     "disks": [{"name": "vda", "rotational": False, "size_gb": 40.0}], "python": "3.11.2",
                     "addresses": [{"interface": "eth0", "address": self.address, "prefix": 24, "family": "inet"}],
-                    "primary_address": self.address}
-        if request["action"] == "probe":
-            return {"states": [EMPTY_HOST_STATE[item["type"]] for item in request["items"]]}
-        return {"results": [{"id": step["id"], "type": step["type"], "status": "changed"}
-                            for role in request["roles"] for step in role["steps"]]}
+                "primary_address": self.address}
 
 
 @pytest.fixture
@@ -88,11 +96,43 @@ def test_check_mode_stops_after_the_probe_and_reports_what_would_change(
     assert any(e.diff.startswith("--- /dev/null") for e in events)  # a new file shows its whole content
 
 
+def test_a_second_run_with_the_same_facts_is_one_round_trip(
+        project_copy: Path, recorded: list[tuple[str, str]]) -> None:
+    first = commands.deploy(project_copy, "sandbox", limit="lb1", check=True)
+    recorded.clear()
+    second = commands.deploy(project_copy, "sandbox", limit="lb1", check=True)
+    assert recorded == [("lb1", "probe+facts")]  # planned from the remembered facts, probed with the real ones
+    assert [(e.operation, e.status, e.diff) for e in second[0].events] == \
+        [(e.operation, e.status, e.diff) for e in first[0].events]
+
+
+def test_changed_facts_are_planned_again_from_the_real_ones(
+        project_copy: Path, recorded: list[tuple[str, str]], monkeypatch: pytest.MonkeyPatch) -> None:
+    commands.deploy(project_copy, "sandbox", limit="app1", check=True)
+    recorded.clear()
+    monkeypatch.setattr(RecordingConnection, "memory_mb", 8192)
+    reports = commands.deploy(project_copy, "sandbox", limit="app1", check=True, diff=True)
+    assert recorded == [("app1", "probe+facts"), ("app1", "probe")]  # the guessed plan's probes no longer fit
+    pool = next(e for e in reports[0].events if e.operation.endswith("/pool.d/app.conf"))
+    children = fabstack_budget_children(project_copy, memory_mb=8192)
+    assert f"pm.max_children = {children}" in pool.diff  # sized for the memory the host really has
+
+
+def fabstack_budget_children(root: Path, memory_mb: int) -> int:
+    """PHP-FPM children the tuning gives app1 with this much memory (the number the pool file must carry)."""
+    project = load_project(root, "sandbox")
+    return fpm_children(project.setup("app1", None).vars, {"memory_mb": memory_mb, "cpus": 2})
+
+
 def test_without_check_the_same_plan_is_applied_in_one_more_round_trip_per_wave(
         project_copy: Path, recorded: list[tuple[str, str]]) -> None:
     reports = commands.deploy(project_copy, "sandbox", limit="lb1")
     actions = [action for _, action in recorded]
     assert actions[:2] == ["facts", "probe"] and set(actions[2:]) == {"apply"}
+    recorded.clear()
+    commands.deploy(project_copy, "sandbox", limit="lb1")
+    actions = [action for _, action in recorded]
+    assert actions[0] == "probe+facts" and set(actions[1:]) == {"apply"}  # the empty host still needs it all
     assert not reports[0].failed and reports[0].count("changed") > 0
 
 
