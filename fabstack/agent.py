@@ -18,6 +18,7 @@ import stat
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 Request = dict[str, Any]
@@ -180,11 +181,22 @@ def packages_state(names: list[str]) -> Answer:
     return {"installed": installed}
 
 
+def services_state(names: list) -> list:
+    """Each service's activity and boot setting, in one ``systemctl show`` for all of them."""
+    code, out = run(["systemctl", "show", "--property=ActiveState,UnitFileState", "--", *names])
+    blocks = out.split("\n\n") if code == 0 else []
+    states = []
+    for index in range(len(names)):
+        props = dict(line.split("=", 1) for line in blocks[index].splitlines() if "=" in line) \
+            if index < len(blocks) else {}
+        states.append({"active": props.get("ActiveState") or "unknown",
+                       "enabled": props.get("UnitFileState") or "not-found"})
+    return states
+
+
 def service_state(name: str) -> Answer:
-    _, active = run(["systemctl", "is-active", name])
-    _, enabled = run(["systemctl", "is-enabled", name])
-    return {"active": active.splitlines()[-1] if active else "unknown",
-            "enabled": enabled.splitlines()[-1] if enabled else "unknown"}
+    """One service's activity and boot setting."""
+    return services_state([name])[0]
 
 
 def sysctl_state(path: str) -> Answer:
@@ -220,13 +232,41 @@ def guard_state(item: Request) -> Answer:
     return {"satisfied": False}
 
 
+def read_state(item: Request) -> Answer:
+    """One item's current state, read as its kind says."""
+    if item.get("type") not in KINDS:
+        return {"error": f"unknown probe type {item.get('type')}"}
+    return KINDS[item["type"]].read(item)
+
+
+def read_states(items: list, pool: ThreadPoolExecutor) -> list:
+    """Every item's state, in order: kinds that read many items at once do so in one go, the rest overlap."""
+    states: list = [None] * len(items)
+    batched: dict = {}
+    for index, item in enumerate(items):
+        kind = KINDS.get(item.get("type"))
+        if kind is not None and kind.read_many is not None:
+            batched.setdefault(item["type"], []).append(index)
+    for kind_name, indexes in batched.items():
+        for index, state in zip(indexes, KINDS[kind_name].read_many([items[i] for i in indexes]), strict=True):
+            states[index] = state
+    rest = [i for i in range(len(items)) if states[i] is None]
+    for index, state in zip(rest, pool.map(read_state, [items[i] for i in rest]), strict=True):
+        states[index] = state
+    return states
+
+
+# Reads wait on subprocesses (systemctl, dpkg-query, a guard's psql), so they overlap; guards only read.
+PROBE_THREADS = 8
+
+
 def probe(request: Request) -> Answer:
     """The current state of every item; with ``"facts": true`` the host's facts too, in the same round trip."""
-    answer: Answer = {"states": [KINDS[item["type"]].read(item) if item.get("type") in KINDS
-                                 else {"error": f"unknown probe type {item.get('type')}"}
-                                 for item in request["items"]]}
-    if request.get("facts"):
-        answer["facts"] = facts(request)
+    with ThreadPoolExecutor(max_workers=PROBE_THREADS) as pool:
+        gathered = pool.submit(facts, request) if request.get("facts") else None
+        answer: Answer = {"states": read_states(request["items"], pool)}
+        if gathered is not None:
+            answer["facts"] = gathered.result()
     return answer
 
 
@@ -543,10 +583,11 @@ def apply_command(step: Request, _journal: Journal) -> bool:
 class Kind:
     """One operation kind as the host sees it."""
 
-    def __init__(self, probe_fields: tuple, read: Any, steps: dict) -> None:
+    def __init__(self, probe_fields: tuple, read: Any, steps: dict, read_many: Any = None) -> None:
         self.probe_fields = probe_fields
         self.read = read
         self.steps = steps  # step type -> (fields, applier)
+        self.read_many = read_many  # items -> states, for kinds one command reads for many items
 
 
 def read_path(item: Request) -> Answer:
@@ -565,7 +606,8 @@ KINDS = {
     "packages": Kind(("names",), lambda item: packages_state(item["names"]),
                      {"packages": (("names", "cache_valid_time"), apply_packages)}),
     "service": Kind(("name",), lambda item: service_state(item["name"]),
-                    {"service": (("name", "state", "enabled", "masked"), apply_service)}),
+                    {"service": (("name", "state", "enabled", "masked"), apply_service)},
+                    read_many=lambda items: services_state([item["name"] for item in items])),
     "sysctl": Kind(("path",), lambda item: sysctl_state(item["path"]), {"sysctl": (("path", "value"), apply_sysctl)}),
     "account": Kind(("kind", "name"), lambda item: account_state(item["kind"], item["name"]),
                     {"account": (("kind", "name", "system", "shell", "home", "group"), apply_account)}),
