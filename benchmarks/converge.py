@@ -1,5 +1,6 @@
-"""Converge benchmark on the sandbox: first and no-op converge times, SSH round trips per host, and the same
-no-op figures with the number of managed files doubled. Prints figures; asserts nothing about time.
+"""Converge benchmark on the sandbox: first and no-op converge times, SSH round trips per host, the controller's CPU
+seconds, the same no-op figures with the number of managed files doubled, and, in the same run, the floor: one bare
+OpenSSH command per host, all hosts in parallel. Prints figures; asserts nothing about time.
 
 Usage (as root, after scripts/setup.sh):  .venv/bin/python benchmarks/converge.py [--runs 3] [--keep-hosts]
 It recreates the sandbox hosts first, so the first converge starts from bare hosts.
@@ -9,14 +10,18 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import statistics
+import subprocess
 import tempfile
+import time
 from contextlib import redirect_stdout
 from pathlib import Path
 
 from common import REPO, quiet_deploy, sandbox_up
 
 from fabstack import commands
+from fabstack.project import load_project
 from fabstack.report import HostReport
 from tests.conftest import copy_project
 
@@ -25,11 +30,11 @@ FILLER_ROLE = '''"""bench_filler: N extra managed files, to see whether a no-op 
 HANDLERS = {}
 
 
-def deploy(host):
+def deploy(ctx):
     """Declare bench_filler_files small files."""
-    host.directory("/etc/fabstack-bench")
-    for index in range(host.vars["bench_filler_files"]):
-        host.file(f"/etc/fabstack-bench/file{index}.conf", f"# managed by fabstack\\nvalue = {index}\\n")
+    ctx.directory("/etc/fabstack-bench")
+    for index in range(ctx.vars["bench_filler_files"]):
+        ctx.file(f"/etc/fabstack-bench/file{index}.conf", f"# managed by fabstack\\nvalue = {index}\\n")
 '''
 
 
@@ -38,16 +43,43 @@ def managed_files(reports: list[HostReport]) -> int:
     return max(sum(1 for e in r.events if e.operation.startswith("file ")) for r in reports)
 
 
-def noop_figures(root: Path, runs: int) -> tuple[float, int, int, int]:
-    """Median no-op seconds, max round trips per host, changed count and managed files over ``runs`` runs."""
-    times, trips, changed, files = [], 0, 0, 0
+def cpu_seconds() -> float:
+    """This process's CPU time so far (user + system, all threads)."""
+    times = os.times()
+    return times.user + times.system
+
+
+def openssh_floor(root: Path, runs: int) -> float:
+    """Median wall seconds of one bare OpenSSH command (``true``) to every sandbox host at once, no multiplexing."""
+    project = load_project(root, "sandbox")
+    key = root / ".fabstack/sandbox/id_ed25519"
+    hosts = [project.setup(name, None).vars for name in project.inventory.hosts]
+    commands_ = [["ssh", "-i", str(key), "-o", "BatchMode=yes", "-o", "ControlMaster=no", "-o", "ControlPath=none",
+                  "-o", f"UserKnownHostsFile={root / 'inventory/sandbox.known_hosts'}", "-o", "ConnectTimeout=10",
+                  f"{v.get('ansible_user', 'root')}@{v['ansible_host']}", "true"] for v in hosts]
+    times = []
     for _ in range(runs):
+        started = time.monotonic()
+        procs = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for c in commands_]
+        for proc in procs:
+            proc.wait(timeout=60)
+        times.append(time.monotonic() - started)
+    return statistics.median(times)
+
+
+def noop_figures(root: Path, runs: int) -> tuple[float, int, int, int, float]:
+    """Median no-op seconds, max round trips per host, changed count, managed files and median controller CPU
+    seconds over ``runs`` runs."""
+    times, trips, changed, files, cpu = [], 0, 0, 0, []
+    for _ in range(runs):
+        before = cpu_seconds()
         seconds, reports = quiet_deploy(root)
+        cpu.append(cpu_seconds() - before)
         times.append(seconds)
         trips = max(trips, *(r.round_trips for r in reports))
         changed += sum(r.count("changed") for r in reports)
         files = managed_files(reports)
-    return statistics.median(times), trips, changed, files
+    return statistics.median(times), trips, changed, files, statistics.median(cpu)
 
 
 def main() -> None:
@@ -62,7 +94,8 @@ def main() -> None:
             commands.sandbox_down(REPO, "sandbox")
     up_seconds = sandbox_up()
     first_seconds, first_reports = quiet_deploy(REPO)
-    noop_seconds, noop_trips, noop_changed, files = noop_figures(REPO, args.runs)
+    noop_seconds, noop_trips, noop_changed, files, noop_cpu = noop_figures(REPO, args.runs)
+    floor = openssh_floor(REPO, args.runs)
 
     with tempfile.TemporaryDirectory() as tmp:
         root = copy_project(Path(tmp) / "repo", with_roles=True)
@@ -72,7 +105,7 @@ def main() -> None:
         with (root / "site.yml").open("a") as handle:
             handle.write("- hosts: all\n  roles: [bench_filler]\n")
         quiet_deploy(root)
-        double_seconds, double_trips, double_changed, double_files = noop_figures(root, args.runs)
+        double_seconds, double_trips, double_changed, double_files, _ = noop_figures(root, args.runs)
 
     hosts = len(first_reports)
     print(f"sandbox: {hosts} hosts (podman containers, systemd + sshd); sandbox.up {up_seconds:.1f}s")
@@ -84,6 +117,9 @@ def main() -> None:
     print(f"{'no-op converge, seconds (median)':<44}{noop_seconds:>10.2f}")
     print(f"{'no-op converge, SSH round trips per host':<44}{noop_trips:>10}")
     print(f"{'no-op converge, changed operations':<44}{noop_changed:>10}")
+    print(f"{'no-op converge, controller CPU seconds':<44}{noop_cpu:>10.2f}")
+    print(f"{'floor: one OpenSSH command per host, s':<44}{floor:>10.2f}")
+    print(f"{'no-op converge / floor':<44}{noop_seconds / floor:>10.2f}")
     print(f"{'doubled: managed files per host (max)':<44}{double_files:>10}")
     print(f"{'doubled: no-op converge, seconds (median)':<44}{double_seconds:>10.2f}")
     print(f"{'doubled: no-op SSH round trips per host':<44}{double_trips:>10}")
