@@ -19,9 +19,9 @@ def check(values: dict[str, Any]) -> list[tuple[str, str]]:
     return problems
 
 
-def deploy(host: RoleContext) -> None:
+def deploy(ctx: RoleContext) -> None:
     """Declare the backup script, its settings, its folder and the nightly cron job."""
-    v = host.vars
+    v = ctx.vars
     settings = {
         "dir": v["backups_dir"],
         "databases": v["backups_databases"] or v["postgresql_databases"],
@@ -29,10 +29,10 @@ def deploy(host: RoleContext) -> None:
                  "monthly": v["backups_keep_monthly"]},
         "port": v["postgresql_port"],
     }
-    host.directory(v["backups_dir"], owner="postgres", group="postgres", mode="0750")
-    host.directory("/etc/fabstack")
-    host.file("/etc/fabstack/backup.json", json.dumps(settings, indent=2) + "\n")
-    script = (host.role.path / "files" / "fabstack-backup.py").read_bytes()
-    host.file("/usr/local/sbin/fabstack-backup", script, mode="0755")
-    host.cron("backups", v["backups_schedule"],
+    ctx.directory(v["backups_dir"], owner="postgres", group="postgres", mode="0750")
+    ctx.directory("/etc/fabstack")
+    ctx.file("/etc/fabstack/backup.json", json.dumps(settings, indent=2) + "\n")
+    script = (ctx.role.path / "files" / "fabstack-backup.py").read_bytes()
+    ctx.file("/usr/local/sbin/fabstack-backup", script, mode="0755")
+    ctx.cron("backups", v["backups_schedule"],
               "/usr/local/sbin/fabstack-backup scheduled >>/var/log/fabstack-backup.log 2>&1")

@@ -23,19 +23,19 @@ def check(values: dict[str, Any]) -> list[tuple[str, str]]:
     return problems
 
 
-def deploy(host: RoleContext) -> None:
+def deploy(ctx: RoleContext) -> None:
     """Declare the base state of every host."""
-    v = host.vars
-    host.packages(*v["common_packages"])
-    host.file("/etc/timezone", f"{v['common_timezone']}\n")
-    host.symlink("/etc/localtime", f"/usr/share/zoneinfo/{v['common_timezone']}")
+    v = ctx.vars
+    ctx.packages(*v["common_packages"])
+    ctx.file("/etc/timezone", f"{v['common_timezone']}\n")
+    ctx.symlink("/etc/localtime", f"/usr/share/zoneinfo/{v['common_timezone']}")
 
-    host.sysctl("net.core.somaxconn", v["common_somaxconn"])
-    host.sysctl("fs.file-max", v["common_file_max"])
-    host.sysctl("vm.overcommit_memory", v["common_overcommit_memory"])
+    ctx.sysctl("net.core.somaxconn", v["common_somaxconn"])
+    ctx.sysctl("fs.file-max", v["common_file_max"])
+    ctx.sysctl("vm.overcommit_memory", v["common_overcommit_memory"])
 
-    nofile = capped_nofile(v["common_nofile_limit"], host.facts["nofile_hard"])
-    host.template("limits.conf.j2", "/etc/security/limits.d/60-fabstack.conf", nofile=nofile)
-    host.directory("/etc/systemd/system.conf.d")
-    host.template("systemd-limits.conf.j2", "/etc/systemd/system.conf.d/60-fabstack-limits.conf", nofile=nofile,
+    nofile = capped_nofile(v["common_nofile_limit"], ctx.facts["nofile_hard"])
+    ctx.template("limits.conf.j2", "/etc/security/limits.d/60-fabstack.conf", nofile=nofile)
+    ctx.directory("/etc/systemd/system.conf.d")
+    ctx.template("systemd-limits.conf.j2", "/etc/systemd/system.conf.d/60-fabstack-limits.conf", nofile=nofile,
                   notify="reexec systemd")

@@ -25,13 +25,13 @@ def check(values: dict[str, Any]) -> list[tuple[str, str]]:
     return problems
 
 
-def deploy(host: RoleContext) -> None:
+def deploy(ctx: RoleContext) -> None:
     """Declare the Python packages the app needs (Debian's), its settings and its release."""
-    v = host.vars
-    host.packages("python3-fastapi", "python3-uvicorn", "python3-psycopg", "python3-psycopg-pool", "python3-redis")
-    host.directory("/etc/fabstack")
-    host.template("fastapi-app.env.j2", "/etc/fabstack/fastapi-app.env", group="www-data", mode="0640",
-                  secret=True, pgbouncer=host.peer(v["fastapi_app_pgbouncer_group"]),
-                  redis=host.peer(v["fastapi_app_redis_group"]), notify=["reload app", "restart workers"])
-    host.release(v["fastapi_app_source"], v["fastapi_app_dest"], keep=v["fastapi_app_keep_releases"],
+    v = ctx.vars
+    ctx.packages("python3-fastapi", "python3-uvicorn", "python3-psycopg", "python3-psycopg-pool", "python3-redis")
+    ctx.directory("/etc/fabstack")
+    ctx.template("fastapi-app.env.j2", "/etc/fabstack/fastapi-app.env", group="www-data", mode="0640",
+                  secret=True, pgbouncer=ctx.peer(v["fastapi_app_pgbouncer_group"]),
+                  redis=ctx.peer(v["fastapi_app_redis_group"]), notify=["reload app", "restart workers"])
+    ctx.release(v["fastapi_app_source"], v["fastapi_app_dest"], keep=v["fastapi_app_keep_releases"],
                  notify=["reload app", "restart workers"])

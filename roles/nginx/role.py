@@ -37,43 +37,43 @@ def check(values: dict[str, Any]) -> list[tuple[str, str]]:
     return problems
 
 
-def upstreams(host: RoleContext) -> list[dict[str, Any]]:
+def upstreams(ctx: RoleContext) -> list[dict[str, Any]]:
     """One upstream per load-balancer route: its name, path and ``address:port`` servers, longest path first."""
-    port = host.vars["nginx_upstream_port"]
+    port = ctx.vars["nginx_upstream_port"]
     found = []
-    for route in sorted(host.vars["nginx_lb_routes"], key=lambda r: -len(r["path"])):
+    for route in sorted(ctx.vars["nginx_lb_routes"], key=lambda r: -len(r["path"])):
         group = route["group"]
-        if group not in host.groups:
+        if group not in ctx.groups:
             raise FabstackError(f"route {route['path']} names unknown group {group!r}", key="nginx_lb_routes",
-                                host=host.host)
-        servers = [f"{host.address_of(h)}:{port}" for h in host.groups[group]]
+                                host=ctx.host)
+        servers = [f"{ctx.address_of(h)}:{port}" for h in ctx.groups[group]]
         found.append({"name": f"{group}_servers", "path": route["path"], "servers": servers})
     return found
 
 
-def deploy(host: RoleContext) -> None:
+def deploy(ctx: RoleContext) -> None:
     """Declare nginx's package, main config, site and service."""
-    v = host.vars
-    rlimit = nginx_worker_rlimit_nofile(v["nginx_worker_connections"], host.facts["nofile_hard"])
+    v = ctx.vars
+    rlimit = nginx_worker_rlimit_nofile(v["nginx_worker_connections"], ctx.facts["nofile_hard"])
     tuning = {
-        "worker_processes": nginx_worker_processes(host.facts["cpus"], v["nginx_worker_processes"]),
+        "worker_processes": nginx_worker_processes(ctx.facts["cpus"], v["nginx_worker_processes"]),
         "worker_rlimit_nofile": rlimit,
         "worker_connections": nginx_worker_connections(v["nginx_worker_connections"], rlimit),
     }
-    host.packages("nginx")
-    host.template("nginx.conf.j2", "/etc/nginx/nginx.conf", validate="nginx -t -q -c %s", notify="reload nginx",
+    ctx.packages("nginx")
+    ctx.template("nginx.conf.j2", "/etc/nginx/nginx.conf", validate="nginx -t -q -c %s", notify="reload nginx",
                   **tuning)
-    host.absent("/etc/nginx/sites-enabled/default", notify="reload nginx")
+    ctx.absent("/etc/nginx/sites-enabled/default", notify="reload nginx")
     site = v["nginx_site"]
-    extra: dict[str, Any] = {"private_address": host.facts["primary_address"]}
+    extra: dict[str, Any] = {"private_address": ctx.facts["primary_address"]}
     if site == "lb":
-        extra["upstreams"] = upstreams(host)
+        extra["upstreams"] = upstreams(ctx)
     elif site == "uvicorn":
         extra["app_port"] = v.get("uvicorn_port", 8000)
         extra["app_idle"] = v.get("uvicorn_upstream_idle_seconds", 60)
     elif site == "static":
-        host.directory(v["nginx_root"])
-        host.template("index.html.j2", f"{v['nginx_root']}/index.html")
-    host.template(f"{site}.conf.j2", "/etc/nginx/sites-enabled/fabstack.conf", validate="nginx -t -q",
+        ctx.directory(v["nginx_root"])
+        ctx.template("index.html.j2", f"{v['nginx_root']}/index.html")
+    ctx.template(f"{site}.conf.j2", "/etc/nginx/sites-enabled/fabstack.conf", validate="nginx -t -q",
                   notify="reload nginx", **extra)
-    host.service("nginx")
+    ctx.service("nginx")

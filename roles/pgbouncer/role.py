@@ -25,24 +25,24 @@ def check(values: dict[str, Any]) -> list[tuple[str, str]]:
             if values[key] <= 0]
 
 
-def address_of(host: RoleContext, name: str) -> str:
+def address_of(ctx: RoleContext, name: str) -> str:
     """A host's address from the inventory."""
-    return str(host.hostvars[name].get("ansible_host", name)) if name else "127.0.0.1"
+    return str(ctx.hostvars[name].get("ansible_host", name)) if name else "127.0.0.1"
 
 
-def deploy(host: RoleContext) -> None:
+def deploy(ctx: RoleContext) -> None:
     """Declare PgBouncer's package, config, user list, file limit and service."""
-    computed = host.computed
-    host.packages("pgbouncer", "postgresql-client-15")
-    host.directory("/etc/systemd/system/pgbouncer.service.d")
-    host.template("limits.conf.j2", "/etc/systemd/system/pgbouncer.service.d/60-fabstack.conf",
+    computed = ctx.computed
+    ctx.packages("pgbouncer", "postgresql-client-15")
+    ctx.directory("/etc/systemd/system/pgbouncer.service.d")
+    ctx.template("limits.conf.j2", "/etc/systemd/system/pgbouncer.service.d/60-fabstack.conf",
                   nofile=computed["pgbouncer_nofile"], notify=["reload systemd", "restart pgbouncer"])
-    host.template("userlist.txt.j2", "/etc/pgbouncer/userlist.txt", owner="postgres", group="postgres",
+    ctx.template("userlist.txt.j2", "/etc/pgbouncer/userlist.txt", owner="postgres", group="postgres",
                   mode="0640", secret=True, notify="reload pgbouncer")
-    host.template("pgbouncer.ini.j2", "/etc/pgbouncer/pgbouncer.ini", owner="postgres", group="postgres",
+    ctx.template("pgbouncer.ini.j2", "/etc/pgbouncer/pgbouncer.ini", owner="postgres", group="postgres",
                   mode="0640", notify="reload pgbouncer",
-                  primary=address_of(host, computed["pgbouncer_primary"]),
-                  replica=address_of(host, computed["pgbouncer_replica"]),
-                  postgres_port=host.hostvars[computed["pgbouncer_primary"]].get("postgresql_port", 5432),
-                  listen=["127.0.0.1", host.facts["primary_address"]])
-    host.service("pgbouncer")
+                  primary=address_of(ctx, computed["pgbouncer_primary"]),
+                  replica=address_of(ctx, computed["pgbouncer_replica"]),
+                  postgres_port=ctx.hostvars[computed["pgbouncer_primary"]].get("postgresql_port", 5432),
+                  listen=["127.0.0.1", ctx.facts["primary_address"]])
+    ctx.service("pgbouncer")

@@ -22,13 +22,13 @@ def check(values: dict[str, Any]) -> list[tuple[str, str]]:
     return []
 
 
-def deploy(host: RoleContext) -> None:
+def deploy(ctx: RoleContext) -> None:
     """Declare the PHP runtime pieces the app needs, its config and its release."""
-    v = host.vars
-    host.packages("php8.2-cli", "php8.2-pgsql", "php8.2-redis")
-    host.directory("/etc/fabstack")
-    host.template("php-app.php.j2", "/etc/fabstack/php-app.php", group="www-data", mode="0640", secret=True,
-                  pgbouncer=host.peer(v["php_app_pgbouncer_group"]), redis=host.peer(v["php_app_redis_group"]),
+    v = ctx.vars
+    ctx.packages("php8.2-cli", "php8.2-pgsql", "php8.2-redis")
+    ctx.directory("/etc/fabstack")
+    ctx.template("php-app.php.j2", "/etc/fabstack/php-app.php", group="www-data", mode="0640", secret=True,
+                  pgbouncer=ctx.peer(v["php_app_pgbouncer_group"]), redis=ctx.peer(v["php_app_redis_group"]),
                   notify=["reload php-fpm", "restart workers"])
-    host.release(v["php_app_source"], v["php_app_dest"], keep=v["php_app_keep_releases"],
+    ctx.release(v["php_app_source"], v["php_app_dest"], keep=v["php_app_keep_releases"],
                  notify=["reload php-fpm", "restart workers"])

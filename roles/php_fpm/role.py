@@ -30,15 +30,15 @@ def check(values: dict[str, Any]) -> list[tuple[str, str]]:
     return problems
 
 
-def deploy(host: RoleContext) -> None:
+def deploy(ctx: RoleContext) -> None:
     """Declare PHP-FPM, its global config, the app pool and OPcache settings."""
-    children = host.computed["php_fpm_max_children"]
+    children = ctx.computed["php_fpm_max_children"]
     start, min_spare, max_spare = fpm_spare_servers(children)
-    host.packages("php8.2-fpm", "php8.2-opcache")
-    host.template("php-fpm.conf.j2", "/etc/php/8.2/fpm/php-fpm.conf", validate=VALIDATE, notify="reload php-fpm")
-    host.absent("/etc/php/8.2/fpm/pool.d/www.conf", notify="reload php-fpm")
-    host.template("pool.conf.j2", "/etc/php/8.2/fpm/pool.d/app.conf", validate=VALIDATE, notify="reload php-fpm",
+    ctx.packages("php8.2-fpm", "php8.2-opcache")
+    ctx.template("php-fpm.conf.j2", "/etc/php/8.2/fpm/php-fpm.conf", validate=VALIDATE, notify="reload php-fpm")
+    ctx.absent("/etc/php/8.2/fpm/pool.d/www.conf", notify="reload php-fpm")
+    ctx.template("pool.conf.j2", "/etc/php/8.2/fpm/pool.d/app.conf", validate=VALIDATE, notify="reload php-fpm",
                   max_children=children, start_servers=start, min_spare=min_spare, max_spare=max_spare)
-    host.template("opcache.ini.j2", "/etc/php/8.2/fpm/conf.d/90-fabstack.ini", validate=VALIDATE,
+    ctx.template("opcache.ini.j2", "/etc/php/8.2/fpm/conf.d/90-fabstack.ini", validate=VALIDATE,
                   notify="reload php-fpm")
-    host.service("php8.2-fpm")
+    ctx.service("php8.2-fpm")

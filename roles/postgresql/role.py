@@ -70,21 +70,21 @@ def query_is(database: str, sql: str, expected: str) -> str:
             f"{shlex.quote(expected)}")
 
 
-def addresses(host: RoleContext, groups: list[str]) -> list[str]:
+def addresses(ctx: RoleContext, groups: list[str]) -> list[str]:
     """The addresses of every host in the named groups."""
     found: list[str] = []
     for group in groups:
-        for name in host.groups.get(group, []):
-            address = str(host.hostvars[name].get("ansible_host", name))
+        for name in ctx.groups.get(group, []):
+            address = str(ctx.hostvars[name].get("ansible_host", name))
             if address not in found:
                 found.append(address)
     return found
 
 
-def login_role(host: RoleContext, name: str, password: str, extra: str) -> None:
+def login_role(ctx: RoleContext, name: str, password: str, extra: str) -> None:
     """A login role whose password is kept right; a hash in the role's comment shows it without revealing it."""
     mark = "fabstack:" + hashlib.sha256(f"{name}:{password}".encode()).hexdigest()[:32]
-    host.command(
+    ctx.command(
         psql(), name=f"role {name}",
         unless=query_is("postgres", f"select shobj_description(oid, 'pg_authid') from pg_roles "
                                     f"where rolname = '{name}'", mark),
@@ -94,15 +94,15 @@ def login_role(host: RoleContext, name: str, password: str, extra: str) -> None:
     )
 
 
-def deploy(host: RoleContext) -> None:
+def deploy(ctx: RoleContext) -> None:
     """Declare the server, its tuned config and access rules; on the primary, roles, databases and slots."""
-    v, computed = host.vars, host.computed
+    v, computed = ctx.vars, ctx.computed
     version, cluster = v["postgresql_version"], v["postgresql_cluster"]
     etc = f"/etc/postgresql/{version}/{cluster}"
     data = f"/var/lib/postgresql/{version}/{cluster}"
-    is_primary = host.host in host.groups.get(v["postgresql_primary_group"], [])
-    is_fenced = host.host in host.groups.get(v["postgresql_fenced_group"], [])
-    replicas = host.groups.get(v["postgresql_replica_group"], [])
+    is_primary = ctx.host in ctx.groups.get(v["postgresql_primary_group"], [])
+    is_fenced = ctx.host in ctx.groups.get(v["postgresql_fenced_group"], [])
+    replicas = ctx.groups.get(v["postgresql_replica_group"], [])
     db_groups = [v["postgresql_primary_group"], v["postgresql_replica_group"], v["postgresql_fenced_group"]]
     service = f"postgresql@{version}-{cluster}"
     check_config = (f"runuser -u postgres -- /usr/lib/postgresql/{version}/bin/postgres -D {data} "
@@ -111,63 +111,63 @@ def deploy(host: RoleContext) -> None:
     check_hba = ("! runuser -u postgres -- pg_isready -q || test \"$(runuser -u postgres -- psql -X -At -c "
                  "'select count(*) from pg_hba_file_rules where error is not null')\" = 0")
 
-    host.packages(f"postgresql-{version}")
+    ctx.packages(f"postgresql-{version}")
     context = dict(
         tuning=computed["postgresql_tuning"], max_connections=computed["postgresql_max_connections"],
-        listen=["localhost", host.facts["primary_address"]], replicas=replicas, is_primary=is_primary,
-        client_addresses=addresses(host, v["postgresql_client_groups"]),
-        replication_addresses=addresses(host, db_groups),
+        listen=["localhost", ctx.facts["primary_address"]], replicas=replicas, is_primary=is_primary,
+        client_addresses=addresses(ctx, v["postgresql_client_groups"]),
+        replication_addresses=addresses(ctx, db_groups),
     )
-    host.template("restart.conf.j2", f"{etc}/conf.d/60-fabstack-restart.conf", owner="postgres", group="postgres",
+    ctx.template("restart.conf.j2", f"{etc}/conf.d/60-fabstack-restart.conf", owner="postgres", group="postgres",
                   validate=check_config, notify="restart postgresql", **context)
-    host.template("reload.conf.j2", f"{etc}/conf.d/61-fabstack.conf", owner="postgres", group="postgres",
+    ctx.template("reload.conf.j2", f"{etc}/conf.d/61-fabstack.conf", owner="postgres", group="postgres",
                   validate=check_config, notify="reload postgresql", **context)
-    host.template("pg_hba.conf.j2", f"{etc}/pg_hba.conf", owner="postgres", group="postgres", mode="0640",
+    ctx.template("pg_hba.conf.j2", f"{etc}/pg_hba.conf", owner="postgres", group="postgres", mode="0640",
                   validate=check_hba, notify="reload postgresql", **context)
-    host.template("pgpass.j2", "/var/lib/postgresql/.pgpass", owner="postgres", group="postgres", mode="0600",
+    ctx.template("pgpass.j2", "/var/lib/postgresql/.pgpass", owner="postgres", group="postgres", mode="0600",
                   secret=True)
-    peers = [a for a in addresses(host, db_groups) if a != host.address_of(host.host)]
-    host.template("fence.sh.j2", "/usr/local/sbin/fabstack-pg-fence", mode="0755", data=data, peers=peers)
-    host.directory(f"/etc/systemd/system/{service}.service.d")
-    host.template("fence.conf.j2", f"/etc/systemd/system/{service}.service.d/60-fabstack-fence.conf",
+    peers = [a for a in addresses(ctx, db_groups) if a != ctx.address_of(ctx.host)]
+    ctx.template("fence.sh.j2", "/usr/local/sbin/fabstack-pg-fence", mode="0755", data=data, peers=peers)
+    ctx.directory(f"/etc/systemd/system/{service}.service.d")
+    ctx.template("fence.conf.j2", f"/etc/systemd/system/{service}.service.d/60-fabstack-fence.conf",
                   notify="reload systemd")
     if is_fenced:
         # a failed primary stays down until `inv failover rejoin` makes it a replica of the new primary
-        host.service(service, state="stopped", enabled=None, masked=True)
+        ctx.service(service, state="stopped", enabled=None, masked=True)
         return
-    host.service(service)
+    ctx.service(service)
     if not is_primary:
         return
 
-    login_role(host, v["postgresql_app_user"], v["postgresql_app_password"], "nosuperuser")
-    login_role(host, v["postgresql_replication_user"], v["postgresql_replication_password"], "replication")
+    login_role(ctx, v["postgresql_app_user"], v["postgresql_app_password"], "nosuperuser")
+    login_role(ctx, v["postgresql_replication_user"], v["postgresql_replication_password"], "replication")
     user = v["postgresql_replication_user"]
-    host.command(psql(), name=f"pg_rewind grants for {user}",
+    ctx.command(psql(), name=f"pg_rewind grants for {user}",
                  unless=query_is("postgres", f"select has_function_privilege('{user}', "
                                              f"'pg_catalog.{REWIND_GRANTS[-1]}', 'execute')", "t"),
                  stdin="".join(f"grant execute on function pg_catalog.{f} to {user};\n" for f in REWIND_GRANTS))
     for replica in replicas:
         slot = replica.replace("-", "_")
-        host.command(psql(), name=f"replication slot {slot}",
+        ctx.command(psql(), name=f"replication slot {slot}",
                      unless=query_is("postgres", f"select count(*) from pg_replication_slots "
                                                  f"where slot_name = '{slot}'", "1"),
                      stdin=f"select pg_create_physical_replication_slot('{slot}') where not exists "
                            f"(select from pg_replication_slots where slot_name = '{slot}');\n")
-    schema = host.root / v["postgresql_schema_file"] if v["postgresql_schema_file"] else None
+    schema = ctx.root / v["postgresql_schema_file"] if v["postgresql_schema_file"] else None
     for database in v["postgresql_databases"]:
-        host.command(psql(), name=f"database {database}",
+        ctx.command(psql(), name=f"database {database}",
                      unless=query_is("postgres", f"select count(*) from pg_database where datname = '{database}'",
                                      "1"),
                      stdin=f"select 'create database {database} owner {v['postgresql_app_user']}' where not exists "
                            f"(select from pg_database where datname = '{database}')\\gexec\n")
-        host.command(psql(database), name=f"pg_stat_statements in {database}",
+        ctx.command(psql(database), name=f"pg_stat_statements in {database}",
                      unless=query_is(database, "select count(*) from pg_extension "
                                                "where extname = 'pg_stat_statements'", "1"),
                      stdin="create extension if not exists pg_stat_statements;\n")
         if schema is not None:
             sql = schema.read_text()
             digest = hashlib.sha256(sql.encode()).hexdigest()[:16]
-            host.command(
+            ctx.command(
                 psql(database), name=f"schema {schema.name} in {database}",
                 unless=query_is(database, "select coalesce((select string_agg(digest, ',') from fabstack_schema), "
                                           "'')", digest),
@@ -176,7 +176,7 @@ def deploy(host: RoleContext) -> None:
                        f"delete from fabstack_schema;\ninsert into fabstack_schema values ('{digest}');\n"),
             )
     for index in v["postgresql_indexes"]:
-        host.command(
+        ctx.command(
             psql(index["database"]), name=f"index {index['name']}",
             unless=query_is(index["database"], f"select count(*) from pg_indexes where indexname = '{index['name']}'",
                             "1"),

@@ -17,22 +17,22 @@ def check(values: dict[str, Any]) -> list[tuple[str, str]]:
     return []
 
 
-def primary_of(host: RoleContext) -> str:
+def primary_of(ctx: RoleContext) -> str:
     """The primary's address (the first host of the primary group)."""
-    primaries = host.groups.get(host.vars["postgresql_primary_group"], [])
+    primaries = ctx.groups.get(ctx.vars["postgresql_primary_group"], [])
     if not primaries:
         return ""
-    return str(host.hostvars[primaries[0]].get("ansible_host", primaries[0]))
+    return str(ctx.hostvars[primaries[0]].get("ansible_host", primaries[0]))
 
 
-def deploy(host: RoleContext) -> None:
+def deploy(ctx: RoleContext) -> None:
     """Declare the one-time clone of the primary (the postgresql role wrote the replication password file)."""
-    v = host.vars
+    v = ctx.vars
     version, cluster = v["postgresql_version"], v["postgresql_cluster"]
     data = f"/var/lib/postgresql/{version}/{cluster}"
-    primary = primary_of(host)
+    primary = primary_of(ctx)
     user = v["postgresql_replication_user"]
-    slot = host.host.replace("-", "_")
+    slot = ctx.host.replace("-", "_")
     conninfo = f"host={primary} port={v['postgresql_port']} user={user} application_name={slot}"
     clone = (
         f"runuser -u postgres -- pg_basebackup -D {data}.clone -R -X stream -c fast -S {slot} "
@@ -49,4 +49,4 @@ def deploy(host: RoleContext) -> None:
         f"rm -rf {data}.old; mv {data} {data}.old; mv {data}.clone {data}; "
         f"systemctl start postgresql@{version}-{cluster}; rm -rf {data}.old"
     )
-    host.command(script, name=f"clone {primary} into {data}", creates=f"{data}/standby.signal")
+    ctx.command(script, name=f"clone {primary} into {data}", creates=f"{data}/standby.signal")

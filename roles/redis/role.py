@@ -26,21 +26,21 @@ def check(values: dict[str, Any]) -> list[tuple[str, str]]:
     return problems
 
 
-def deploy(host: RoleContext) -> None:
+def deploy(ctx: RoleContext) -> None:
     """Declare Redis with its config, ACL file and the kernel settings it needs."""
-    host.packages("redis-server")
-    v = host.vars
+    ctx.packages("redis-server")
+    v = ctx.vars
     # ACL files take no comments, so this one is written without a template header.
     acl = (f"user default off\n"
            f"user {v['redis_app_user']} on >{v['redis_app_password']} ~* &* +@all -@dangerous\n"
            f"user admin on >{v['redis_admin_password']} ~* &* +@all\n")
-    host.file("/etc/redis/users.acl", acl, owner="redis", group="redis", mode="0640", secret=True,
+    ctx.file("/etc/redis/users.acl", acl, owner="redis", group="redis", mode="0640", secret=True,
               notify="restart redis")
-    host.template("redis.conf.j2", "/etc/redis/redis.conf", owner="redis", group="redis", mode="0640",
-                  notify="restart redis", maxmemory_mb=host.computed["redis_maxmemory_mb"],
-                  bind=["127.0.0.1", host.facts["primary_address"]])
+    ctx.template("redis.conf.j2", "/etc/redis/redis.conf", owner="redis", group="redis", mode="0640",
+                  notify="restart redis", maxmemory_mb=ctx.computed["redis_maxmemory_mb"],
+                  bind=["127.0.0.1", ctx.facts["primary_address"]])
     # Redis warns and can stall on fork with transparent huge pages; tmpfiles applies this at every boot.
-    host.file("/etc/tmpfiles.d/fabstack-thp.conf",
-              f"# {host.vars_managed()}\nw /sys/kernel/mm/transparent_hugepage/enabled - - - - never\n")
-    host.kernel_file("/sys/kernel/mm/transparent_hugepage/enabled", "never")
-    host.service("redis-server")
+    ctx.file("/etc/tmpfiles.d/fabstack-thp.conf",
+              f"# {ctx.vars_managed()}\nw /sys/kernel/mm/transparent_hugepage/enabled - - - - never\n")
+    ctx.kernel_file("/sys/kernel/mm/transparent_hugepage/enabled", "never")
+    ctx.service("redis-server")

@@ -18,9 +18,9 @@ def check(values: dict[str, Any]) -> list[tuple[str, str]]:
     return []
 
 
-def deploy(host: RoleContext) -> None:
+def deploy(ctx: RoleContext) -> None:
     """Declare the hardening drop-in (it comes first in sshd_config's Include, so its values win)."""
-    host.packages("openssh-server")
-    host.template("hardening.conf.j2", "/etc/ssh/sshd_config.d/60-fabstack.conf", validate="sshd -t",
+    ctx.packages("openssh-server")
+    ctx.template("hardening.conf.j2", "/etc/ssh/sshd_config.d/60-fabstack.conf", validate="sshd -t",
                   notify="reload ssh")
-    host.service("ssh")
+    ctx.service("ssh")

@@ -28,8 +28,8 @@ def check(values: dict[str, Any]) -> list[tuple[str, str]]:
     return problems
 
 
-def deploy(host: RoleContext) -> None:
+def deploy(ctx: RoleContext) -> None:
     """Declare Supervisor and one config file holding every program."""
-    host.packages("supervisor")
-    host.template("programs.conf.j2", "/etc/supervisor/conf.d/fabstack.conf", notify="update supervisor")
-    host.service("supervisor")
+    ctx.packages("supervisor")
+    ctx.template("programs.conf.j2", "/etc/supervisor/conf.d/fabstack.conf", notify="update supervisor")
+    ctx.service("supervisor")

@@ -24,15 +24,15 @@ def check(values: dict[str, Any]) -> list[tuple[str, str]]:
             if values[key] <= 0]
 
 
-def deploy(host: RoleContext) -> None:
+def deploy(ctx: RoleContext) -> None:
     """Declare the app's systemd unit and service."""
-    v = host.vars
-    host.packages("gunicorn")
-    host.template(
+    v = ctx.vars
+    ctx.packages("gunicorn")
+    ctx.template(
         "fabstack-fastapi.service.j2", "/etc/systemd/system/fabstack-fastapi.service",
-        notify=["reload systemd", "restart app"], workers=host.computed["uvicorn_workers"],
+        notify=["reload systemd", "restart app"], workers=ctx.computed["uvicorn_workers"],
         keepalive=app_keepalive_seconds(v["uvicorn_upstream_idle_seconds"]),
-        nofile=capped_nofile(2 * v["uvicorn_limit_concurrency"] + 1024, host.facts["nofile_hard"]),
+        nofile=capped_nofile(2 * v["uvicorn_limit_concurrency"] + 1024, ctx.facts["nofile_hard"]),
         app_dir=f"{v['fastapi_app_dest']}/current",
     )
-    host.service("fabstack-fastapi")
+    ctx.service("fabstack-fastapi")
