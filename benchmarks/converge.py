@@ -98,7 +98,7 @@ def main() -> None:
     floor = openssh_floor(REPO, args.runs)
 
     with tempfile.TemporaryDirectory() as tmp:
-        root = copy_project(Path(tmp) / "repo", with_roles=True)
+        root = copy_project(Path(tmp) / "repo", with_roles=True, with_state=True)
         (root / "roles/bench_filler/defaults").mkdir(parents=True)
         (root / "roles/bench_filler/role.py").write_text(FILLER_ROLE)
         (root / "roles/bench_filler/defaults/main.yml").write_text(f"bench_filler_files: {files}\n")
