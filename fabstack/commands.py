@@ -16,7 +16,6 @@ from fabstack.inventory import load_inventory
 from fabstack.project import load_project, parse_overrides
 from fabstack.report import HostReport, Printer, recap, write_json
 from fabstack.runner import close_all, execute, gather_fleet
-from fabstack.topology import load_current_inventory
 
 
 def deploy(
@@ -83,7 +82,7 @@ def capacity(root: Path, env: str, limit: str | None = None, overrides: list[str
 
 def inventory(root: Path, env: str, as_json: bool = False) -> str:
     """Every host's groups and resolved variables (as ``ansible-inventory --list`` shows them), as text."""
-    inv = load_current_inventory(root.resolve(), env)
+    inv = load_project(root, env, check_patterns=False).inventory
     listing = inv.as_ansible_list()
     if as_json:
         return json.dumps(listing, indent=2, sort_keys=True, default=str)

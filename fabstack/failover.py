@@ -18,7 +18,7 @@ from fabstack import commands
 from fabstack.errors import FabstackError
 from fabstack.project import Project, load_project
 from fabstack.remote import RemoteHost, reach
-from fabstack.topology import FENCED_GROUP, PRIMARY_GROUP, REPLICA_GROUP, Topology, load_topology, save_topology
+from fabstack.topology import Topology, load_topology, save_topology
 
 STATE_SQL = (
     "select pg_is_in_recovery(), "
@@ -77,7 +77,7 @@ class Fleet:
     @property
     def db_hosts(self) -> list[str]:
         """Every database host: primary, replicas and fenced ones."""
-        return self.group(PRIMARY_GROUP) + self.group(REPLICA_GROUP) + self.group(FENCED_GROUP)
+        return [h for name in self.project.db_groups.all() for h in self.group(name)]
 
     def host(self, name: str) -> RemoteHost:
         """A host, connected on first use."""
@@ -164,7 +164,7 @@ def status(fleet: Fleet) -> list[DbState]:
 
 def choose_replica(fleet: Fleet, wanted: str | None, states: dict[str, DbState]) -> str:
     """The replica to promote: the one asked for, else the live replica with the least replay lag."""
-    replicas = fleet.group(REPLICA_GROUP)
+    replicas = fleet.group(fleet.project.db_groups.replica)
     if wanted:
         if wanted not in fleet.db_hosts:
             raise FabstackError(f"{wanted} is not a db host", key="--replica")
@@ -247,8 +247,7 @@ def fence(fleet: Fleet, old: str, force: bool) -> None:
 
 def postgres_service(fleet: Fleet, name: str) -> str:
     """The systemd unit of a host's cluster."""
-    v = fleet.project.setup(name, None).vars
-    return f"postgresql@{v['postgresql_version']}-{v['postgresql_cluster']}"
+    return str(fleet.project.setup(name, None).vars["postgresql_service"])
 
 
 def follow(fleet: Fleet, replica: str, primary: str) -> None:
@@ -258,10 +257,10 @@ def follow(fleet: Fleet, replica: str, primary: str) -> None:
         fleet.out(f"  {replica}: unreachable; it follows {primary} after `inv failover rejoin --host {replica}`")
         return
     v = fleet.project.setup(replica, None).vars
-    slot = replica.replace("-", "_")
+    slot = v["postgresql_slot"]
     address = fleet.project.hostvars()[primary].get("ansible_host", primary)
     conninfo = (f"host={address} port={v['postgresql_port']} user={v['postgresql_replication_user']} "
-                f"application_name={slot} passfile=/var/lib/postgresql/.pgpass")
+                f"application_name={slot} passfile={v['postgresql_pgpass']}")
     fleet.host(primary).sql(f"select pg_create_physical_replication_slot('{slot}') where not exists "
                             f"(select from pg_replication_slots where slot_name = '{slot}')")
     host.sql(f"alter system set primary_conninfo = '{conninfo}'")
@@ -273,7 +272,7 @@ def follow(fleet: Fleet, replica: str, primary: str) -> None:
 def promote(fleet: Fleet, replica: str | None, force: bool, check: bool, max_lag: int = 16 * 1024 * 1024) -> str:
     """Promote a replica to primary: preflight, fence the old primary, pause PgBouncer, promote, repoint, resume."""
     started = time.monotonic()
-    old = (fleet.group(PRIMARY_GROUP) or [""])[0]
+    old = (fleet.group(fleet.project.db_groups.primary) or [""])[0]
     states = {h: fleet.state(h) for h in fleet.db_hosts}
     target = choose_replica(fleet, replica, states)
     if target == old and states[old].role == "primary" and old == fleet.topology.primary:
@@ -315,7 +314,7 @@ def promote(fleet: Fleet, replica: str | None, force: bool, check: bool, max_lag
     if rw:
         converge(fleet, "pgbouncer", "pgbouncer")
         resume_bouncers(fleet, rw)
-    for other in fleet.group(REPLICA_GROUP):
+    for other in fleet.group(fleet.project.db_groups.replica):
         follow(fleet, other, target)
     converge(fleet, None, ",".join(h for h in fleet.db_hosts if fleet.host(h).reachable))
     fleet.out(f"promote done in {time.monotonic() - started:.1f}s")
@@ -325,7 +324,7 @@ def promote(fleet: Fleet, replica: str | None, force: bool, check: bool, max_lag
 def rejoin(fleet: Fleet, name: str) -> None:
     """Make a fenced or stray old primary a replica of the current primary: pg_rewind, else a fresh clone."""
     started = time.monotonic()
-    primary = (fleet.group(PRIMARY_GROUP) or [""])[0]
+    primary = (fleet.group(fleet.project.db_groups.primary) or [""])[0]
     if name == primary:
         raise FabstackError(f"{name} is the current primary", key="--host")
     if name not in fleet.db_hosts:
@@ -335,12 +334,10 @@ def rejoin(fleet: Fleet, name: str) -> None:
         raise FabstackError(f"cannot rejoin: {host.error}", host=name)
     v = fleet.project.setup(name, None).vars
     service = postgres_service(fleet, name)
-    version, cluster = v["postgresql_version"], v["postgresql_cluster"]
-    data = f"/var/lib/postgresql/{version}/{cluster}"
-    slot = name.replace("-", "_")
+    data, slot, pgpass = v["postgresql_data"], v["postgresql_slot"], v["postgresql_pgpass"]
     address = fleet.project.hostvars()[primary].get("ansible_host", primary)
     source = (f"host={address} port={v['postgresql_port']} user={v['postgresql_replication_user']} "
-              "dbname=postgres passfile=/var/lib/postgresql/.pgpass")
+              f"dbname=postgres passfile={pgpass}")
     fleet.host(primary).sql(f"select pg_create_physical_replication_slot('{slot}') where not exists "
                             f"(select from pg_replication_slots where slot_name = '{slot}')")
     host.run(f"systemctl stop {service}")
@@ -352,7 +349,7 @@ def rejoin(fleet: Fleet, name: str) -> None:
                  f"mv {data}.clone {data}")
 
     def as_standby() -> None:
-        line = f"{conninfo} application_name={slot} passfile=/var/lib/postgresql/.pgpass"
+        line = f"{conninfo} application_name={slot} passfile={pgpass}"
         host.run(f"runuser -u postgres -- touch {data}/standby.signal && "
                  f"runuser -u postgres -- sh -c \"grep -v '^primary_' {data}/postgresql.auto.conf > {data}/auto.tmp; "
                  f"echo \\\"primary_conninfo = '{line}'\\\" >> {data}/auto.tmp; "
@@ -373,8 +370,8 @@ def rejoin(fleet: Fleet, name: str) -> None:
             time.sleep(0.5)
         return False
 
-    rewind = (f"runuser -u postgres -- /usr/lib/postgresql/{version}/bin/pg_rewind --target-pgdata={data} "
-              f"--config-file=/etc/postgresql/{version}/{cluster}/postgresql.conf "
+    rewind = (f"runuser -u postgres -- {v['postgresql_bin']}/pg_rewind --target-pgdata={data} "
+              f"--config-file={v['postgresql_etc']}/postgresql.conf "
               f"--source-server={shlex.quote(source)}")
     out = host.run(rewind, check=False)
     rewound = "Done!" in out or "no rewind required" in out
@@ -408,7 +405,7 @@ def switchover(fleet: Fleet, replica: str | None, check: bool, wait_seconds: flo
     """A planned switch that loses nothing: pause, stop the primary cleanly, wait for the target to replay its
     shutdown checkpoint, promote, repoint, resume, and rejoin the old primary as a replica."""
     started = time.monotonic()
-    old = (fleet.group(PRIMARY_GROUP) or [""])[0]
+    old = (fleet.group(fleet.project.db_groups.primary) or [""])[0]
     states = {h: fleet.state(h) for h in fleet.db_hosts}
     target = choose_replica(fleet, replica, states)
     reasons = preflight(fleet, target, old, states, 16 * 1024 * 1024)
@@ -424,9 +421,9 @@ def switchover(fleet: Fleet, replica: str | None, check: bool, wait_seconds: flo
     rw = fleet.project.setup(fleet.group("pgbouncer")[0], None).vars["pgbouncer_rw_name"]
     pause_bouncers(fleet, rw, primary_alive=True)
     v = fleet.project.setup(old, None).vars
-    data = f"/var/lib/postgresql/{v['postgresql_version']}/{v['postgresql_cluster']}"
+    data = v["postgresql_data"]
     fleet.host(old).run(f"systemctl stop {postgres_service(fleet, old)}")
-    control = fleet.host(old).run(f"/usr/lib/postgresql/{v['postgresql_version']}/bin/pg_controldata {data}")
+    control = fleet.host(old).run(f"{v['postgresql_bin']}/pg_controldata {data}")
     fields = dict(line.split(":", 1) for line in control.splitlines() if ":" in line)
     checkpoint = fields["Latest checkpoint location"].strip()
     if fields["Database cluster state"].strip() != "shut down":
@@ -450,7 +447,7 @@ def switchover(fleet: Fleet, replica: str | None, check: bool, wait_seconds: flo
     fleet.project = load_project(fleet.project.root, fleet.project.env)
     converge(fleet, "pgbouncer", "pgbouncer")
     resume_bouncers(fleet, rw)
-    for other in fleet.group(REPLICA_GROUP):
+    for other in fleet.group(fleet.project.db_groups.replica):
         follow(fleet, other, target)
     converge(fleet, None, target)  # what site.yml gives the primary (backups) follows it
     rejoin(fleet, old)

@@ -8,13 +8,13 @@ from typing import Any
 
 from fabstack import vault
 from fabstack.errors import FabstackError
-from fabstack.inventory import Inventory, ResolvedVars
+from fabstack.inventory import Inventory, ResolvedVars, load_inventory
 from fabstack.masking import Masker, secret_values
 from fabstack.role import Role, load_role
 from fabstack.secrets import generated_secrets, secrets_path
-from fabstack.topology import load_current_inventory
+from fabstack.topology import DbGroups, apply_topology, load_topology
 from fabstack.varstemplate import template_vars
-from fabstack.yamlfile import load_yaml
+from fabstack.yamlfile import load_vars_location, load_yaml
 
 ENGINE_ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,6 +45,21 @@ class Project:
     overrides: dict[str, Any] = field(default_factory=dict)
     _hostvars: dict[str, dict[str, Any]] = field(default_factory=dict)
     _templating: list[str] = field(default_factory=list)
+
+    def env_values(self) -> dict[str, Any]:
+        """Settings that hold for the whole env: every role's defaults, the inventory's ``all`` vars and
+        group_vars/all (what group names and other env-wide choices are read from)."""
+        values: dict[str, Any] = {}
+        for role in self.roles.values():
+            values.update(role.defaults)
+        values.update(self.inventory.groups["all"].vars)
+        values.update(load_vars_location(self.root / "group_vars", "all")[0])
+        return values
+
+    @property
+    def db_groups(self) -> DbGroups:
+        """The groups of the primary, the replicas and the fenced db hosts."""
+        return DbGroups.from_values(self.env_values())
 
     def groups(self) -> dict[str, list[str]]:
         """Group name -> its hosts (children's included), like Ansible's ``groups``."""
@@ -134,6 +149,7 @@ class Project:
         self.masker.add(secrets)
         for role in roles:
             role.check_types(host, resolved.values, resolved.origins, secrets)
+            role.handler_commands(resolved.values, host)  # a handler naming an unknown setting fails here
         if only_roles:
             roles = [r for r in roles if r.name in only_roles]
         return HostSetup(name=host, roles=roles, resolved=resolved)
@@ -167,10 +183,14 @@ def load_site(root: Path) -> list[tuple[str, list[str]]]:
     return plays
 
 
-def load_project(root: Path, env: str) -> Project:
-    """Load inventory, site.yml and every role they name; all local errors surface here, before any host."""
+def load_project(root: Path, env: str, check_patterns: bool = True) -> Project:
+    """Load inventory, site.yml and every role they name; all local errors surface here, before any host.
+
+    The db hosts are dealt as the topology file says (who is primary after a failover). ``check_patterns``
+    off skips checking that site.yml's host patterns match this inventory (for listing any inventory).
+    """
     root = root.resolve()
-    inventory = load_current_inventory(root, env)
+    inventory = load_inventory(root, env)
     plays = load_site(root)
     project = Project(root=root, inventory=inventory, plays=plays)
     site = str(root / "site.yml")
@@ -179,9 +199,11 @@ def load_project(root: Path, env: str) -> Project:
             if name not in project.roles:
                 project.roles[name] = _find_role(project.role_paths(), name, site, f"[{index}].roles")
         try:
-            inventory.select(pattern)
+            if check_patterns:
+                inventory.select(pattern)
         except FabstackError as exc:
             raise FabstackError(exc.message, where=site, key=f"[{index}].hosts") from exc
+    apply_topology(inventory, load_topology(inventory.path), project.db_groups)
     return project
 
 

@@ -16,6 +16,7 @@ from fabstack import operations as ops
 from fabstack.errors import FabstackError
 from fabstack.rolecontract import check_role_module, contract_value
 from fabstack.templating import render
+from fabstack.varstemplate import render_shell
 from fabstack.yamlfile import load_mapping
 
 _CRON_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -47,8 +48,14 @@ class Role:
 
     @property
     def handlers(self) -> dict[str, str]:
-        """Handler name -> shell command, in declaration order."""
+        """Handler name -> shell command as written (``{{ var }}`` unrendered), in declaration order."""
         return dict(contract_value(self.module, "HANDLERS"))
+
+    def handler_commands(self, values: dict[str, Any], host: str) -> dict[str, str]:
+        """Handler name -> shell command with the host's values put in (each one shell-quoted)."""
+        where = str(self.path / "role.py")
+        return {name: render_shell(command, values, where=where, key=f"HANDLERS[{name!r}]", host=host)
+                for name, command in self.handlers.items()}
 
     @property
     def ports(self) -> tuple[str, ...]:

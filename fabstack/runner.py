@@ -178,7 +178,8 @@ def role_payloads(run: HostRun) -> dict[str, dict[str, Any]]:
     for role in run.setup.roles:
         steps = [s for p in run.planned if p.role is role for s in steps_of.get(id(p), [])]
         if steps:
-            handlers = [{"name": n, "command": c} for n, c in role.handlers.items()]
+            commands = role.handler_commands(run.setup.vars, run.name)
+            handlers = [{"name": n, "command": c} for n, c in commands.items()]
             payloads[role.name] = {"name": role.name, "steps": steps, "handlers": handlers}
     return payloads
 
@@ -241,6 +242,24 @@ def before_planning(
             setups[name] = project.setup(name, None)
     budget = compute_budget(project, setups, hostfacts)
     return budget, [InputError(p.message, where=p.where, key=p.key, host=p.host) for p in budget.problems]
+
+
+def declare_offline(
+    project: Project, facts: dict[str, dict[str, Any]]
+) -> dict[str, list[tuple[Role, ops.Operation]]]:
+    """Every host's declared operations from given facts, touching no host (role tests, previews).
+
+    The budget is computed as a deploy computes it; an input or budget problem raises its ``InputError``.
+    """
+    runs = [HostRun(setup=project.setup(name, None), report=HostReport(host=name)) for name in project.inventory.hosts]
+    for run in runs:
+        run.raw_facts = facts[run.name]
+        run.facts = with_overrides(run, run.raw_facts)
+    hostfacts = {run.name: run.facts for run in runs}
+    budget, problems = before_planning(project, runs, hostfacts)
+    if problems:
+        raise problems[0]
+    return {run.name: declare(project, run, hostfacts, budget) for run in runs}
 
 
 def gather_fleet(

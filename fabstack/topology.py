@@ -15,12 +15,30 @@ from typing import Any
 import yaml
 
 from fabstack.errors import FabstackError
-from fabstack.inventory import Group, Inventory, load_inventory
+from fabstack.inventory import Group, Inventory
 from fabstack.yamlfile import load_mapping
 
-PRIMARY_GROUP = "db_primary"
-REPLICA_GROUP = "db_replica"
-FENCED_GROUP = "db_fenced"
+# The settings naming the db groups (the postgresql role's defaults say what they are).
+DB_GROUP_SETTINGS = ("postgresql_primary_group", "postgresql_replica_group", "postgresql_fenced_group")
+
+
+@dataclass(frozen=True)
+class DbGroups:
+    """The inventory groups of the primary, the replicas and the fenced db hosts."""
+
+    primary: str
+    replica: str
+    fenced: str
+
+    @classmethod
+    def from_values(cls, values: dict[str, Any]) -> DbGroups:
+        """The names as env-wide values give them (empty when no role defines them: no db tier)."""
+        primary, replica, fenced = (str(values.get(key, "")) for key in DB_GROUP_SETTINGS)
+        return cls(primary, replica, fenced)
+
+    def all(self) -> tuple[str, str, str]:
+        """The three names."""
+        return self.primary, self.replica, self.fenced
 
 
 @dataclass
@@ -61,36 +79,29 @@ def save_topology(inventory_path: Path, topology: Topology) -> None:
     tmp.replace(path)
 
 
-def apply_topology(inv: Inventory, topology: Topology) -> None:
+def apply_topology(inv: Inventory, topology: Topology, db: DbGroups) -> None:
     """Re-deal the db hosts between the primary, replica and fenced groups as the topology says."""
     if not topology.primary and not topology.fenced:
         return
     groups = inv.groups
-    if PRIMARY_GROUP not in groups or REPLICA_GROUP not in groups:
+    if db.primary not in groups or db.replica not in groups:
         return
-    members = [h for h in inv.hosts if {PRIMARY_GROUP, REPLICA_GROUP, FENCED_GROUP} & set(inv.hosts[h].groups)]
+    members = [h for h in inv.hosts if set(db.all()) & set(inv.hosts[h].groups)]
     for name in [topology.primary, *topology.fenced]:
         if name and name not in members:
             raise FabstackError(f"{name} is not a db host of this inventory", where=str(topology_path(inv.path)),
                                 key="primary" if name == topology.primary else "fenced")
-    if FENCED_GROUP not in groups and topology.fenced:
-        fenced = Group(FENCED_GROUP, parents=set(groups[PRIMARY_GROUP].parents))
-        groups[FENCED_GROUP] = fenced
+    if db.fenced not in groups and topology.fenced:
+        fenced = Group(db.fenced, parents=set(groups[db.primary].parents))
+        groups[db.fenced] = fenced
         for parent in fenced.parents:
-            groups[parent].children.append(FENCED_GROUP)
-        fenced.depth = groups[PRIMARY_GROUP].depth
-    primary = topology.primary or next((h for h in groups[PRIMARY_GROUP].hosts if h not in topology.fenced), "")
+            groups[parent].children.append(db.fenced)
+        fenced.depth = groups[db.primary].depth
+    primary = topology.primary or next((h for h in groups[db.primary].hosts if h not in topology.fenced), "")
     for name in members:
-        role = PRIMARY_GROUP if name == primary else FENCED_GROUP if name in topology.fenced else REPLICA_GROUP
+        role = db.primary if name == primary else db.fenced if name in topology.fenced else db.replica
         host = inv.hosts[name]
-        host.groups = [g for g in host.groups if g not in (PRIMARY_GROUP, REPLICA_GROUP, FENCED_GROUP)] + [role]
-    for group in (PRIMARY_GROUP, REPLICA_GROUP, FENCED_GROUP):
+        host.groups = [g for g in host.groups if g not in db.all()] + [role]
+    for group in db.all():
         if group in groups:
             groups[group].hosts = [h for h in members if group in inv.hosts[h].groups]
-
-
-def load_current_inventory(root: Path, env: str) -> Inventory:
-    """The env's inventory with its db hosts dealt as the topology file says (who is primary after a failover)."""
-    inv = load_inventory(root, env)
-    apply_topology(inv, load_topology(inv.path))
-    return inv

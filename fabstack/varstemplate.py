@@ -9,6 +9,7 @@ rendered.
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -21,6 +22,8 @@ from fabstack.errors import FabstackError
 MAX_PASSES = 10
 
 _ENV = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+# Shell commands templated with a host's values: every {{ }} comes out shell-quoted, so a value is one word.
+_SHELL_ENV = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, finalize=lambda v: shlex.quote(str(v)))
 _WHOLE_EXPRESSION = re.compile(r"^\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}$", re.S)
 
 
@@ -51,6 +54,15 @@ def render_value(value: Any, context: Mapping[str, Any]) -> Any:
     if whole:
         return _defined(_ENV.compile_expression(whole.group("expr"), undefined_to_none=False)(**context))
     return _ENV.from_string(value).render(**context)
+
+
+def render_shell(command: str, context: Mapping[str, Any], *, where: str, key: str, host: str) -> str:
+    """A shell command with the host's values put in, each quoted as one word; an error names file, key, host."""
+    try:
+        return _SHELL_ENV.from_string(command).render(**context)
+    except jinja2.TemplateError as exc:
+        raise FabstackError(f"cannot template the command: {_describe(exc)}", where=where, key=key,
+                            host=host) from exc
 
 
 def _defined(value: Any) -> Any:

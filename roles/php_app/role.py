@@ -10,7 +10,8 @@ GENERATED_SECRETS = ("postgresql_app_password", "redis_app_password")
 
 # A release resets OPcache (validate_timestamps is off) and restarts the queue workers on the new code.
 HANDLERS = {
-    "reload php-fpm": "if systemctl is-active -q php8.2-fpm; then systemctl reload php8.2-fpm; fi",
+    "reload php-fpm": "if systemctl is-active -q {{ php_fpm_service }}; then systemctl reload {{ php_fpm_service }}; "
+                      "fi",
     "restart workers": "if systemctl is-active -q supervisor; then supervisorctl restart all >/dev/null; fi",
 }
 
@@ -25,7 +26,6 @@ def check(values: dict[str, Any]) -> list[tuple[str, str]]:
 def deploy(ctx: RoleContext) -> None:
     """Declare the PHP runtime pieces the app needs, its config and its release."""
     v = ctx.vars
-    ctx.packages("php8.2-cli", "php8.2-pgsql", "php8.2-redis")
     ctx.directory("/etc/fabstack")
     ctx.template("php-app.php.j2", "/etc/fabstack/php-app.php", group="www-data", mode="0640", secret=True,
                   pgbouncer=ctx.peer(v["php_app_pgbouncer_group"]), redis=ctx.peer(v["php_app_redis_group"]),

@@ -7,11 +7,10 @@ from typing import Any
 from fabstack.role import RoleContext
 from fabstack.tuning import fpm_spare_servers
 
+# Needs the php role on the same host: it names the version, the unit and the paths.
 HANDLERS = {
-    "reload php-fpm": "systemctl reload php8.2-fpm",
+    "reload php-fpm": "systemctl reload {{ php_fpm_service }}",
 }
-
-VALIDATE = "php-fpm8.2 -t"
 
 
 def check(values: dict[str, Any]) -> list[tuple[str, str]]:
@@ -34,11 +33,12 @@ def deploy(ctx: RoleContext) -> None:
     """Declare PHP-FPM, its global config, the app pool and OPcache settings."""
     children = ctx.computed["php_fpm_max_children"]
     start, min_spare, max_spare = fpm_spare_servers(children)
-    ctx.packages("php8.2-fpm", "php8.2-opcache")
-    ctx.template("php-fpm.conf.j2", "/etc/php/8.2/fpm/php-fpm.conf", validate=VALIDATE, notify="reload php-fpm")
-    ctx.absent("/etc/php/8.2/fpm/pool.d/www.conf", notify="reload php-fpm")
-    ctx.template("pool.conf.j2", "/etc/php/8.2/fpm/pool.d/app.conf", validate=VALIDATE, notify="reload php-fpm",
+    v = ctx.vars
+    fpm, validate = f"{v['php_etc']}/fpm", f"{v['php_fpm_binary']} -t"
+    ctx.packages(v["php_fpm_service"])
+    ctx.template("php-fpm.conf.j2", f"{fpm}/php-fpm.conf", validate=validate, notify="reload php-fpm")
+    ctx.absent(f"{fpm}/pool.d/www.conf", notify="reload php-fpm")
+    ctx.template("pool.conf.j2", f"{fpm}/pool.d/app.conf", validate=validate, notify="reload php-fpm",
                   max_children=children, start_servers=start, min_spare=min_spare, max_spare=max_spare)
-    ctx.template("opcache.ini.j2", "/etc/php/8.2/fpm/conf.d/90-fabstack.ini", validate=VALIDATE,
-                  notify="reload php-fpm")
-    ctx.service("php8.2-fpm")
+    ctx.template("opcache.ini.j2", f"{fpm}/conf.d/90-fabstack.ini", validate=validate, notify="reload php-fpm")
+    ctx.service(v["php_fpm_service"])

@@ -26,6 +26,7 @@ REWIND_GRANTS = ("pg_ls_dir(text, boolean, boolean)", "pg_stat_file(text, boolea
                  "pg_read_binary_file(text)", "pg_read_binary_file(text, bigint, bigint, boolean)")
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
+_SLOT = re.compile(r"^[a-z0-9_]{1,63}$")
 
 
 def check(values: dict[str, Any]) -> list[tuple[str, str]]:
@@ -41,6 +42,11 @@ def check(values: dict[str, Any]) -> list[tuple[str, str]]:
         if not isinstance(index, dict) or not _valid_index(index):
             problems.append(("postgresql_indexes", f"each needs identifiers database, name, table and a "
                                                    f"comma-separated list of columns, got {index!r}"))
+    if not _SLOT.match(values["postgresql_slot"]):
+        problems.append(("postgresql_slot", f"must be a slot name (a-z, 0-9, _; at most 63), got "
+                                            f"{values['postgresql_slot']!r}"))
+    if not _IDENT.match(values["postgresql_cluster"]):
+        problems.append(("postgresql_cluster", f"must be a plain cluster name, got {values['postgresql_cluster']!r}"))
     for key in ("postgresql_max_connections", "postgresql_superuser_reserved_connections",
                 "postgresql_admin_connections"):
         if values[key] < 0:
@@ -97,21 +103,19 @@ def login_role(ctx: RoleContext, name: str, password: str, extra: str) -> None:
 def deploy(ctx: RoleContext) -> None:
     """Declare the server, its tuned config and access rules; on the primary, roles, databases and slots."""
     v, computed = ctx.vars, ctx.computed
-    version, cluster = v["postgresql_version"], v["postgresql_cluster"]
-    etc = f"/etc/postgresql/{version}/{cluster}"
-    data = f"/var/lib/postgresql/{version}/{cluster}"
+    etc, data = v["postgresql_etc"], v["postgresql_data"]
     is_primary = ctx.host in ctx.groups.get(v["postgresql_primary_group"], [])
     is_fenced = ctx.host in ctx.groups.get(v["postgresql_fenced_group"], [])
     replicas = ctx.groups.get(v["postgresql_replica_group"], [])
     db_groups = [v["postgresql_primary_group"], v["postgresql_replica_group"], v["postgresql_fenced_group"]]
-    service = f"postgresql@{version}-{cluster}"
-    check_config = (f"runuser -u postgres -- /usr/lib/postgresql/{version}/bin/postgres -D {data} "
+    service = v["postgresql_service"]
+    check_config = (f"runuser -u postgres -- {v['postgresql_bin']}/postgres -D {data} "
                     f"-c config_file={etc}/postgresql.conf -C max_connections >/dev/null")
     # pg_hba_file_rules reads the file on disk; a stopped server checks it itself when it starts
     check_hba = ("! runuser -u postgres -- pg_isready -q || test \"$(runuser -u postgres -- psql -X -At -c "
                  "'select count(*) from pg_hba_file_rules where error is not null')\" = 0")
 
-    ctx.packages(f"postgresql-{version}")
+    ctx.packages(f"postgresql-{v['postgresql_version']}")
     context = dict(
         tuning=computed["postgresql_tuning"], max_connections=computed["postgresql_max_connections"],
         listen=["localhost", ctx.facts["primary_address"]], replicas=replicas, is_primary=is_primary,
@@ -124,7 +128,7 @@ def deploy(ctx: RoleContext) -> None:
                   validate=check_config, notify="reload postgresql", **context)
     ctx.template("pg_hba.conf.j2", f"{etc}/pg_hba.conf", owner="postgres", group="postgres", mode="0640",
                   validate=check_hba, notify="reload postgresql", **context)
-    ctx.template("pgpass.j2", "/var/lib/postgresql/.pgpass", owner="postgres", group="postgres", mode="0600",
+    ctx.template("pgpass.j2", v["postgresql_pgpass"], owner="postgres", group="postgres", mode="0600",
                   secret=True)
     peers = [a for a in addresses(ctx, db_groups) if a != ctx.address_of(ctx.host)]
     ctx.template("fence.sh.j2", "/usr/local/sbin/fabstack-pg-fence", mode="0755", data=data, peers=peers)
@@ -147,7 +151,7 @@ def deploy(ctx: RoleContext) -> None:
                                              f"'pg_catalog.{REWIND_GRANTS[-1]}', 'execute')", "t"),
                  stdin="".join(f"grant execute on function pg_catalog.{f} to {user};\n" for f in REWIND_GRANTS))
     for replica in replicas:
-        slot = replica.replace("-", "_")
+        slot = ctx.hostvars[replica]["postgresql_slot"]
         ctx.command(psql(), name=f"replication slot {slot}",
                      unless=query_is("postgres", f"select count(*) from pg_replication_slots "
                                                  f"where slot_name = '{slot}'", "1"),

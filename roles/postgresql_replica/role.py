@@ -28,11 +28,9 @@ def primary_of(ctx: RoleContext) -> str:
 def deploy(ctx: RoleContext) -> None:
     """Declare the one-time clone of the primary (the postgresql role wrote the replication password file)."""
     v = ctx.vars
-    version, cluster = v["postgresql_version"], v["postgresql_cluster"]
-    data = f"/var/lib/postgresql/{version}/{cluster}"
+    data, service, slot = v["postgresql_data"], v["postgresql_service"], v["postgresql_slot"]
     primary = primary_of(ctx)
     user = v["postgresql_replication_user"]
-    slot = ctx.host.replace("-", "_")
     conninfo = f"host={primary} port={v['postgresql_port']} user={user} application_name={slot}"
     clone = (
         f"runuser -u postgres -- pg_basebackup -D {data}.clone -R -X stream -c fast -S {slot} "
@@ -45,8 +43,8 @@ def deploy(ctx: RoleContext) -> None:
         f"for i in $(seq {wait // 2}); do if {clone} 2>/tmp/fabstack-clone.err; then ok=1; break; fi; "
         f"rm -rf {data}.clone; sleep 2; done; "
         "if [ -z \"$ok\" ]; then cat /tmp/fabstack-clone.err >&2; exit 1; fi; "
-        f"systemctl stop postgresql@{version}-{cluster}; "
+        f"systemctl stop {service}; "
         f"rm -rf {data}.old; mv {data} {data}.old; mv {data}.clone {data}; "
-        f"systemctl start postgresql@{version}-{cluster}; rm -rf {data}.old"
+        f"systemctl start {service}; rm -rf {data}.old"
     )
     ctx.command(script, name=f"clone {primary} into {data}", creates=f"{data}/standby.signal")

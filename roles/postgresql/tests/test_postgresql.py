@@ -13,7 +13,7 @@ def is_primary(host: Any, hostvars: dict[str, Any], fleet: dict[str, Any]) -> bo
 
 
 def test_cluster_running_and_enabled(host: Any, hostvars: dict[str, Any]) -> None:
-    service = host.service(f"postgresql@{hostvars['postgresql_version']}-{hostvars['postgresql_cluster']}")
+    service = host.service(hostvars["postgresql_service"])
     assert service.is_running and service.is_enabled
 
 
@@ -42,15 +42,16 @@ def test_hba_has_no_trust_and_no_errors(host: Any) -> None:
 
 
 def test_primary_streams_to_every_replica(host: Any, hostvars: dict[str, Any], fleet: dict[str, Any]) -> None:
-    replicas = [h for h, e in fleet.items() if hostvars["postgresql_replica_group"] in e["vars"]["group_names"]]
+    slots_wanted = sorted(e["vars"]["postgresql_slot"] for e in fleet.values()
+                          if hostvars["postgresql_replica_group"] in e["vars"]["group_names"])
     if not is_primary(host, hostvars, fleet):
         assert sql(host, "select pg_is_in_recovery()") == "t"
         assert sql(host, "select status from pg_stat_wal_receiver") == "streaming"
         return
     streaming = sql(host, "select application_name from pg_stat_replication where state = 'streaming'").split()
-    assert sorted(streaming) == sorted(r.replace("-", "_") for r in replicas)
+    assert sorted(streaming) == slots_wanted
     slots = sql(host, "select slot_name from pg_replication_slots where active").split()
-    assert sorted(slots) == sorted(r.replace("-", "_") for r in replicas)
+    assert sorted(slots) == slots_wanted
     assert sql(host, "show max_slot_wal_keep_size") == hostvars["postgresql_max_slot_wal_keep_size"]
 
 
