@@ -33,7 +33,9 @@ def address_of(ctx: RoleContext, name: str) -> str:
 def deploy(ctx: RoleContext) -> None:
     """Declare PgBouncer's package, config, user list, file limit and service."""
     computed = ctx.computed
-    ctx.packages("pgbouncer", "postgresql-client-15")
+    primary = ctx.hostvars[computed["pgbouncer_primary"]]
+    # psql of the servers' own major version, for checks through the pooler
+    ctx.packages("pgbouncer", f"postgresql-client-{primary['postgresql_version']}")
     ctx.directory("/etc/systemd/system/pgbouncer.service.d")
     ctx.template("limits.conf.j2", "/etc/systemd/system/pgbouncer.service.d/60-fabstack.conf",
                   nofile=computed["pgbouncer_nofile"], notify=["reload systemd", "restart pgbouncer"])
@@ -43,6 +45,6 @@ def deploy(ctx: RoleContext) -> None:
                   mode="0640", notify="reload pgbouncer",
                   primary=address_of(ctx, computed["pgbouncer_primary"]),
                   replica=address_of(ctx, computed["pgbouncer_replica"]),
-                  postgres_port=ctx.hostvars[computed["pgbouncer_primary"]].get("postgresql_port", 5432),
+                  postgres_port=primary["postgresql_port"],
                   listen=["127.0.0.1", ctx.facts["primary_address"]])
     ctx.service("pgbouncer")

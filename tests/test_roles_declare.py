@@ -1,0 +1,148 @@
+"""What every bundled role declares for a small and a large host, from the project and a facts fixture alone.
+
+No host is contacted: ``runner.declare_offline`` plans the sandbox env as a deploy would (budget included) from
+the facts given here, so these tests show what a role computes from a host's size, and that a version is one edit.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fabstack import operations as ops
+from fabstack.project import load_project
+from fabstack.runner import declare_offline
+from tests.conftest import REPO
+
+SMALL = {"cpus": 1, "memory_mb": 1024, "nofile_hard": 20000}
+LARGE = {"cpus": 32, "memory_mb": 65536, "nofile_hard": 1048576}
+
+
+def host_facts(address: str, hostname: str, size: dict[str, int]) -> dict[str, Any]:
+    """Facts shaped as the agent reports them, for a Debian 12 VM of the given size."""
+    return {
+        "hostname": hostname, "os": {"id": "debian", "version_id": "12", "codename": "bookworm",
+                                     "pretty_name": "Debian GNU/Linux 12 (bookworm)"},
+        "init": "systemd", "virtualization": "kvm", "container": "", "python": "3.11.2",
+        "disks": [{"name": "vda", "rotational": False, "size_gb": 80.0}],
+        "addresses": [{"interface": "eth0", "address": address, "prefix": 24, "family": "inet"}],
+        "primary_address": address, "proc_sys_writable": True, **size,
+    }
+
+
+Declared = dict[str, list[tuple[str, ops.Operation]]]
+
+
+def declared_for(root: Path, size: dict[str, int]) -> Declared:
+    """Each sandbox host's (role name, operation) list when every host has the given size."""
+    project = load_project(root, "sandbox")
+    facts = {name: host_facts(project.setup(name, None).vars["ansible_host"], name, size)
+             for name in project.inventory.hosts}
+    return {host: [(role.name, op) for role, op in items]
+            for host, items in declare_offline(project, facts).items()}
+
+
+def text_of(op: ops.Operation) -> str:
+    """Everything an operation would put on a host, as text: its fields, and a file's content."""
+    shown = json.dumps(op.desired(), sort_keys=True, default=str)
+    return shown + (op.content.decode() if isinstance(op, ops.File) else "")
+
+
+def find(declared: Declared, host: str, role: str, op_id: str) -> str:
+    """The text of one declared operation, failing clearly when the role did not declare it."""
+    for name, op in declared[host]:
+        if name == role and op.id == op_id:
+            return text_of(op)
+    ids = [op.id for name, op in declared[host] if name == role]
+    raise AssertionError(f"{role} on {host} did not declare {op_id!r}; it declared {ids}")
+
+
+@pytest.fixture(scope="module")
+def both_sizes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Declared, Declared]:
+    """The sandbox env declared for small hosts and for large ones, from one copy (so the same secrets)."""
+    from tests.conftest import copy_project
+
+    root = copy_project(tmp_path_factory.mktemp("declare") / "repo")
+    return declared_for(root, SMALL), declared_for(root, LARGE)
+
+
+# role -> (host, operation, what a small host gets, what a large host gets); the same text for both when the
+# role does not depend on the host's size.
+EXPECTED = {
+    "common": ("lb1", "file /etc/systemd/system.conf.d/60-fabstack-limits.conf",
+               "DefaultLimitNOFILE=20000", "DefaultLimitNOFILE=65536"),
+    "nginx": ("lb1", "file /etc/nginx/nginx.conf", "worker_processes 1;", "worker_processes 32;"),
+    "php_fpm": ("app1", "file /etc/php/8.2/fpm/pool.d/app.conf", "pm.max_children = 7", "pm.max_children = 612"),
+    "uvicorn": ("app2", "file /etc/systemd/system/fabstack-fastapi.service", "--workers 1 ", "--workers 32 "),
+    "postgresql": ("db1", "file /etc/postgresql/15/main/conf.d/60-fabstack-restart.conf",
+                   "shared_buffers = 256MB", "shared_buffers = 16GB"),
+    "redis": ("cache1", "file /etc/redis/redis.conf", "maxmemory 256mb", "maxmemory 16384mb"),
+    "php": ("app1", "packages php8.2-cli php8.2-pgsql php8.2-redis php8.2-opcache", "php8.2-opcache",
+            "php8.2-opcache"),
+    "php_app": ("app1", "file /etc/fabstack/php-app.php", "port=6432;dbname=app'", "port=6432;dbname=app'"),
+    "fastapi_app": ("app2", "file /etc/fabstack/fastapi-app.env", "port=6432 dbname=app ",
+                    "port=6432 dbname=app "),
+    "postgresql_replica": ("db2", "command clone 10.213.0.31 into /var/lib/postgresql/15/main", "pg_basebackup",
+                           "pg_basebackup"),
+    "backups": ("db1", "file /etc/cron.d/fabstack-backups", "/usr/local/sbin/fabstack-backup",
+                "/usr/local/sbin/fabstack-backup"),
+    "pgbouncer": ("cache1", "file /etc/pgbouncer/pgbouncer.ini", "listen_port = 6432", "listen_port = 6432"),
+    "supervisor": ("cache1", "service supervisor", '"state": "started"', '"state": "started"'),
+    "sshd": ("lb1", "file /etc/ssh/sshd_config.d/60-fabstack.conf", "PasswordAuthentication no",
+             "PasswordAuthentication no"),
+    "firewall": ("db1", "file /etc/nftables.conf", "5432", "5432"),
+}
+
+
+def test_every_bundled_role_has_an_expectation() -> None:
+    assert sorted(EXPECTED) == sorted(p.name for p in (REPO / "roles").iterdir() if (p / "role.py").is_file())
+
+
+@pytest.mark.parametrize("role", sorted(EXPECTED))
+def test_role_declares_for_small_and_large_hosts(role: str, both_sizes: tuple[Declared, Declared]) -> None:
+    small, large = both_sizes
+    host, op_id, for_small, for_large = EXPECTED[role]
+    assert for_small in find(small, host, role, op_id)
+    assert for_large in find(large, host, role, op_id)
+    if for_small == for_large:
+        # a role that does not follow the host's size declares exactly the same on both
+        assert [text_of(op) for name, op in small[host] if name == role] == \
+            [text_of(op) for name, op in large[host] if name == role]
+
+
+def everything_rendered(root: Path) -> str:
+    """All operations and handler commands the sandbox env declares, as one text."""
+    project = load_project(root, "sandbox")
+    declared = declared_for(root, SMALL)
+    parts = [text_of(op) for items in declared.values() for _, op in items]
+    for host in declared:
+        setup = project.setup(host, None)
+        for role in setup.roles:
+            parts.extend(role.handler_commands(setup.vars, host).values())
+    return "\n".join(parts)
+
+
+PHP = re.compile(r"(?<![\d.])8\.[23](?!\d)")
+POSTGRES = re.compile(r"[/@-]1[56](?!\d)")
+
+
+def test_versions_are_one_edit_in_group_vars(tmp_path: Path) -> None:
+    from tests.conftest import copy_project
+
+    root = copy_project(tmp_path / "repo")
+    before = everything_rendered(root)
+    assert set(PHP.findall(before)) == {"8.2"} and {m[1:] for m in POSTGRES.findall(before)} == {"15"}
+
+    group_vars = root / "group_vars" / "all.yml"
+    group_vars.write_text(group_vars.read_text() + '\nphp_version: "8.3"\npostgresql_version: 16\n')
+    after = everything_rendered(root)
+    assert set(PHP.findall(after)) == {"8.3"}, "a PHP path, unit or package still names 8.2"
+    assert {m[1:] for m in POSTGRES.findall(after)} == {"16"}, "a PostgreSQL path, unit or package still names 15"
+    for derived in ("php8.3-fpm", "/etc/php/8.3/fpm/pool.d/app.conf", "/run/php/php8.3-fpm-app.sock",
+                    "postgresql@16-main", "/etc/postgresql/16/main/pg_hba.conf", "/usr/lib/postgresql/16/bin",
+                    "postgresql-client-16"):
+        assert derived in after
