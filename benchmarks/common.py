@@ -15,11 +15,11 @@ from fabstack import commands  # noqa: E402
 from fabstack.report import HostReport  # noqa: E402
 
 
-def quiet_deploy(root: Path = REPO, **kwargs: object) -> tuple[float, list[HostReport]]:
-    """One deploy of the sandbox with its output swallowed; returns (seconds, reports). Exits on failure."""
+def quiet_deploy(root: Path = REPO, env: str = "sandbox", **kwargs: object) -> tuple[float, list[HostReport]]:
+    """One deploy of an env with its output swallowed; returns (seconds, reports). Exits on failure."""
     started = time.monotonic()
     with redirect_stdout(io.StringIO()):
-        reports = commands.deploy(root, "sandbox", **kwargs)
+        reports = commands.deploy(root, env, **kwargs)
     seconds = time.monotonic() - started
     failed = [(r.host, r.error or [e.message for e in r.events if e.status == "failed"]) for r in reports if r.failed]
     if failed:
@@ -27,9 +27,9 @@ def quiet_deploy(root: Path = REPO, **kwargs: object) -> tuple[float, list[HostR
     return seconds, reports
 
 
-def sandbox_up() -> float:
-    """Start the sandbox (if needed); returns seconds taken."""
+def sandbox_up(root: Path = REPO, env: str = "sandbox") -> float:
+    """Start an env's sandbox hosts (if needed); returns seconds taken."""
     started = time.monotonic()
     with redirect_stdout(io.StringIO()):
-        commands.sandbox_up(REPO, "sandbox")
+        commands.sandbox_up(root, env)
     return time.monotonic() - started

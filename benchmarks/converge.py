@@ -1,9 +1,15 @@
-"""Converge benchmark on the sandbox: first and no-op converge times, SSH round trips per host, the controller's CPU
-seconds, the same no-op figures with the number of managed files doubled, and, in the same run, the floor: one bare
-OpenSSH command per host, all hosts in parallel. Prints figures; asserts nothing about time.
+"""Converge benchmark on sandbox hosts, for the 6-host sandbox and for a fleet of 50 bare hosts.
 
-Usage (as root, after scripts/setup.sh):  .venv/bin/python benchmarks/converge.py [--runs 3] [--keep-hosts]
-It recreates the sandbox hosts first, so the first converge starts from bare hosts.
+For each: first and no-op converge times, SSH round trips per host, the controller's CPU seconds, and, in the same
+run, the floor: one bare OpenSSH command per host, all hosts in parallel. For the sandbox also the no-op with the
+number of managed files doubled. Prints figures; asserts nothing about time.
+
+The fleet is its own env in a throwaway repo: 50 containers running only systemd and sshd (128 MB each) on their own
+podman network, each given a directory and 30 templates; they are removed at the end unless --keep-hosts.
+
+Usage (as root, after scripts/setup.sh):  .venv/bin/python benchmarks/converge.py [--runs 3] [--fleet 50]
+    [--only sandbox|fleet] [--keep-hosts]
+The sandbox hosts are recreated first (unless --keep-hosts), so the first converge starts from bare hosts.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from pathlib import Path
 from common import REPO, quiet_deploy, sandbox_up
 
 from fabstack import commands
+from fabstack.inventory import known_hosts_path
 from fabstack.project import load_project
 from fabstack.report import HostReport
 from tests.conftest import copy_project
@@ -49,13 +56,14 @@ def cpu_seconds() -> float:
     return times.user + times.system
 
 
-def openssh_floor(root: Path, runs: int) -> float:
-    """Median wall seconds of one bare OpenSSH command (``true``) to every sandbox host at once, no multiplexing."""
-    project = load_project(root, "sandbox")
+def openssh_floor(root: Path, env: str, runs: int) -> float:
+    """Median wall seconds of one bare OpenSSH command (``true``) to every host of an env at once, no multiplexing."""
+    project = load_project(root, env)
     key = root / ".fabstack/sandbox/id_ed25519"
     hosts = [project.setup(name, None).vars for name in project.inventory.hosts]
+    known = known_hosts_path(project.inventory)
     commands_ = [["ssh", "-i", str(key), "-o", "BatchMode=yes", "-o", "ControlMaster=no", "-o", "ControlPath=none",
-                  "-o", f"UserKnownHostsFile={root / 'inventory/sandbox.known_hosts'}", "-o", "ConnectTimeout=10",
+                  "-o", f"UserKnownHostsFile={known}", "-o", "ConnectTimeout=10",
                   f"{v.get('ansible_user', 'root')}@{v['ansible_host']}", "true"] for v in hosts]
     times = []
     for _ in range(runs):
@@ -67,13 +75,13 @@ def openssh_floor(root: Path, runs: int) -> float:
     return statistics.median(times)
 
 
-def noop_figures(root: Path, runs: int) -> tuple[float, int, int, int, float]:
+def noop_figures(root: Path, runs: int, env: str = "sandbox") -> tuple[float, int, int, int, float]:
     """Median no-op seconds, max round trips per host, changed count, managed files and median controller CPU
     seconds over ``runs`` runs."""
     times, trips, changed, files, cpu = [], 0, 0, 0, []
     for _ in range(runs):
         before = cpu_seconds()
-        seconds, reports = quiet_deploy(root)
+        seconds, reports = quiet_deploy(root, env)
         cpu.append(cpu_seconds() - before)
         times.append(seconds)
         trips = max(trips, *(r.round_trips for r in reports))
@@ -82,21 +90,88 @@ def noop_figures(root: Path, runs: int) -> tuple[float, int, int, int, float]:
     return statistics.median(times), trips, changed, files, statistics.median(cpu)
 
 
-def main() -> None:
-    """Run the benchmark and print its figures."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3, help="no-op runs to take the median of")
-    parser.add_argument("--keep-hosts", action="store_true", help="do not recreate the hosts first")
-    args = parser.parse_args()
+FLEET_ENV = "bench"
+FLEET_TEMPLATES = 30
+FLEET_TEMPLATE = """# {{ fabstack_managed }}
+# setting file {index} of {total} for {{{{ inventory_hostname }}}}
+{{% for key, value in bench_settings.items() %}}
+{{{{ key }}}} = {{{{ value }}}}
+{{% endfor %}}
+node = {{{{ inventory_hostname | upper }}}}-{index}
+"""
+FLEET_ROLE = '''"""bench_templates: a directory and one file per template in templates/, the 50-host workload."""
 
-    if not args.keep_hosts:
+from pathlib import Path
+
+HANDLERS = {}
+
+
+def deploy(ctx):
+    """Declare the directory and every template."""
+    ctx.directory("/etc/fabstack-bench")
+    for template in sorted(Path(__file__).parent.joinpath("templates").glob("*.j2")):
+        ctx.template(template.name, f"/etc/fabstack-bench/{template.stem}")
+'''
+
+
+def fleet_project(dest: Path, hosts: int) -> Path:
+    """A deployment repo whose env ``bench`` is ``hosts`` bare sandbox hosts given a directory and 30 templates."""
+    role = dest / "roles" / "bench_templates"
+    (role / "templates").mkdir(parents=True)
+    (role / "defaults").mkdir()
+    (role / "role.py").write_text(FLEET_ROLE)
+    (role / "defaults" / "main.yml").write_text(
+        "# Values the bench templates print.\nbench_settings: {workers: 4, timeout: 30, mode: steady}\n")
+    for index in range(FLEET_TEMPLATES):
+        text = FLEET_TEMPLATE.format(index=index, total=FLEET_TEMPLATES)
+        (role / "templates" / f"setting{index:02d}.conf.j2").write_text(text)
+    (dest / "site.yml").write_text("- hosts: all\n  roles: [bench_templates]\n")
+    (dest / "inventory").mkdir()
+    lines = ["all:", "  vars:", "    ansible_user: deploy", "    ansible_become: true",
+             "    ansible_ssh_private_key_file: .fabstack/sandbox/id_ed25519",
+             "    sandbox_network: fabstack-bench", "    sandbox_subnet: 10.214.0.0/24", "  hosts:"]
+    lines += [f"    bench{n:02d}: {{ansible_host: 10.214.0.{10 + n}, sandbox_memory: 128m}}"
+              for n in range(1, hosts + 1)]
+    (dest / "inventory" / f"{FLEET_ENV}.yml").write_text("\n".join(lines) + "\n")
+    return dest
+
+
+def print_figures(title: str, figures: list[tuple[str, float | int]]) -> None:
+    """A titled table of figures."""
+    print(title)
+    print(f"  {'figure':<46}{'value':>10}")
+    for name, value in figures:
+        shown = f"{value:>10.2f}" if isinstance(value, float) else f"{value:>10}"
+        print(f"  {name:<46}{shown}")
+
+
+def converge_figures(root: Path, env: str, runs: int, up_seconds: float) -> tuple[list[tuple[str, float | int]], int]:
+    """First converge, no-op and floor figures of an env whose hosts are up; and the managed files per host."""
+    first_seconds, first_reports = quiet_deploy(root, env)
+    noop_seconds, noop_trips, noop_changed, files, noop_cpu = noop_figures(root, runs, env)
+    floor = openssh_floor(root, env, runs)
+    return [
+        ("hosts", len(first_reports)),
+        ("sandbox.up, seconds", up_seconds),
+        ("first converge, seconds", first_seconds),
+        ("first converge, changed operations", sum(r.count("changed") for r in first_reports)),
+        ("first converge, SSH round trips per host", max(r.round_trips for r in first_reports)),
+        ("managed files per host (max)", files),
+        ("no-op converge, seconds (median)", noop_seconds),
+        ("no-op converge, SSH round trips per host", noop_trips),
+        ("no-op converge, changed operations", noop_changed),
+        ("no-op converge, controller CPU seconds", noop_cpu),
+        ("floor: one OpenSSH command per host, s", floor),
+        ("no-op converge / floor", noop_seconds / floor),
+    ], files
+
+
+def sandbox_part(runs: int, keep_hosts: bool) -> None:
+    """The 6-host sandbox with its real roles, then with its managed files doubled."""
+    if not keep_hosts:
         with redirect_stdout(io.StringIO()):
             commands.sandbox_down(REPO, "sandbox")
-    up_seconds = sandbox_up()
-    first_seconds, first_reports = quiet_deploy(REPO)
-    noop_seconds, noop_trips, noop_changed, files, noop_cpu = noop_figures(REPO, args.runs)
-    floor = openssh_floor(REPO, args.runs)
-
+    figures, files = converge_figures(REPO, "sandbox", runs, sandbox_up())
     with tempfile.TemporaryDirectory() as tmp:
         root = copy_project(Path(tmp) / "repo", with_roles=True, with_state=True)
         (root / "roles/bench_filler/defaults").mkdir(parents=True)
@@ -105,25 +180,44 @@ def main() -> None:
         with (root / "site.yml").open("a") as handle:
             handle.write("- hosts: all\n  roles: [bench_filler]\n")
         quiet_deploy(root)
-        double_seconds, double_trips, double_changed, double_files, _ = noop_figures(root, args.runs)
+        double_seconds, double_trips, double_changed, double_files, _ = noop_figures(root, runs)
+    figures += [
+        ("doubled: managed files per host (max)", double_files),
+        ("doubled: no-op converge, seconds (median)", double_seconds),
+        ("doubled: no-op SSH round trips per host", double_trips),
+        ("doubled: no-op changed operations", double_changed),
+    ]
+    print_figures("SANDBOX (podman containers, systemd + sshd, the bundled roles)", figures)
 
-    hosts = len(first_reports)
-    print(f"sandbox: {hosts} hosts (podman containers, systemd + sshd); sandbox.up {up_seconds:.1f}s")
-    print(f"{'figure':<44}{'value':>10}")
-    print(f"{'first converge (bare hosts), seconds':<44}{first_seconds:>10.2f}")
-    print(f"{'first converge, changed operations':<44}{sum(r.count('changed') for r in first_reports):>10}")
-    print(f"{'first converge, SSH round trips per host':<44}{max(r.round_trips for r in first_reports):>10}")
-    print(f"{'managed files per host (max)':<44}{files:>10}")
-    print(f"{'no-op converge, seconds (median)':<44}{noop_seconds:>10.2f}")
-    print(f"{'no-op converge, SSH round trips per host':<44}{noop_trips:>10}")
-    print(f"{'no-op converge, changed operations':<44}{noop_changed:>10}")
-    print(f"{'no-op converge, controller CPU seconds':<44}{noop_cpu:>10.2f}")
-    print(f"{'floor: one OpenSSH command per host, s':<44}{floor:>10.2f}")
-    print(f"{'no-op converge / floor':<44}{noop_seconds / floor:>10.2f}")
-    print(f"{'doubled: managed files per host (max)':<44}{double_files:>10}")
-    print(f"{'doubled: no-op converge, seconds (median)':<44}{double_seconds:>10.2f}")
-    print(f"{'doubled: no-op SSH round trips per host':<44}{double_trips:>10}")
-    print(f"{'doubled: no-op changed operations':<44}{double_changed:>10}")
+
+def fleet_part(hosts: int, runs: int, keep_hosts: bool) -> None:
+    """A fleet of bare hosts, each with a directory and 30 templates."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = fleet_project(Path(tmp) / "repo", hosts)
+        try:
+            figures, _ = converge_figures(root, FLEET_ENV, runs, sandbox_up(root, FLEET_ENV))
+        finally:
+            if not keep_hosts:
+                with redirect_stdout(io.StringIO()):
+                    commands.sandbox_down(root, FLEET_ENV)
+    print_figures(f"FLEET ({hosts} bare hosts: systemd + sshd, 128 MB each; a directory and "
+                  f"{FLEET_TEMPLATES} templates)", figures)
+
+
+def main() -> None:
+    """Run the benchmark and print its figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3, help="no-op runs to take the median of")
+    parser.add_argument("--fleet", type=int, default=50, help="hosts in the fleet part (at most 200)")
+    parser.add_argument("--only", choices=("sandbox", "fleet"), help="run one part only")
+    parser.add_argument("--keep-hosts", action="store_true", help="do not recreate the sandbox, keep the fleet")
+    args = parser.parse_args()
+    if not 1 <= args.fleet <= 200:
+        parser.error("--fleet must be between 1 and 200")
+    if args.only != "fleet":
+        sandbox_part(args.runs, args.keep_hosts)
+    if args.only != "sandbox":
+        fleet_part(args.fleet, args.runs, args.keep_hosts)
 
 
 if __name__ == "__main__":

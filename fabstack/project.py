@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,10 @@ class Project:
     masker: Masker = field(default_factory=Masker)
     overrides: dict[str, Any] = field(default_factory=dict)
     _hostvars: dict[str, dict[str, Any]] = field(default_factory=dict)
-    _templating: list[str] = field(default_factory=list)
+    # hosts are planned in threads: each thread has its own chain of hosts being templated, and hostvars is
+    # computed once under a lock (two threads resolving one host at once is not a cycle)
+    _local: threading.local = field(default_factory=threading.local)
+    _hostvars_lock: threading.RLock = field(default_factory=threading.RLock)
 
     def env_values(self) -> dict[str, Any]:
         """Settings that hold for the whole env: every role's defaults, the inventory's ``all`` vars and
@@ -71,8 +75,9 @@ class Project:
         Roles read another host's settings here (a PgBouncer's port, a primary's address), so a value set
         for that host's group reaches the hosts that connect to it.
         """
-        if not self._hostvars:
-            self._hostvars = {h: self.resolve(h).values for h in self.inventory.hosts}
+        with self._hostvars_lock:
+            if not self._hostvars:
+                self._hostvars = {h: self.resolve(h).values for h in self.inventory.hosts}
         return self._hostvars
 
     @property
@@ -128,18 +133,19 @@ class Project:
     def _templated(self, resolved: ResolvedVars, never: set[str]) -> dict[str, Any]:
         """The host's values with ``{{ }}`` rendered (secrets never); ``hostvars`` in them resolves other hosts."""
         host = resolved.host
-        if host in self._templating:
-            chain = " -> ".join([*self._templating[self._templating.index(host):], host])
+        templating: list[str] = self._local.__dict__.setdefault("templating", [])
+        if host in templating:
+            chain = " -> ".join([*templating[templating.index(host):], host])
             raise FabstackError(f"templated values refer to each other across hosts ({chain})", host=host)
         hidden = vault.revealed()
         never = never | {k for k, v in resolved.values.items() if isinstance(v, str) and v in hidden}
-        self._templating.append(host)
+        templating.append(host)
         try:
             return template_vars(resolved.values, resolved.origins, host, hosts=list(self.inventory.hosts),
                                  hostvars_of=lambda other: self.resolve(other).values, groups=self.groups,
                                  never=never)
         finally:
-            self._templating.pop()
+            templating.pop()
 
     def setup(self, host: str, only_roles: list[str] | None) -> HostSetup:
         """Resolve and check a host's variables (role defaults lowest, ``--set`` highest)."""

@@ -27,6 +27,15 @@ if [[ "$(cat /etc/containers/containers.conf 2>/dev/null)" != "$conf" ]]; then
   echo "setup: wrote /etc/containers/containers.conf (runtime runc, nofile $nofile)"
 fi
 
+# Each sandbox host runs its own systemd, and systemd's .path units need inotify instances: past about 25
+# containers the default (128 per user) runs out and the rest never finish booting (the 50-host benchmark).
+inotify=$'fs.inotify.max_user_instances = 8192\nfs.inotify.max_user_watches = 1048576'
+if [[ "$(cat /etc/sysctl.d/60-fabstack-sandbox.conf 2>/dev/null)" != "$inotify" ]]; then
+  printf '%s\n' "$inotify" >/etc/sysctl.d/60-fabstack-sandbox.conf
+  sysctl -q -p /etc/sysctl.d/60-fabstack-sandbox.conf
+  echo "setup: raised the inotify limits for many sandbox hosts (/etc/sysctl.d/60-fabstack-sandbox.conf)"
+fi
+
 # The project's virtualenv, reinstalled only when pyproject.toml changes.
 if [[ ! -x .venv/bin/python ]]; then
   /usr/bin/python3 -m venv .venv

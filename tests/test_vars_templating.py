@@ -69,6 +69,29 @@ def test_hosts_that_refer_to_each_other_are_a_loop(project_copy: Path) -> None:
     assert "across hosts" in template_error(project_copy, "lb1").line()
 
 
+def test_hosts_planned_at_once_resolving_one_host_are_no_loop(project_copy: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hosts are planned in threads: a host resolved in two threads at the same moment is not a cycle."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fabstack import project as project_module
+
+    project = load_project(project_copy, "sandbox")
+    real = project_module.template_vars
+    nested: list[dict] = []
+
+    def resolve_again_meanwhile(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        if not nested:  # while db1 is being templated here, another thread resolves db1 too
+            nested.append({})
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                nested[0] = pool.submit(lambda: project.resolve("db1").values).result()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(project_module, "template_vars", resolve_again_meanwhile)
+    values = project.resolve("db1").values
+    assert nested[0]["postgresql_etc"] == values["postgresql_etc"] == "/etc/postgresql/15/main"
+
+
 def test_the_sandbox_refuses_python_internals(project_copy: Path) -> None:
     add_vars(project_copy, "group_vars/lb.yml", "sneaky: \"{{ ''.__class__.__mro__[1].__subclasses__() }}\"\n")
     line = template_error(project_copy, "lb1").line()
