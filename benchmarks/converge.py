@@ -5,7 +5,7 @@ run, the floor: one bare OpenSSH command per host, all hosts in parallel. For th
 number of managed files doubled. Prints figures; asserts nothing about time.
 
 The fleet is its own env in a throwaway repo: 50 containers running only systemd and sshd (128 MB each) on their own
-podman network, each given a directory and 30 templates; they are removed at the end unless --keep-hosts.
+podman network, each given a directory and 30 templates; they are removed at the end.
 
 Usage (as root, after scripts/setup.sh):  .venv/bin/python benchmarks/converge.py [--runs 3] [--fleet 50]
     [--only sandbox|fleet] [--keep-hosts]
@@ -190,16 +190,15 @@ def sandbox_part(runs: int, keep_hosts: bool) -> None:
     print_figures("SANDBOX (podman containers, systemd + sshd, the bundled roles)", figures)
 
 
-def fleet_part(hosts: int, runs: int, keep_hosts: bool) -> None:
-    """A fleet of bare hosts, each with a directory and 30 templates."""
+def fleet_part(hosts: int, runs: int) -> None:
+    """A fleet of bare hosts, each with a directory and 30 templates; removed afterwards (its repo is temporary)."""
     with tempfile.TemporaryDirectory() as tmp:
         root = fleet_project(Path(tmp) / "repo", hosts)
         try:
             figures, _ = converge_figures(root, FLEET_ENV, runs, sandbox_up(root, FLEET_ENV))
         finally:
-            if not keep_hosts:
-                with redirect_stdout(io.StringIO()):
-                    commands.sandbox_down(root, FLEET_ENV)
+            with redirect_stdout(io.StringIO()):
+                commands.sandbox_down(root, FLEET_ENV)
     print_figures(f"FLEET ({hosts} bare hosts: systemd + sshd, 128 MB each; a directory and "
                   f"{FLEET_TEMPLATES} templates)", figures)
 
@@ -210,14 +209,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="no-op runs to take the median of")
     parser.add_argument("--fleet", type=int, default=50, help="hosts in the fleet part (at most 200)")
     parser.add_argument("--only", choices=("sandbox", "fleet"), help="run one part only")
-    parser.add_argument("--keep-hosts", action="store_true", help="do not recreate the sandbox, keep the fleet")
+    parser.add_argument("--keep-hosts", action="store_true", help="do not recreate the sandbox hosts first")
     args = parser.parse_args()
     if not 1 <= args.fleet <= 200:
         parser.error("--fleet must be between 1 and 200")
     if args.only != "fleet":
         sandbox_part(args.runs, args.keep_hosts)
     if args.only != "sandbox":
-        fleet_part(args.fleet, args.runs, args.keep_hosts)
+        fleet_part(args.fleet, args.runs)
 
 
 if __name__ == "__main__":

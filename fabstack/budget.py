@@ -29,33 +29,27 @@ class Budget:
 
     values: dict[str, dict[str, Any]] = field(default_factory=dict)
     lines: list[str] = field(default_factory=list)
-    memory: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    memory: dict[str, list[tuple[str, int, str]]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
 
     def of(self, host: str) -> dict[str, Any]:
         """The computed values for one host (an empty mapping if none)."""
         return self.values.setdefault(host, {})
 
-    def commit(self, host: str, what: str, mb: int) -> None:
-        """Record memory a component commits on a host."""
-        self.memory.setdefault(host, []).append((what, mb))
+    def commit(self, host: str, what: str, mb: int, key: str = "") -> None:
+        """Record memory a component commits on a host, and the setting that sizes it."""
+        self.memory.setdefault(host, []).append((what, mb, key))
 
 
 def _roles(setup: Any) -> set[str]:
     return {r.name for r in setup.roles}
 
 
-def fpm_children(values: dict[str, Any], facts: dict[str, Any]) -> int:
-    """PHP-FPM max_children: configured, or what fits in the host's memory share beside OPcache."""
-    if values["php_fpm_max_children"] > 0:
-        return values["php_fpm_max_children"]
-    usable = int(facts["memory_mb"] * values["php_fpm_memory_share"]) - values["php_opcache_memory_mb"]
-    return tuning.fpm_max_children(usable, 0, values["php_fpm_worker_mb"])
-
-
 def compute_budget(project: Any, setups: dict[str, Any], hostfacts: dict[str, dict[str, Any]]) -> Budget:
     """Compute every tier's numbers for the whole env and check that they fit together.
 
+    Each role says what it commits on a host (its ``commitment``: computed values, memory, database clients);
+    the database tier (PgBouncer pools, PostgreSQL's max_connections) is sized from the clients they add up to.
     ``setups`` should hold every host of the inventory, even under ``--limit``: PostgreSQL's max_connections
     depends on every PgBouncer's pools. Numbers that need a host's facts (PHP-FPM children, tuning, memory)
     are computed for the hosts in ``hostfacts`` only.
@@ -63,42 +57,21 @@ def compute_budget(project: Any, setups: dict[str, Any], hostfacts: dict[str, di
     budget = Budget()
     clients = 0
     lines = budget.lines
-    lines.append("APP TIER (clients of PgBouncer)")
+    lines.append("HOSTS (what each role commits; database clients go through PgBouncer)")
     for host, setup in setups.items():
-        v, facts, roles = setup.vars, hostfacts.get(host), _roles(setup)
-        if facts is None:
-            if "php_fpm" in roles and v["php_fpm_max_children"] > 0:
-                clients += v["php_fpm_max_children"] * v["php_fpm_db_connections_per_child"]
-            continue
-        if "php_fpm" in roles:
-            children = fpm_children(v, facts)
-            conns = children * v["php_fpm_db_connections_per_child"]
-            budget.of(host).update(php_fpm_max_children=children)
-            budget.commit(host, "php-fpm children", children * v["php_fpm_worker_mb"])
-            budget.commit(host, "opcache", v["php_opcache_memory_mb"])
-            lines.append(f"  {host:<8} php-fpm   {children} children x {v['php_fpm_db_connections_per_child']} "
-                         f"db connections = {conns}")
-            clients += conns
-        if "uvicorn" in roles:
-            workers = tuning.uvicorn_workers(facts["cpus"], v["uvicorn_workers"])
-            conns = workers * v["fastapi_db_pool_size"] * 2
-            budget.of(host).update(uvicorn_workers=workers)
-            budget.commit(host, "uvicorn workers", workers * v["uvicorn_worker_mb"])
-            lines.append(f"  {host:<8} uvicorn   {workers} workers x {v['fastapi_db_pool_size']} pool x 2 entries "
-                         f"(rw, ro) = {conns}")
-            clients += conns
-        if "supervisor" in roles:
-            procs = sum(int(p.get("numprocs", 1)) for p in v["supervisor_programs"])
-            budget.commit(host, "queue workers", procs * v["supervisor_worker_mb"])
-            lines.append(f"  {host:<8} workers   {procs} queue worker processes x 1 = {procs}")
-            clients += procs
-        if "nginx" in roles:
-            workers = tuning.nginx_worker_processes(facts["cpus"], v["nginx_worker_processes"])
-            budget.commit(host, "nginx workers", workers * 32)
-    lines.append(f"  total app clients: {clients}")
+        for role in setup.roles:
+            taken = role.commitment(setup.vars, hostfacts.get(host))
+            if taken is None:
+                continue
+            budget.of(host).update(taken.computed)
+            for what, mb in taken.memory:
+                budget.commit(host, what, mb, taken.memory_key)
+            if taken.summary:
+                lines.append(f"  {host:<8} {taken.summary}")
+            clients += taken.db_clients
+    lines.append(f"  total database clients: {clients}")
 
     _pgbouncer_and_postgresql(project, setups, hostfacts, budget, clients)
-    _redis(setups, hostfacts, budget)
     _memory(setups, hostfacts, budget)
     return budget
 
@@ -171,31 +144,18 @@ def _pgbouncer_and_postgresql(
                 key="postgresql_max_connections", host=host, where=setup.resolved.origin("postgresql_max_connections")))
 
 
-def _redis(setups: dict[str, Any], hostfacts: dict[str, dict[str, Any]], budget: Budget) -> None:
-    for host, setup in setups.items():
-        if "redis" not in _roles(setup) or host not in hostfacts:
-            continue
-        v = setup.vars
-        maxmemory = v["redis_maxmemory_mb"] or hostfacts[host]["memory_mb"] // 4
-        budget.of(host).update(redis_maxmemory_mb=maxmemory)
-        # a snapshot or AOF rewrite forks: copy-on-write can touch up to the whole dataset again
-        factor = 2 if v["redis_use"] == "queue" else 1
-        budget.commit(host, "redis maxmemory" + (" x2 (fork)" if factor == 2 else ""), maxmemory * factor)
-        budget.lines.append(f"REDIS {host}: maxmemory {maxmemory}MB, use {v['redis_use']}")
-
-
 def _memory(setups: dict[str, Any], hostfacts: dict[str, dict[str, Any]], budget: Budget) -> None:
     budget.lines.append("MEMORY (committed / host memory)")
     for host, parts in budget.memory.items():
         if host not in hostfacts:
             continue
-        total = sum(mb for _, mb in parts)
+        total = sum(mb for _, mb, _ in parts)
         have = hostfacts[host]["memory_mb"]
-        detail = ", ".join(f"{what} {mb}MB" for what, mb in parts)
+        detail = ", ".join(f"{what} {mb}MB" for what, mb, _ in parts)
         budget.lines.append(f"  {host:<8} {total}MB / {have}MB: {detail}")
         if total > have:
-            setup = setups[host]
-            key = "php_fpm_max_children" if any("php-fpm" in w for w, _ in parts) else "memory"
+            # name the setting behind the largest share: the first one to change
+            key = max(((mb, key) for _, mb, key in parts if key), default=(0, ""))[1]
             budget.problems.append(Problem(
-                f"{total}MB committed ({detail}) exceeds the host's {have}MB", key=key, host=host,
-                where=setup.resolved.origin(key) if key != "memory" else ""))
+                f"{total}MB committed ({detail}) exceeds the host's {have}MB", key=key or "memory", host=host,
+                where=setups[host].resolved.origin(key) if key else ""))

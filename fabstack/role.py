@@ -14,7 +14,7 @@ import jinja2
 
 from fabstack import operations as ops
 from fabstack.errors import FabstackError
-from fabstack.rolecontract import check_role_module, contract_value
+from fabstack.rolecontract import Commitment, Inbound, check_role_module, contract_value
 from fabstack.templating import render
 from fabstack.varstemplate import render_shell
 from fabstack.yamlfile import load_mapping
@@ -56,6 +56,16 @@ class Role:
         where = str(self.path / "role.py")
         return {name: render_shell(command, values, where=where, key=f"HANDLERS[{name!r}]", host=host)
                 for name, command in self.handlers.items()}
+
+    def inbound(self, values: dict[str, Any]) -> list[Inbound]:
+        """The ports this role listens on for other hosts, and who may reach them (``inbound``)."""
+        declare = getattr(self.module, "inbound", None)
+        return list(declare(values)) if declare else []
+
+    def commitment(self, values: dict[str, Any], facts: dict[str, Any] | None) -> Commitment | None:
+        """What the role takes on a host, for the budget (``commitment``); None when it takes nothing."""
+        declare = getattr(self.module, "commitment", None)
+        return declare(values, facts) if declare else None
 
     @property
     def ports(self) -> tuple[str, ...]:
@@ -133,7 +143,8 @@ class RoleContext:
     hostfacts: dict[str, dict[str, Any]] = field(default_factory=dict)
     computed: dict[str, Any] = field(default_factory=dict)
     root: Path = Path(".")
-    role_names: list[str] = field(default_factory=list)
+    # every role site.yml gives the host, for a role that reads the others' declarations (the firewall)
+    host_roles: list[Role] = field(default_factory=list)
     operations: list[ops.Operation] = field(default_factory=list)
 
     def _notify(self, notify: str | list[str] | None) -> list[str]:

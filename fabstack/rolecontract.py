@@ -6,7 +6,7 @@ from __future__ import annotations
 import difflib
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -22,13 +22,44 @@ def _handlers(value: Any) -> bool:
     return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
 
 
-def _one_argument(value: Any) -> bool:
-    if not callable(value):
-        return False
-    try:
-        return len(inspect.signature(value).parameters) == 1
-    except (TypeError, ValueError):
-        return False
+def _function_of(count: int) -> Callable[[Any], bool]:
+    def valid(value: Any) -> bool:
+        if not callable(value):
+            return False
+        try:
+            return len(inspect.signature(value).parameters) == count
+        except (TypeError, ValueError):
+            return False
+    return valid
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """A TCP port a role listens on for other hosts, and who may reach it: the firewall opens exactly these.
+
+    ``groups`` names inventory groups whose hosts may connect; the env's admin sources always may. ``anywhere``
+    opens the port to the world (a load balancer's)."""
+
+    ports: tuple[int, ...]
+    why: str
+    groups: tuple[str, ...] = ()
+    anywhere: bool = False
+
+
+@dataclass
+class Commitment:
+    """What a role takes on one host, for the env's budget (``inv capacity``, and refusing a plan that cannot fit).
+
+    ``computed`` holds values the role's ``deploy`` then reads as ``ctx.computed`` (so the config and the budget
+    agree); ``memory`` the (what, MB) it commits; ``db_clients`` the database connections it opens through the
+    pooler; ``summary`` one line for ``inv capacity``; ``memory_key`` the setting to change when the host's
+    memory is overcommitted."""
+
+    computed: dict[str, Any] = field(default_factory=dict)
+    memory: list[tuple[str, int]] = field(default_factory=list)
+    db_clients: int = 0
+    summary: str = ""
+    memory_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -43,8 +74,11 @@ class Name:
 
 
 CONTRACT: dict[str, Name] = {
-    "deploy": Name(True, _one_argument, "a function of one argument, the role context"),
-    "check": Name(False, _one_argument, "a function of one argument, the host's variables"),
+    "deploy": Name(True, _function_of(1), "a function of one argument, the role context"),
+    "check": Name(False, _function_of(1), "a function of one argument, the host's variables"),
+    "inbound": Name(False, _function_of(1), "a function of the host's variables returning Inbound entries"),
+    "commitment": Name(False, _function_of(2),
+                       "a function of the host's variables and facts (None when unknown) returning a Commitment"),
     "HANDLERS": Name(False, _handlers, "a mapping of handler name to shell command", {}),
     "GENERATED_SECRETS": Name(False, _strings, "a tuple of variable names", ()),
     "PORTS": Name(False, _strings, "a tuple of variable names", ()),
@@ -67,7 +101,9 @@ def check_role_module(module: ModuleType, source: Path) -> None:
     """Refuse a role module that breaks the contract: one line naming the file and the name."""
     defined = [name for name in vars(module) if not name.startswith("_")]
     for name in defined:
-        meant = _near_miss(name)
+        value = getattr(module, name)
+        # an imported class or module (``Inbound``) is the role's tool, not a misspelt contract name
+        meant = None if inspect.isclass(value) or inspect.ismodule(value) else _near_miss(name)
         if meant:
             raise FabstackError(f"{name} is not a name of the role contract: did you mean {meant}?",
                                 where=str(source), key=name)

@@ -98,7 +98,7 @@ def declare(
         jinja = environment([role.templates_dir, project.root / "templates"])
         ctx = RoleContext(role=role, host=run.name, vars=run.setup.vars, facts=run.facts, jinja=jinja,
                           groups=groups, hostvars=hostvars, hostfacts=hostfacts, computed=budget.of(run.name),
-                          root=project.root, role_names=[r.name for r in project.roles_for(run.name)])
+                          root=project.root, host_roles=project.roles_for(run.name))
         try:
             role.module.deploy(ctx)
         except FabstackError as exc:

@@ -32,7 +32,7 @@ def test_sandbox_plan_fits_and_sizes_postgres_from_pools(project_copy: Path) -> 
     assert budget.of("db1")["postgresql_max_connections"] == 63
     assert budget.of("db2")["postgresql_max_connections"] == 63  # a hot standby needs at least the primary's
     assert budget.of("app1")["php_fpm_max_children"] == 17
-    assert any("total app clients: 58" in line for line in budget.lines)
+    assert any("total database clients: 58" in line for line in budget.lines)
 
 
 def test_pools_above_max_connections_are_refused(project_copy: Path) -> None:

@@ -19,7 +19,6 @@ import yaml
 
 from fabstack import agent, commands, runner
 from fabstack import connection as conn_module
-from fabstack.budget import fpm_children
 from fabstack.connection import HostConnection
 from fabstack.errors import FabstackError
 from fabstack.project import load_project
@@ -121,7 +120,9 @@ def test_changed_facts_are_planned_again_from_the_real_ones(
 def fabstack_budget_children(root: Path, memory_mb: int) -> int:
     """PHP-FPM children the tuning gives app1 with this much memory (the number the pool file must carry)."""
     project = load_project(root, "sandbox")
-    return fpm_children(project.setup("app1", None).vars, {"memory_mb": memory_mb, "cpus": 2})
+    taken = project.roles["php_fpm"].commitment(project.setup("app1", None).vars, {"memory_mb": memory_mb, "cpus": 2})
+    assert taken is not None
+    return taken.computed["php_fpm_max_children"]
 
 
 def test_without_check_the_same_plan_is_applied_in_one_more_round_trip_per_wave(

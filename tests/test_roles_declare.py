@@ -146,3 +146,51 @@ def test_versions_are_one_edit_in_group_vars(tmp_path: Path) -> None:
                     "postgresql@16-main", "/etc/postgresql/16/main/pg_hba.conf", "/usr/lib/postgresql/16/bin",
                     "postgresql-client-16"):
         assert derived in after
+
+
+NEW_ROLE = '''"""metrics_agent: a role the engine has never heard of."""
+
+from fabstack.rolecontract import Commitment, Inbound
+
+
+def inbound(values):
+    """Scraped by the load balancers."""
+    return [Inbound((values["metrics_agent_port"],), "metrics agent: scrapes", ("lb",))]
+
+
+def commitment(values, facts):
+    """Two database connections and 100 MB."""
+    return Commitment(memory=[("metrics agent", 100)], db_clients=2, summary="metrics   2 db connections")
+
+
+def deploy(ctx):
+    """Nothing but its config."""
+    ctx.file("/etc/metrics-agent.conf", f"port = {ctx.vars['metrics_agent_port']}\\n")
+'''
+
+
+def test_a_new_roles_declarations_reach_the_firewall_and_the_budget(tmp_path: Path) -> None:
+    from fabstack.budget import compute_budget
+    from tests.conftest import copy_project
+
+    root = copy_project(tmp_path / "repo")
+    role = root / "roles" / "metrics_agent"
+    (role / "defaults").mkdir(parents=True)
+    (role / "defaults" / "main.yml").write_text("# Port it listens on.\nmetrics_agent_port: 9555\n")
+    (role / "role.py").write_text(NEW_ROLE)
+    with (root / "site.yml").open("a") as site:
+        site.write("- hosts: db\n  roles: [metrics_agent]\n")
+    before = load_project(copy_project(tmp_path / "before"), "sandbox")
+    project = load_project(root, "sandbox")
+
+    nftables = find(declared_for(root, SMALL), "db1", "firewall", "file /etc/nftables.conf")
+    assert 'tcp dport { 9555 } ip saddr { 10.213.0.11/32, 10.213.0.1/32 } accept comment "metrics agent' in nftables
+
+    def budget_of(p: Any) -> Any:
+        setups = {h: p.setup(h, None) for h in p.inventory.hosts}
+        return compute_budget(p, setups, {h: host_facts("10.0.0.1", h, SMALL) for h in setups})
+
+    old, new = budget_of(before), budget_of(project)
+    total = next(line for line in old.lines if "total database clients" in line).split()[-1]
+    assert f"total database clients: {int(total) + 4}" in "\n".join(new.lines)  # two per db host
+    assert any(line.startswith("  db1") and "metrics agent 100MB" in line for line in new.lines)

@@ -1,4 +1,4 @@
-"""firewall: nftables per tier, computed from the roles on each host; validated with `nft -c` before loading."""
+"""firewall: nftables per host, opening what each of its roles declares (``inbound``); validated with `nft -c`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ HANDLERS = {
 }
 
 
-def sources(ctx: RoleContext, groups: list[str]) -> list[str]:
+def sources(ctx: RoleContext, groups: tuple[str, ...]) -> list[str]:
     """The /32 of every host in the groups, plus the admin sources."""
     found = []
     for group in groups:
@@ -23,26 +23,15 @@ def sources(ctx: RoleContext, groups: list[str]) -> list[str]:
 
 
 def rules(ctx: RoleContext) -> list[dict[str, Any]]:
-    """Inbound rules for the services this host runs: port, allowed sources (empty: anywhere), why."""
-    v, roles, found = ctx.vars, set(ctx.role_names), []
-    apps = v["firewall_app_groups"]
-    if "nginx" in roles:
-        if v["nginx_site"] == "lb":
-            found.append({"ports": [v["nginx_listen_port"], 443], "sources": [], "why": "the load balancer"})
-            found.append({"ports": [v["nginx_status_port"]], "sources": sources(ctx, []), "why": "stub_status"})
-        else:
-            found.append({"ports": [v["nginx_listen_port"]], "sources": sources(ctx, [v["firewall_lb_group"]]),
-                          "why": "app behind the load balancer"})
-    if "postgresql" in roles:
-        found.append({"ports": [v["postgresql_port"]],
-                      "sources": sources(ctx, [v["firewall_pgbouncer_group"], v["firewall_db_group"]]),
-                      "why": "PostgreSQL: PgBouncer, replication, fencing checks"})
-    if "pgbouncer" in roles:
-        found.append({"ports": [v["pgbouncer_listen_port"]], "sources": sources(ctx, apps),
-                      "why": "PgBouncer: apps and workers"})
-    if "redis" in roles:
-        found.append({"ports": [v["redis_port"]], "sources": sources(ctx, apps), "why": "Redis: apps and workers"})
-    return [r for r in found if r["sources"] or r["why"] == "the load balancer"]
+    """Inbound rules for what this host's roles declare they listen on: ports, allowed sources (empty: anywhere),
+    why. A port only admins may reach is left closed while there are no admin sources."""
+    found = []
+    for role in ctx.host_roles:
+        for entry in role.inbound(ctx.vars):
+            allowed = [] if entry.anywhere else sources(ctx, entry.groups)
+            if entry.anywhere or allowed:
+                found.append({"ports": list(entry.ports), "sources": allowed, "why": entry.why})
+    return found
 
 
 def deploy(ctx: RoleContext) -> None:

@@ -6,6 +6,7 @@ from typing import Any
 
 from fabstack.errors import FabstackError
 from fabstack.role import RoleContext
+from fabstack.rolecontract import Commitment, Inbound
 from fabstack.tuning import nginx_worker_connections, nginx_worker_processes, nginx_worker_rlimit_nofile
 
 # Settings holding TCP ports this role listens on: the engine refuses two roles sharing one on a host.
@@ -16,6 +17,14 @@ HANDLERS = {
 }
 
 SITES = ("lb", "php", "uvicorn", "static")
+
+
+def inbound(values: dict[str, Any]) -> list[Inbound]:
+    """The load balancer is open to the world (its status page to admins); an app's nginx to the load balancers."""
+    if values["nginx_site"] == "lb":
+        return [Inbound((values["nginx_listen_port"], 443), "the load balancer", anywhere=True),
+                Inbound((values["nginx_status_port"],), "stub_status")]
+    return [Inbound((values["nginx_listen_port"],), "app behind the load balancer", (values["firewall_lb_group"],))]
 
 
 def check(values: dict[str, Any]) -> list[tuple[str, str]]:
@@ -49,6 +58,14 @@ def upstreams(ctx: RoleContext) -> list[dict[str, Any]]:
         servers = [f"{ctx.address_of(h)}:{port}" for h in ctx.groups[group]]
         found.append({"name": f"{group}_servers", "path": route["path"], "servers": servers})
     return found
+
+
+def commitment(values: dict[str, Any], facts: dict[str, Any] | None) -> Commitment | None:
+    """About 32 MB per worker process."""
+    if facts is None:
+        return None
+    workers = nginx_worker_processes(facts["cpus"], values["nginx_worker_processes"])
+    return Commitment(memory=[("nginx workers", workers * 32)], memory_key="nginx_worker_processes")
 
 
 def deploy(ctx: RoleContext) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fabstack.role import RoleContext
+from fabstack.rolecontract import Inbound
 
 GENERATED_SECRETS = ("postgresql_app_password", "pgbouncer_admin_password")
 
@@ -16,6 +17,12 @@ HANDLERS = {
     "restart pgbouncer": "systemctl restart pgbouncer",
     "reload pgbouncer": "systemctl reload pgbouncer",
 }
+
+
+def inbound(values: dict[str, Any]) -> list[Inbound]:
+    """PgBouncer is reached by the apps and the workers."""
+    return [Inbound((values["pgbouncer_listen_port"],), "PgBouncer: apps and workers",
+                    tuple(values["firewall_app_groups"]))]
 
 
 def check(values: dict[str, Any]) -> list[tuple[str, str]]:

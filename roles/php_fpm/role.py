@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from fabstack.role import RoleContext
-from fabstack.tuning import fpm_spare_servers
+from fabstack.rolecontract import Commitment
+from fabstack.tuning import fpm_max_children, fpm_spare_servers
 
 # Needs the php role on the same host: it names the version, the unit and the paths.
 HANDLERS = {
@@ -27,6 +28,29 @@ def check(values: dict[str, Any]) -> list[tuple[str, str]]:
     if values["php_fpm_max_children"] < 0:
         problems.append(("php_fpm_max_children", "cannot be negative (0 computes it)"))
     return problems
+
+
+def max_children(values: dict[str, Any], facts: dict[str, Any]) -> int:
+    """pm.max_children: configured, or what fits in the host's memory share beside OPcache."""
+    if values["php_fpm_max_children"] > 0:
+        return values["php_fpm_max_children"]
+    usable = int(facts["memory_mb"] * values["php_fpm_memory_share"]) - values["php_opcache_memory_mb"]
+    return fpm_max_children(usable, 0, values["php_fpm_worker_mb"])
+
+
+def commitment(values: dict[str, Any], facts: dict[str, Any] | None) -> Commitment | None:
+    """Children (each opening its database connections) and their memory beside OPcache."""
+    per_child = values["php_fpm_db_connections_per_child"]
+    if facts is None:  # a host outside this run: only configured children are known
+        children = values["php_fpm_max_children"]
+        return Commitment(db_clients=children * per_child) if children > 0 else None
+    children = max_children(values, facts)
+    return Commitment(
+        computed={"php_fpm_max_children": children},
+        memory=[("php-fpm children", children * values["php_fpm_worker_mb"]),
+                ("opcache", values["php_opcache_memory_mb"])],
+        db_clients=children * per_child, memory_key="php_fpm_max_children",
+        summary=f"php-fpm   {children} children x {per_child} db connections = {children * per_child}")
 
 
 def deploy(ctx: RoleContext) -> None:

@@ -8,6 +8,7 @@ import shlex
 from typing import Any
 
 from fabstack.role import RoleContext
+from fabstack.rolecontract import Inbound
 
 GENERATED_SECRETS = ("postgresql_app_password", "postgresql_replication_password")
 
@@ -27,6 +28,12 @@ REWIND_GRANTS = ("pg_ls_dir(text, boolean, boolean)", "pg_stat_file(text, boolea
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
 _SLOT = re.compile(r"^[a-z0-9_]{1,63}$")
+
+
+def inbound(values: dict[str, Any]) -> list[Inbound]:
+    """PostgreSQL is reached by the poolers and by the other db hosts (replication, fencing checks)."""
+    return [Inbound((values["postgresql_port"],), "PostgreSQL: PgBouncer, replication, fencing checks",
+                    (values["firewall_pgbouncer_group"], values["firewall_db_group"]))]
 
 
 def check(values: dict[str, Any]) -> list[tuple[str, str]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fabstack.role import RoleContext
+from fabstack.rolecontract import Commitment, Inbound
 
 GENERATED_SECRETS = ("redis_app_password", "redis_admin_password")
 
@@ -16,6 +17,11 @@ HANDLERS = {
 }
 
 
+def inbound(values: dict[str, Any]) -> list[Inbound]:
+    """Redis is reached by the apps and the workers."""
+    return [Inbound((values["redis_port"],), "Redis: apps and workers", tuple(values["firewall_app_groups"]))]
+
+
 def check(values: dict[str, Any]) -> list[tuple[str, str]]:
     """The use must be known and sizes sensible."""
     problems = []
@@ -24,6 +30,19 @@ def check(values: dict[str, Any]) -> list[tuple[str, str]]:
     if values["redis_maxmemory_mb"] < 0:
         problems.append(("redis_maxmemory_mb", "cannot be negative"))
     return problems
+
+
+def commitment(values: dict[str, Any], facts: dict[str, Any] | None) -> Commitment | None:
+    """maxmemory (configured, or a quarter of the host), twice over for a queue: a snapshot or AOF rewrite forks,
+    and copy-on-write can touch up to the whole dataset again."""
+    if facts is None:
+        return None
+    maxmemory = values["redis_maxmemory_mb"] or facts["memory_mb"] // 4
+    fork = values["redis_use"] == "queue"
+    return Commitment(computed={"redis_maxmemory_mb": maxmemory},
+                      memory=[("redis maxmemory" + (" x2 (fork)" if fork else ""), maxmemory * (2 if fork else 1))],
+                      memory_key="redis_maxmemory_mb",
+                      summary=f"redis     maxmemory {maxmemory}MB, use {values['redis_use']}")
 
 
 def deploy(ctx: RoleContext) -> None:

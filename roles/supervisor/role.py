@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from fabstack.role import RoleContext
+from fabstack.rolecontract import Commitment
 
 HANDLERS = {
     "update supervisor": "supervisorctl reread >/dev/null && supervisorctl update",
@@ -26,6 +27,16 @@ def check(values: dict[str, Any]) -> list[tuple[str, str]]:
         elif int(program.get("numprocs", 1)) <= 0:
             problems.append(("supervisor_programs", f"program {program['name']} needs numprocs of at least 1"))
     return problems
+
+
+def commitment(values: dict[str, Any], facts: dict[str, Any] | None) -> Commitment | None:
+    """Queue worker processes, one database connection each."""
+    if facts is None:
+        return None
+    procs = sum(int(p.get("numprocs", 1)) for p in values["supervisor_programs"])
+    return Commitment(memory=[("queue workers", procs * values["supervisor_worker_mb"])], db_clients=procs,
+                      memory_key="supervisor_programs",
+                      summary=f"workers   {procs} queue worker processes x 1 = {procs}")
 
 
 def deploy(ctx: RoleContext) -> None:

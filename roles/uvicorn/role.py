@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from fabstack.role import RoleContext
-from fabstack.tuning import app_keepalive_seconds, capped_nofile
+from fabstack.rolecontract import Commitment
+from fabstack.tuning import app_keepalive_seconds, capped_nofile, uvicorn_workers
 
 # Settings holding TCP ports this role listens on: the engine refuses two roles sharing one on a host.
 PORTS = ("uvicorn_port",)
@@ -22,6 +23,18 @@ def check(values: dict[str, Any]) -> list[tuple[str, str]]:
     return [(key, f"must be a positive number, got {values[key]}")
             for key in ("uvicorn_port", "uvicorn_limit_concurrency", "uvicorn_backlog", "uvicorn_worker_mb")
             if values[key] <= 0]
+
+
+def commitment(values: dict[str, Any], facts: dict[str, Any] | None) -> Commitment | None:
+    """Workers from cores, each with a pool on both database entries (rw and ro)."""
+    if facts is None:
+        return None
+    workers = uvicorn_workers(facts["cpus"], values["uvicorn_workers"])
+    pool = values["fastapi_db_pool_size"]
+    return Commitment(
+        computed={"uvicorn_workers": workers}, memory=[("uvicorn workers", workers * values["uvicorn_worker_mb"])],
+        db_clients=workers * pool * 2, memory_key="uvicorn_workers",
+        summary=f"uvicorn   {workers} workers x {pool} pool x 2 entries (rw, ro) = {workers * pool * 2}")
 
 
 def deploy(ctx: RoleContext) -> None:
