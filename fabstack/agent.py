@@ -232,6 +232,60 @@ def guard_state(item: Request) -> Answer:
     return {"satisfied": False}
 
 
+def psql(database: str, script: str, stop_on_error: bool = False) -> subprocess.CompletedProcess:
+    """psql run as the postgres superuser over the local socket, the script on standard input. Run as that user
+    directly (no runuser: its PAM session costs more than the query)."""
+    account = pwd.getpwnam("postgres")
+    argv = ["psql", "-X", "-q", "-At", "-d", database, *(["-v", "ON_ERROR_STOP=1"] if stop_on_error else [])]
+    env = {"PATH": "/usr/bin:/bin", "HOME": account.pw_dir, "LANG": "C.UTF-8", "PGAPPNAME": "fabstack"}
+    return subprocess.run(argv, input=script, capture_output=True, text=True, env=env, cwd=account.pw_dir,
+                          user=account.pw_uid, group=account.pw_gid, extra_groups=[])
+
+
+def psql_quoted(name: str) -> str:
+    """A psql meta-command argument (``\\connect``'s database name), single-quoted."""
+    return "'" + name.replace("'", "''") + "'"
+
+
+def pgsql_values(queries: list) -> list:
+    """Each (database, query)'s single value cast to text (a boolean is 'true'; NULL is ''; None when the query
+    failed), all read in one psql session that connects to each database in turn. A failed query (a table not
+    there yet) or an unreachable database fails alone."""
+    order = sorted(range(len(queries)), key=lambda i: queries[i][0] != "postgres")  # postgres exists first
+    lines, current = [], None
+    for index in order:
+        database, query = queries[index]
+        if database != current:
+            if current is not None:
+                lines.append(f"\\connect {psql_quoted(database)}")
+            current = database
+        lines.append(f"select '{index}:' || encode(convert_to(coalesce(({query.strip().rstrip(';')})::text, ''), "
+                     "'UTF8'), 'hex');")
+    values: list = [None] * len(queries)
+    if not queries:
+        return values
+    try:
+        proc = psql(queries[order[0]][0], "\n".join(lines) + "\n")
+    except (FileNotFoundError, KeyError, PermissionError):  # no psql or no postgres account: nothing is met
+        return values
+    for line in proc.stdout.splitlines():
+        index, sep, encoded = line.partition(":")
+        if sep and index.isdigit() and int(index) < len(queries):
+            values[int(index)] = bytes.fromhex(encoded).decode()
+    return values
+
+
+def pgsql_met(value: Any, expected: str) -> bool:
+    """A statement's guard is met when its query's value is the expected one."""
+    return value == expected
+
+
+def pgsql_states(items: list) -> list:
+    """Every SQL guard's state, all read in one psql session."""
+    values = pgsql_values([(item["database"], item["query"]) for item in items])
+    return [{"satisfied": pgsql_met(value, item["expected"])} for value, item in zip(values, items, strict=True)]
+
+
 def read_state(item: Request) -> Answer:
     """One item's current state, read as its kind says."""
     if item.get("type") not in KINDS:
@@ -247,12 +301,15 @@ def read_states(items: list, pool: ThreadPoolExecutor) -> list:
         kind = KINDS.get(item.get("type"))
         if kind is not None and kind.read_many is not None:
             batched.setdefault(item["type"], []).append(index)
-    for kind_name, indexes in batched.items():
-        for index, state in zip(indexes, KINDS[kind_name].read_many([items[i] for i in indexes]), strict=True):
-            states[index] = state
-    rest = [i for i in range(len(items)) if states[i] is None]
+    # the batched reads (one command each) overlap with each other and with the single reads
+    running = [(indexes, pool.submit(KINDS[kind_name].read_many, [items[i] for i in indexes]))
+               for kind_name, indexes in batched.items()]
+    rest = [i for i in range(len(items)) if items[i].get("type") not in batched]
     for index, state in zip(rest, pool.map(read_state, [items[i] for i in rest]), strict=True):
         states[index] = state
+    for indexes, future in running:
+        for index, state in zip(indexes, future.result(), strict=True):
+            states[index] = state
     return states
 
 
@@ -574,6 +631,15 @@ def apply_command(step: Request, _journal: Journal) -> bool:
     return True
 
 
+def apply_pgsql(step: Request, _journal: Journal) -> bool:
+    if pgsql_states([step])[0]["satisfied"]:
+        return False
+    proc = psql(step["database"], step["sql"], stop_on_error=True)
+    if proc.returncode != 0:
+        raise StepFailed(f"psql exit status {proc.returncode}: {last_lines(proc.stdout + proc.stderr)}")
+    return True
+
+
 # ---------------------------------------------------------------- the kinds
 # Every operation kind the host understands: the fields of its probe, how its state is read, and each step type
 # it may send with that step's fields and applier. fabstack.operations has one class per kind, and a unit test
@@ -613,6 +679,8 @@ KINDS = {
                     {"account": (("kind", "name", "system", "shell", "home", "group"), apply_account)}),
     "command": Kind(("creates", "unless"), guard_state,
                     {"command": (("command", "creates", "unless", "stdin"), apply_command)}),
+    "pgsql": Kind(("database", "query", "expected"), lambda item: pgsql_states([item])[0],
+                  {"pgsql": (("database", "query", "expected", "sql"), apply_pgsql)}, read_many=pgsql_states),
 }
 APPLY = {step: applier for kind in KINDS.values() for step, (_fields, applier) in kind.steps.items()}
 

@@ -398,3 +398,32 @@ class Command(Operation):
 
     def desired(self) -> dict[str, Any]:  # noqa: D102
         return self.step("command", command=self.command, creates=self.creates, unless=self.unless, stdin=self.stdin)
+
+
+@dataclass
+class Sql(Operation):
+    """SQL statements run in a PostgreSQL database as its superuser, only while a guard query's single value is not
+    ``expected``. The guards of one database are all read in one psql session. The statements go on psql's
+    standard input (a password in them never shows in a process list) and are never shown in a diff."""
+
+    database: str
+    sql: str
+    query: str
+    expected: str
+    name: str
+    KIND: ClassVar[str] = "pgsql"
+
+    @property
+    def id(self) -> str:  # noqa: D102
+        return f"pgsql {self.name}"
+
+    def probe(self) -> dict[str, Any]:  # noqa: D102
+        return self.probe_request(database=self.database, query=self.query, expected=self.expected)
+
+    def plan(self, state: dict[str, Any], facts: dict[str, Any]) -> Plan:  # noqa: D102
+        if state.get("satisfied"):
+            return OK
+        return Plan("change", [self.desired()], diff=f"run SQL in database {self.database}: {self.name}\n")
+
+    def desired(self) -> dict[str, Any]:  # noqa: D102
+        return self.step("pgsql", database=self.database, query=self.query, expected=self.expected, sql=self.sql)

@@ -252,6 +252,11 @@ class RoleContext:
         return self._add(ops.Command(command, creates=creates, unless=unless, name=name, stdin=stdin,
                                      notify=self._notify(notify)))
 
+    def sql(self, database: str, statements: str, *, unless_query: str, equals: str, name: str,
+            notify: str | list[str] | None = None) -> ops.Operation:
+        """PostgreSQL statements run as the superuser while ``unless_query``'s single value is not ``equals``."""
+        return self._add(ops.Sql(database, statements, unless_query, equals, name, notify=self._notify(notify)))
+
     def release(self, source: str, dest: str, *, keep: int = 5, group: str = "root",
                 notify: str | list[str] | None = None) -> str:
         """Ship a folder of the repo as an immutable release: ``DEST/releases/DIGEST`` and a ``DEST/current`` link.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import shlex
 from typing import Any
 
 from fabstack.role import RoleContext
@@ -72,17 +71,6 @@ def sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def psql(database: str = "postgres") -> str:
-    """The psql command line run as the postgres superuser over the local socket."""
-    return f"runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -d {shlex.quote(database)}"
-
-
-def query_is(database: str, sql: str, expected: str) -> str:
-    """A guard: true when the query's single value equals ``expected``."""
-    return (f"test \"$(runuser -u postgres -- psql -X -At -d {shlex.quote(database)} -c {shlex.quote(sql)})\" = "
-            f"{shlex.quote(expected)}")
-
-
 def addresses(ctx: RoleContext, groups: list[str]) -> list[str]:
     """The addresses of every host in the named groups."""
     found: list[str] = []
@@ -97,13 +85,13 @@ def addresses(ctx: RoleContext, groups: list[str]) -> list[str]:
 def login_role(ctx: RoleContext, name: str, password: str, extra: str) -> None:
     """A login role whose password is kept right; a hash in the role's comment shows it without revealing it."""
     mark = "fabstack:" + hashlib.sha256(f"{name}:{password}".encode()).hexdigest()[:32]
-    ctx.command(
-        psql(), name=f"role {name}",
-        unless=query_is("postgres", f"select shobj_description(oid, 'pg_authid') from pg_roles "
-                                    f"where rolname = '{name}'", mark),
-        stdin=(f"select 'create role {name}' where not exists (select from pg_roles where rolname = '{name}')\\gexec\n"
-               f"alter role {name} with login {extra} password {sql_literal(password)};\n"
-               f"comment on role {name} is {sql_literal(mark)};\n"),
+    ctx.sql(
+        "postgres", name=f"role {name}",
+        unless_query=f"select shobj_description(oid, 'pg_authid') from pg_roles where rolname = '{name}'",
+        equals=mark,
+        statements=(f"select 'create role {name}' where not exists (select from pg_roles where rolname = '{name}')"
+                    f"\\gexec\nalter role {name} with login {extra} password {sql_literal(password)};\n"
+                    f"comment on role {name} is {sql_literal(mark)};\n"),
     )
 
 
@@ -153,44 +141,39 @@ def deploy(ctx: RoleContext) -> None:
     login_role(ctx, v["postgresql_app_user"], v["postgresql_app_password"], "nosuperuser")
     login_role(ctx, v["postgresql_replication_user"], v["postgresql_replication_password"], "replication")
     user = v["postgresql_replication_user"]
-    ctx.command(psql(), name=f"pg_rewind grants for {user}",
-                 unless=query_is("postgres", f"select has_function_privilege('{user}', "
-                                             f"'pg_catalog.{REWIND_GRANTS[-1]}', 'execute')", "t"),
-                 stdin="".join(f"grant execute on function pg_catalog.{f} to {user};\n" for f in REWIND_GRANTS))
+    ctx.sql("postgres", name=f"pg_rewind grants for {user}",
+            unless_query=f"select has_function_privilege('{user}', 'pg_catalog.{REWIND_GRANTS[-1]}', 'execute')",
+            equals="true",
+            statements="".join(f"grant execute on function pg_catalog.{f} to {user};\n" for f in REWIND_GRANTS))
     for replica in replicas:
         slot = ctx.hostvars[replica]["postgresql_slot"]
-        ctx.command(psql(), name=f"replication slot {slot}",
-                     unless=query_is("postgres", f"select count(*) from pg_replication_slots "
-                                                 f"where slot_name = '{slot}'", "1"),
-                     stdin=f"select pg_create_physical_replication_slot('{slot}') where not exists "
+        ctx.sql("postgres", name=f"replication slot {slot}",
+                unless_query=f"select count(*) from pg_replication_slots where slot_name = '{slot}'", equals="1",
+                statements=f"select pg_create_physical_replication_slot('{slot}') where not exists "
                            f"(select from pg_replication_slots where slot_name = '{slot}');\n")
     schema = ctx.root / v["postgresql_schema_file"] if v["postgresql_schema_file"] else None
     for database in v["postgresql_databases"]:
-        ctx.command(psql(), name=f"database {database}",
-                     unless=query_is("postgres", f"select count(*) from pg_database where datname = '{database}'",
-                                     "1"),
-                     stdin=f"select 'create database {database} owner {v['postgresql_app_user']}' where not exists "
+        ctx.sql("postgres", name=f"database {database}",
+                unless_query=f"select count(*) from pg_database where datname = '{database}'", equals="1",
+                statements=f"select 'create database {database} owner {v['postgresql_app_user']}' where not exists "
                            f"(select from pg_database where datname = '{database}')\\gexec\n")
-        ctx.command(psql(database), name=f"pg_stat_statements in {database}",
-                     unless=query_is(database, "select count(*) from pg_extension "
-                                               "where extname = 'pg_stat_statements'", "1"),
-                     stdin="create extension if not exists pg_stat_statements;\n")
+        ctx.sql(database, name=f"pg_stat_statements in {database}",
+                unless_query="select count(*) from pg_extension where extname = 'pg_stat_statements'", equals="1",
+                statements="create extension if not exists pg_stat_statements;\n")
         if schema is not None:
             sql = schema.read_text()
             digest = hashlib.sha256(sql.encode()).hexdigest()[:16]
-            ctx.command(
-                psql(database), name=f"schema {schema.name} in {database}",
-                unless=query_is(database, "select coalesce((select string_agg(digest, ',') from fabstack_schema), "
-                                          "'')", digest),
-                stdin=(f"set role {v['postgresql_app_user']};\n{sql}\n"
-                       "create table if not exists fabstack_schema (digest text not null);\n"
-                       f"delete from fabstack_schema;\ninsert into fabstack_schema values ('{digest}');\n"),
+            ctx.sql(
+                database, name=f"schema {schema.name} in {database}",
+                unless_query="select string_agg(digest, ',') from fabstack_schema", equals=digest,
+                statements=(f"set role {v['postgresql_app_user']};\n{sql}\n"
+                            "create table if not exists fabstack_schema (digest text not null);\n"
+                            f"delete from fabstack_schema;\ninsert into fabstack_schema values ('{digest}');\n"),
             )
     for index in v["postgresql_indexes"]:
-        ctx.command(
-            psql(index["database"]), name=f"index {index['name']}",
-            unless=query_is(index["database"], f"select count(*) from pg_indexes where indexname = '{index['name']}'",
-                            "1"),
-            stdin=(f"create index concurrently if not exists {index['name']} on {index['table']} "
-                   f"({index['columns']});\n"),
+        ctx.sql(
+            index["database"], name=f"index {index['name']}",
+            unless_query=f"select count(*) from pg_indexes where indexname = '{index['name']}'", equals="1",
+            statements=(f"create index concurrently if not exists {index['name']} on {index['table']} "
+                        f"({index['columns']});\n"),
         )
