@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import redirect_stdout
 from pathlib import Path
 
@@ -57,7 +58,9 @@ def cpu_seconds() -> float:
 
 
 def openssh_floor(root: Path, env: str, runs: int) -> float:
-    """Median wall seconds of one bare OpenSSH command (``true``) to every host of an env at once, no multiplexing."""
+    """Median wall seconds of one bare OpenSSH command (``true``) to every host of an env at once, no multiplexing.
+
+    With ``runs`` 1 it is one sample, taken between two no-op runs."""
     project = load_project(root, env)
     key = root / ".fabstack/sandbox/id_ed25519"
     hosts = [project.setup(name, None).vars for name in project.inventory.hosts]
@@ -75,11 +78,14 @@ def openssh_floor(root: Path, env: str, runs: int) -> float:
     return statistics.median(times)
 
 
-def noop_figures(root: Path, runs: int, env: str = "sandbox") -> tuple[float, int, int, int, float]:
+def noop_figures(root: Path, runs: int, env: str = "sandbox",
+                 between: Callable[[], None] | None = None) -> tuple[float, int, int, int, float]:
     """Median no-op seconds, max round trips per host, changed count, managed files and median controller CPU
-    seconds over ``runs`` runs."""
+    seconds over ``runs`` runs; ``between`` runs before each (the floor, so both see the same machine load)."""
     times, trips, changed, files, cpu = [], 0, 0, 0, []
     for _ in range(runs):
+        if between is not None:
+            between()
         before = cpu_seconds()
         seconds, reports = quiet_deploy(root, env)
         cpu.append(cpu_seconds() - before)
@@ -148,8 +154,10 @@ def print_figures(title: str, figures: list[tuple[str, float | int]]) -> None:
 def converge_figures(root: Path, env: str, runs: int, up_seconds: float) -> tuple[list[tuple[str, float | int]], int]:
     """First converge, no-op and floor figures of an env whose hosts are up; and the managed files per host."""
     first_seconds, first_reports = quiet_deploy(root, env)
-    noop_seconds, noop_trips, noop_changed, files, noop_cpu = noop_figures(root, runs, env)
-    floor = openssh_floor(root, env, runs)
+    floors: list[float] = []
+    noop_seconds, noop_trips, noop_changed, files, noop_cpu = noop_figures(
+        root, runs, env, between=lambda: floors.append(openssh_floor(root, env, 1)))
+    floor = statistics.median(floors)
     return [
         ("hosts", len(first_reports)),
         ("sandbox.up, seconds", up_seconds),
@@ -161,7 +169,7 @@ def converge_figures(root: Path, env: str, runs: int, up_seconds: float) -> tupl
         ("no-op converge, SSH round trips per host", noop_trips),
         ("no-op converge, changed operations", noop_changed),
         ("no-op converge, controller CPU seconds", noop_cpu),
-        ("floor: one OpenSSH command per host, s", floor),
+        ("floor: one OpenSSH command per host, s (median)", floor),
         ("no-op converge / floor", noop_seconds / floor),
     ], files
 
@@ -206,7 +214,7 @@ def fleet_part(hosts: int, runs: int) -> None:
 def main() -> None:
     """Run the benchmark and print its figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3, help="no-op runs to take the median of")
+    parser.add_argument("--runs", type=int, default=7, help="no-op runs (each after a floor) to take the median of")
     parser.add_argument("--fleet", type=int, default=50, help="hosts in the fleet part (at most 200)")
     parser.add_argument("--only", choices=("sandbox", "fleet"), help="run one part only")
     parser.add_argument("--keep-hosts", action="store_true", help="do not recreate the sandbox hosts first")

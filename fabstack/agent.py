@@ -12,19 +12,62 @@ import hashlib
 import json
 import os
 import pwd
-import shutil
-import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 Request = dict[str, Any]
 Answer = dict[str, Any]
 
 MAX_DIFF_BYTES = 256 * 1024
+
+
+def lazy_shutil() -> Any:
+    """shutil, imported only by the steps that copy or remove trees: a probe does not pay for it."""
+    import shutil
+
+    return shutil
+
+
+class Task:
+    """One call running in its own thread; ``result()`` waits for it and returns its value or raises its error."""
+
+    def __init__(self, call: Any, args: tuple, slots: threading.BoundedSemaphore) -> None:
+        self.value: Any = None
+        self.error: BaseException | None = None
+        slots.acquire()
+        self.thread = threading.Thread(target=self._run, args=(call, args, slots), daemon=True)
+        self.thread.start()
+
+    def _run(self, call: Any, args: tuple, slots: threading.BoundedSemaphore) -> None:
+        try:
+            self.value = call(*args)
+        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
+            self.error = exc
+        finally:
+            slots.release()
+
+    def result(self) -> Any:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+class Pool:
+    """At most ``threads`` calls at once (concurrent.futures costs more to import than a whole probe takes)."""
+
+    def __init__(self, threads: int) -> None:
+        self.slots = threading.BoundedSemaphore(threads)
+
+    def submit(self, call: Any, *args: Any) -> Task:
+        return Task(call, args, self.slots)
+
+    def map(self, call: Any, items: list) -> list:
+        return [task.result() for task in [self.submit(call, item) for item in items]]
 
 
 def run(argv: list[str], **kwargs: Any) -> tuple[int, str]:
@@ -112,7 +155,7 @@ def facts(_request: Request) -> Answer:
     container_code, container = run(["systemd-detect-virt", "--container"])
     ipv4 = [a for a in addresses() if a["family"] == "inet"]
     return {
-        "hostname": socket.gethostname(),
+        "hostname": os.uname().nodename,
         "cpus": len(os.sched_getaffinity(0)),
         "memory_mb": memory_mb(),
         "os": os_release(),
@@ -293,7 +336,7 @@ def read_state(item: Request) -> Answer:
     return KINDS[item["type"]].read(item)
 
 
-def read_states(items: list, pool: ThreadPoolExecutor) -> list:
+def read_states(items: list, pool: Pool) -> list:
     """Every item's state, in order: kinds that read many items at once do so in one go, the rest overlap."""
     states: list = [None] * len(items)
     batched: dict = {}
@@ -319,11 +362,11 @@ PROBE_THREADS = 8
 
 def probe(request: Request) -> Answer:
     """The current state of every item; with ``"facts": true`` the host's facts too, in the same round trip."""
-    with ThreadPoolExecutor(max_workers=PROBE_THREADS) as pool:
-        gathered = pool.submit(facts, request) if request.get("facts") else None
-        answer: Answer = {"states": read_states(request["items"], pool)}
-        if gathered is not None:
-            answer["facts"] = gathered.result()
+    pool = Pool(PROBE_THREADS)
+    gathered = pool.submit(facts, request) if request.get("facts") else None
+    answer: Answer = {"states": read_states(request["items"], pool)}
+    if gathered is not None:
+        answer["facts"] = gathered.result()
     return answer
 
 
@@ -403,7 +446,7 @@ class Journal:
             backup = os.path.join(self.folder, path.strip("/").replace("/", "%"))
             if os.path.lexists(backup):
                 os.unlink(backup)
-            shutil.copy2(path, backup, follow_symlinks=False)
+            lazy_shutil().copy2(path, backup, follow_symlinks=False)
         self.saved.append((path, backup))
 
     def rollback(self) -> None:
@@ -412,7 +455,7 @@ class Journal:
                 tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.fabstack-restore")
                 if os.path.lexists(tmp):
                     os.unlink(tmp)
-                shutil.copy2(backup, tmp, follow_symlinks=False)
+                lazy_shutil().copy2(backup, tmp, follow_symlinks=False)
                 os.replace(tmp, path)
                 os.unlink(backup)
             elif os.path.lexists(path):
@@ -535,7 +578,7 @@ def apply_releases(step: Request, _journal: Journal) -> bool:
         if "/" in name or name in ("", ".", "..") or full == serving or os.path.islink(full) \
                 or not os.path.isdir(full):
             continue
-        shutil.rmtree(full)
+        lazy_shutil().rmtree(full)
         removed = True
     return removed
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import shlex
 import time
@@ -19,7 +20,39 @@ AGENT_SOURCE = (Path(__file__).parent / "agent.py").read_bytes()
 _AGENT_PAYLOAD = base64.b64encode(zlib.compress(AGENT_SOURCE, 9)).decode()
 # How often a host whose sshd hangs up before its banner is tried, a second apart.
 BANNER_ATTEMPTS = 3
-_BOOTSTRAP = f"import zlib,base64;exec(zlib.decompress(base64.b64decode('{_AGENT_PAYLOAD}')))"
+_AGENT_DIGEST = hashlib.sha256(AGENT_SOURCE).hexdigest()[:16]
+# The program run on the host: the agent compiled once per version and kept as bytecode (root's cache is
+# /var/cache/fabstack, 0700), so a run costs no compile; a cache file that is not the user's own, or is writable
+# by others, is never loaded. Older versions' files are removed when a new one is written.
+_BOOTSTRAP = f"""
+import os, sys, marshal
+folder = '/var/cache/fabstack' if os.geteuid() == 0 else os.path.expanduser('~/.cache/fabstack')
+name = 'agent-{_AGENT_DIGEST}.' + sys.implementation.cache_tag
+path = os.path.join(folder, name)
+def owned(p):
+    st = os.lstat(p)
+    return st.st_uid == os.geteuid() and not st.st_mode & 0o022
+try:
+    if not (owned(folder) and owned(path)):
+        raise OSError
+    with open(path, 'rb') as handle:
+        code = marshal.load(handle)
+except (OSError, ValueError, EOFError, TypeError):
+    import base64, zlib
+    code = compile(zlib.decompress(base64.b64decode('{_AGENT_PAYLOAD}')), 'fabstack-agent', 'exec')
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        for old in os.listdir(folder):
+            if old.startswith('agent-') and old != name:
+                os.unlink(os.path.join(folder, old))
+        tmp = path + '.' + str(os.getpid())
+        with open(tmp, 'wb') as handle:
+            marshal.dump(code, handle)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+exec(code)
+"""
 
 
 class HostConnection:
