@@ -24,9 +24,17 @@ _AGENT_DIGEST = hashlib.sha256(AGENT_SOURCE).hexdigest()[:16]
 # The program run on the host: the agent compiled once per version and kept as bytecode (root's cache is
 # /var/cache/fabstack, 0700), so a run costs no compile; a cache file that is not the user's own, or is writable
 # by others, is never loaded. Older versions' files are removed when a new one is written.
-_BOOTSTRAP = f"""
+ROOT_CACHE = "/var/cache/fabstack"
+
+
+def bootstrap(root_cache: str = ROOT_CACHE) -> str:
+    """The Python program (for ``python3 -c``) that runs the agent, caching its bytecode (root's in ``root_cache``)."""
+    return _BOOTSTRAP_TEMPLATE.replace("ROOT_CACHE", repr(root_cache))
+
+
+_BOOTSTRAP_TEMPLATE = f"""
 import os, sys, marshal
-folder = '/var/cache/fabstack' if os.geteuid() == 0 else os.path.expanduser('~/.cache/fabstack')
+folder = ROOT_CACHE if os.geteuid() == 0 else os.path.expanduser('~/.cache/fabstack')
 name = 'agent-{_AGENT_DIGEST}.' + sys.implementation.cache_tag
 path = os.path.join(folder, name)
 def owned(p):
@@ -53,6 +61,7 @@ except (OSError, ValueError, EOFError, TypeError):
         pass
 exec(code)
 """
+_BOOTSTRAP = bootstrap()
 
 
 class HostConnection:

@@ -95,3 +95,38 @@ def test_release_pruning_removes_only_plain_folders_not_served(tmp_path: Path) -
     assert ok and results[0]["status"] == "changed"
     assert sorted(p.name for p in releases.iterdir()) == ["b", "c"]
     assert agent.apply_role({"name": "r", "steps": [step], "handlers": []})[0][0]["status"] == "ok"
+
+
+def run_bootstrap(tmp_path: Path, request: dict) -> dict:
+    """The program a host runs, run here as this user with a throwaway home (and root's cache in tmp_path)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from fabstack.connection import bootstrap
+
+    env = {**os.environ, "HOME": str(tmp_path / "home")}
+    proc = subprocess.run([sys.executable, "-c", bootstrap(str(tmp_path / "root-cache"))], input=json.dumps(request),
+                          capture_output=True, text=True, env=env, timeout=60, check=True)
+    return json.loads(proc.stdout)
+
+
+def test_the_agent_is_compiled_once_and_a_cache_others_can_write_is_never_loaded(tmp_path: Path) -> None:
+    import os
+
+    request = {"action": "probe", "items": [{"type": "directory", "path": str(tmp_path)}]}
+    first = run_bootstrap(tmp_path, request)
+    assert first["states"][0]["kind"] == "directory"
+    folder = tmp_path / ("root-cache" if os.geteuid() == 0 else "home/.cache/fabstack")
+    [cached] = folder.iterdir()
+    assert oct(folder.stat().st_mode & 0o777) == "0o700"
+
+    cached.write_bytes(b"not bytecode")  # a damaged cache is compiled again and replaced
+    assert run_bootstrap(tmp_path, request) == first
+    assert cached.read_bytes() != b"not bytecode"
+
+    planted = cached.read_bytes()
+    cached.chmod(0o666)  # writable by others: someone else could have planted it, so it is not loaded
+    cached.write_bytes(planted.replace(b"directory", b"dxrectory"))
+    assert run_bootstrap(tmp_path, request) == first
