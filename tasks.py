@@ -64,9 +64,6 @@ def verify(c: Context, env: str = "sandbox", limit: str | None = None, root: str
         raise Exit(code=status)
 
 
-FAILOVER_ACTIONS = ("status", "promote-replica", "rejoin", "switchover")
-
-
 @task(
     positional=["action"],
     help={
@@ -83,30 +80,9 @@ def failover(c: Context, action: str, env: str = "sandbox", replica: str | None 
              force: bool = False, check: bool = False, root: str = ".") -> None:
     """Day-2 PostgreSQL: `status`, `promote-replica` (fence, PgBouncer pause, promote, repoint), `rejoin`,
     `switchover` (planned, loses nothing)."""
-    from fabstack import failover as ops
+    from fabstack.failover import run_action
 
-    if action not in FAILOVER_ACTIONS:
-        commands.report_error(FabstackError(f"unknown action {action!r} ({', '.join(FAILOVER_ACTIONS)})",
-                                            key="failover"))
-        raise Exit(code=2)
-
-    def act() -> None:
-        fleet = ops.open_fleet(Path(root), env)
-        try:
-            if action == "status":
-                ops.status(fleet)
-            elif action == "promote-replica":
-                ops.promote(fleet, replica, force, check)
-            elif action == "rejoin":
-                if not host:
-                    raise FabstackError("rejoin needs --host HOST", key="--host")
-                ops.rejoin(fleet, host)
-            else:
-                ops.switchover(fleet, replica, check)
-        finally:
-            fleet.close()
-
-    _run(act)
+    _run(lambda: run_action(Path(root), env, action, replica, host, force, check))
 
 
 @task(iterable=["set_"], help={"env": "inventory/ENV.yml", "limit": "hosts, groups or patterns",
@@ -154,16 +130,9 @@ def status(c: Context, env: str = "sandbox", root: str = ".") -> None:
 
 
 def _backups(env: str, root: str, action: Callable[[Any], Any]) -> Any:
-    from fabstack.backups import open_backups
+    from fabstack.backups import with_backups
 
-    def act() -> Any:
-        handle = open_backups(Path(root), env)
-        try:
-            return action(handle)
-        finally:
-            handle.host.close()
-
-    return _run(act)
+    return _run(lambda: with_backups(Path(root), env, action))
 
 
 @task(name="run", help={"env": "inventory/ENV.yml", "root": "the deployment repo"})
@@ -243,14 +212,9 @@ def vault_edit(c: Context, path: str) -> None:
 def hosts_trust(c: Context, env: str = "sandbox", limit: str | None = None, update: bool = False,
                 root: str = ".") -> None:
     """Record the hosts' SSH keys in inventory/ENV.known_hosts; later runs refuse any other key."""
-    from fabstack.hostkeys import trust
-    from fabstack.project import load_project
+    from fabstack.hostkeys import trust_hosts
 
-    def act() -> None:
-        project = load_project(Path(root), env)
-        trust(project, project.inventory.select(limit), update)
-
-    _run(act)
+    _run(lambda: trust_hosts(Path(root), env, limit, update))
 
 
 namespace = Collection(deploy, verify, capacity, failover, inventory_,

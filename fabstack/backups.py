@@ -8,6 +8,7 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fabstack.errors import FabstackError
 from fabstack.project import Project, load_project
@@ -58,6 +59,15 @@ def open_backups(root: Path, env: str, out: Callable[[str], None] = print) -> Ba
     if not host.reachable:
         raise FabstackError(f"backup host unreachable: {host.error}", host=hosts[0])
     return Backups(project, host, out)
+
+
+def with_backups(root: Path, env: str, action: Callable[[Backups], Any]) -> Any:
+    """Run one backup action against the env's backup host, closing the connection afterwards."""
+    handle = open_backups(root, env)
+    try:
+        return action(handle)
+    finally:
+        handle.host.close()
 
 
 def run(backups: Backups) -> None:

@@ -10,12 +10,11 @@ from pathlib import Path
 
 from fabstack import sandbox
 from fabstack.budget import compute_budget
-from fabstack.checks import check_fleet
 from fabstack.errors import FabstackError
 from fabstack.inventory import load_inventory
 from fabstack.project import load_project, parse_overrides
 from fabstack.report import HostReport, Printer, recap, write_json
-from fabstack.runner import close_all, execute, gather_fleet
+from fabstack.runner import close_all, execute, gather_fleet, select_hosts
 
 
 def deploy(
@@ -34,13 +33,8 @@ def deploy(
     """Converge the selected hosts; every local check runs before any host is contacted."""
     started = time.monotonic()
     project = load_project(root, env)
-    only = [r.strip() for r in roles.split(",") if r.strip()] if roles else None
-    for name in only or []:
-        if name not in project.roles:
-            raise FabstackError(f"unknown role {name!r} (site.yml assigns: {', '.join(project.roles)})", key="--roles")
     project.overrides = parse_overrides(overrides or [])
-    setups = [project.setup(host, only) for host in project.inventory.select(limit)]
-    check_fleet(project, {h: project.setup(h, None) for h in project.inventory.hosts})
+    setups = select_hosts(project, limit, roles)
     printer = Printer(project.masker, verbose=verbose, show_diff=diff or check)
     mode = " (check mode: nothing will change)" if check else ""
     print(f"deploy env={env} hosts={len(setups)}{mode}", flush=True)

@@ -6,7 +6,6 @@ stopped. PgBouncer is repointed only after the old primary is fenced, so it neve
 
 from __future__ import annotations
 
-import contextlib
 import io
 import shlex
 import time
@@ -14,10 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fabstack import commands
 from fabstack.errors import FabstackError
 from fabstack.project import Project, load_project
 from fabstack.remote import RemoteHost, reach
+from fabstack.report import Printer
+from fabstack.runner import execute, select_hosts
 from fabstack.topology import Topology, load_topology, save_topology
 
 STATE_SQL = (
@@ -221,15 +221,18 @@ def converge(fleet: Fleet, roles: str | None, limit: str) -> None:
     """Re-run the deploy (of some roles, or all) so hosts follow the recorded topology: PgBouncer's rw entry,
     slots and synchronous_standby_names, and whatever site.yml gives the primary (the backups)."""
     root, env = fleet.project.root, fleet.project.env
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        reports = commands.deploy(root, env, limit=limit, roles=roles)
+    project = load_project(root, env)
+    # the deploy's own lines are not shown: the summary below is, and a failure names its host and reason
+    printer = Printer(project.masker, stream=io.StringIO())
+    reports = execute(project, select_hosts(project, limit, roles), check=False, printer=printer)
     failed = [r for r in reports if r.failed]
     changed = sum(r.count("changed") for r in reports)
     fleet.out(f"  deploy{' --roles ' + roles if roles else ''} --limit {limit}: {changed} changed"
               + (f", FAILED on {', '.join(r.host for r in failed)}" if failed else ""))
     if failed:
-        raise FabstackError(f"converging {roles} failed: {failed[0].error or 'see deploy output'}", host=failed[0].host)
+        first = failed[0]
+        reason = first.error or next((f"{e.operation}: {e.message}" for e in first.events if e.status == "failed"), "")
+        raise FabstackError(f"converging {roles or 'every role'} failed: {project.masker(reason)}", host=first.host)
     fleet.project = load_project(root, env)  # reload: the topology may have changed groups
 
 
@@ -239,7 +242,7 @@ def fence(fleet: Fleet, old: str, force: bool) -> None:
     host = fleet.host(old)
     service = postgres_service(fleet, old)
     if host.reachable:
-        host.run(f"systemctl stop {service}; systemctl mask {service}")
+        host.service(service, "stopped", masked=True)
         fleet.out(f"  {old}: PostgreSQL stopped and masked")
     elif force:
         fleet.out(f"  {old}: unreachable; recorded as fenced (masked on next contact)")
@@ -340,11 +343,12 @@ def rejoin(fleet: Fleet, name: str) -> None:
               f"dbname=postgres passfile={pgpass}")
     fleet.host(primary).sql(f"select pg_create_physical_replication_slot('{slot}') where not exists "
                             f"(select from pg_replication_slots where slot_name = '{slot}')")
-    host.run(f"systemctl stop {service}")
+    host.service(service, "stopped")
     conninfo = f"host={address} port={v['postgresql_port']} user={v['postgresql_replication_user']}"
 
     def reclone() -> None:
-        host.run(f"systemctl stop {service}; rm -rf {data}.clone && runuser -u postgres -- pg_basebackup "
+        host.service(service, "stopped")
+        host.run(f"rm -rf {data}.clone && runuser -u postgres -- pg_basebackup "
                  f"-D {data}.clone -R -X stream -c fast -d {shlex.quote(conninfo)} && rm -rf {data} && "
                  f"mv {data}.clone {data}")
 
@@ -422,7 +426,7 @@ def switchover(fleet: Fleet, replica: str | None, check: bool, wait_seconds: flo
     pause_bouncers(fleet, rw, primary_alive=True)
     v = fleet.project.setup(old, None).vars
     data = v["postgresql_data"]
-    fleet.host(old).run(f"systemctl stop {postgres_service(fleet, old)}")
+    fleet.host(old).service(postgres_service(fleet, old), "stopped")
     control = fleet.host(old).run(f"{v['postgresql_bin']}/pg_controldata {data}")
     fields = dict(line.split(":", 1) for line in control.splitlines() if ":" in line)
     checkpoint = fields["Latest checkpoint location"].strip()
@@ -435,7 +439,7 @@ def switchover(fleet: Fleet, replica: str | None, check: bool, wait_seconds: flo
         if replayed == "t":
             break
         if time.monotonic() > deadline:
-            fleet.host(old).run(f"systemctl start {postgres_service(fleet, old)}")
+            fleet.host(old).service(postgres_service(fleet, old), "started")
             resume_bouncers(fleet, rw)
             raise FabstackError(f"{target} did not replay {checkpoint} within {wait_seconds:.0f}s; {old} restarted "
                                 "as primary and PgBouncer resumed", host=target)
@@ -453,3 +457,28 @@ def switchover(fleet: Fleet, replica: str | None, check: bool, wait_seconds: flo
     rejoin(fleet, old)
     fleet.out(f"switchover done in {time.monotonic() - started:.1f}s")
     return target
+
+
+ACTIONS = ("status", "promote-replica", "rejoin", "switchover")
+
+
+def run_action(root: Path, env: str, action: str, replica: str | None = None, host: str | None = None,
+               force: bool = False, check: bool = False) -> None:
+    """``inv failover ACTION``: open the env's db fleet, do the action, close every connection."""
+    if action not in ACTIONS:
+        raise FabstackError(f"unknown action {action!r} ({', '.join(ACTIONS)})", key="failover")
+    if action == "rejoin" and not host:
+        raise FabstackError("rejoin needs --host HOST", key="--host")
+    fleet = open_fleet(root, env)
+    try:
+        if action == "status":
+            status(fleet)
+        elif action == "promote-replica":
+            promote(fleet, replica, force, check)
+        elif action == "rejoin":
+            assert host is not None
+            rejoin(fleet, host)
+        else:
+            switchover(fleet, replica, check)
+    finally:
+        fleet.close()

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
+from pathlib import Path
 
 import paramiko
 
 from fabstack.errors import FabstackError
 from fabstack.inventory import known_hosts_path
-from fabstack.project import Project
+from fabstack.project import Project, load_project
 
 
 def host_entry(address: str, port: int) -> str:
@@ -57,3 +58,9 @@ def trust(project: Project, hosts: list[str], update: bool, out: Callable[[str],
     if changed:
         known.save(str(path))
     return changed
+
+
+def trust_hosts(root: Path, env: str, limit: str | None, update: bool) -> int:
+    """``inv hosts.trust``: record the SSH keys of the env's hosts (or ``limit``'s)."""
+    project = load_project(root, env)
+    return trust(project, project.inventory.select(limit), update)

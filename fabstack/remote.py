@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
+from fabstack import operations as ops
 from fabstack.connection import HostConnection
 from fabstack.errors import FabstackError
 from fabstack.project import HostSetup, Project
@@ -40,6 +41,18 @@ class RemoteHost:
             raise FabstackError(f"`{command.split()[0]} ...` failed: {text.splitlines()[-1] if text else status}",
                                 host=self.name)
         return text
+
+    def service(self, name: str, state: str, *, masked: bool = False) -> bool:
+        """Bring a systemd unit to ``state`` (``started`` or ``stopped``; ``masked`` too) through the agent's
+        service operation, as a deploy would; return whether anything changed. Raise when it fails."""
+        if self.conn is None:
+            raise FabstackError(f"not reachable: {self.error}", host=self.name)
+        step = ops.Service(name, state=state, enabled=None, masked=masked).desired()
+        [result] = self.conn.agent({"action": "apply", "roles": [{"name": "day-2", "steps": [step], "handlers": []}]}
+                                   )["results"]
+        if result["status"] == "failed":
+            raise FabstackError(f"service {name}: {result.get('message', 'failed')}", host=self.name)
+        return bool(result["status"] == "changed")
 
     def sql(self, query: str, database: str = "postgres", check: bool = True) -> str:
         """One SQL query as the postgres superuser over the local socket; its unaligned output."""

@@ -10,6 +10,7 @@ from typing import Any
 
 from fabstack import operations as ops
 from fabstack.budget import Budget, compute_budget
+from fabstack.checks import check_fleet
 from fabstack.connection import HostConnection
 from fabstack.errors import FabstackError
 from fabstack.factcache import load_facts, save_facts
@@ -329,6 +330,18 @@ def contact_fleet(
     hostfacts = {r.name: r.facts for r in runs if r.failure is None}
     save_facts(project.root, project.env, {r.name: r.raw_facts for r in runs if r.failure is None and r.raw_facts})
     return runs, hostfacts, bool(guess) and hostfacts == guess
+
+
+def select_hosts(project: Project, limit: str | None = None, roles: str | None = None) -> list[HostSetup]:
+    """The hosts a deploy of ``--limit``/``--roles`` converges, every local input checked first (the whole env's,
+    not only the selected hosts'): an error raises before any host is contacted."""
+    only = [r.strip() for r in roles.split(",") if r.strip()] if roles else None
+    for name in only or []:
+        if name not in project.roles:
+            raise FabstackError(f"unknown role {name!r} (site.yml assigns: {', '.join(project.roles)})", key="--roles")
+    setups = [project.setup(host, only) for host in project.inventory.select(limit)]
+    check_fleet(project, {h: project.setup(h, None) for h in project.inventory.hosts})
+    return setups
 
 
 def execute(
