@@ -403,7 +403,7 @@ class Command(Operation):
 @dataclass
 class Sql(Operation):
     """SQL statements run in a PostgreSQL database as its superuser, only while a guard query's single value is not
-    ``expected``. The guards of one database are all read in one psql session. The statements go on psql's
+    ``expected``. A host's guards are all read in one psql session. The statements go on psql's
     standard input (a password in them never shows in a process list) and are never shown in a diff."""
 
     database: str

@@ -46,12 +46,14 @@ async def close_pools() -> None:
 async def query(entry: str, sql: str, *args: object) -> list[tuple]:
     """Run one read-only query through PgBouncer's rw or ro entry.
 
-    A failover makes PgBouncer drop its clients, so a pooled connection may be dead: the pool discards it, and
-    the query (a read, safe to repeat) is tried once more on a fresh one.
+    A failover makes PgBouncer drop its clients, so every pooled connection may be dead: on the first failure the
+    pool checks its idle connections (discarding the dead ones) and the query (a read, safe to repeat) is tried
+    once more on a live or fresh one.
     """
     try:
         return await _fetch(entry, sql, args)
     except psycopg.OperationalError:
+        await POOLS[entry].check()
         return await _fetch(entry, sql, args)
 
 
