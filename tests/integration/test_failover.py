@@ -212,7 +212,7 @@ def test_killed_primary_is_replaced_fenced_and_rejoined(deployed: list) -> None:
         targets = fleet().pgbouncer_targets("cache1")
         assert targets["app"] != fleet().project.hostvars()[old]["ansible_host"]
 
-        f = fleet()
+        f = fo.open_fleet(REPO, "sandbox")  # its lines are shown when the test fails
         try:
             fo.rejoin(f, old)
         finally:
@@ -250,7 +250,7 @@ def test_synchronous_mode_loses_no_acknowledged_write(deployed: list) -> None:
         assert not lost
         assert rto < RTO_BOUND_SECONDS, f"writes resumed only {rto:.1f}s after the kill"
         start_container(old)
-        f = fleet()
+        f = fo.open_fleet(REPO, "sandbox")  # its lines are shown when the test fails
         try:
             fo.rejoin(f, old)
         finally:
