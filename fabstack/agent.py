@@ -405,14 +405,19 @@ def service_actions(state: Answer, want: Request) -> list:
     """
     is_masked = state.get("enabled") == "masked"
     active = state.get("active") == "active"
+    # a unit still starting (or reloading, or stopping) has a process that must be stopped: only an inactive or
+    # failed one is down
+    down = state.get("active") in ("inactive", "failed")
     if want.get("masked"):
-        return [] if is_masked and not active else ["stop", "mask"]
+        return [] if is_masked and down else ["stop", "mask"]
     verbs = ["unmask"] if is_masked else []
     enabled = want.get("enabled")
     if enabled is not None and (is_masked or (state.get("enabled") == "enabled") != enabled):
         verbs.append("enable" if enabled else "disable")
-    if active != (want.get("state") == "started"):
-        verbs.append("start" if want.get("state") == "started" else "stop")
+    if want.get("state") == "started" and not active:
+        verbs.append("start")
+    elif want.get("state") != "started" and not down:
+        verbs.append("stop")
     return verbs
 
 
