@@ -5,27 +5,75 @@ Per-host checks (types, values) live with each role (``check`` in role.py); thes
 
 from __future__ import annotations
 
-from fabstack.errors import FabstackError
+import ipaddress
+import re
+from pathlib import Path
+
+from fabstack.errors import FabstackError, shorten
 from fabstack.project import HostSetup, Project
 
 
 def check_fleet(project: Project, setups: dict[str, HostSetup]) -> None:
     """Raise the first problem found across the env's hosts, naming the file, key and host."""
     inventory = str(project.inventory.path)
-    _check_addresses(inventory, setups)
+    _check_addresses(project, setups)
     _check_database_topology(project, inventory, setups)
     for setup in setups.values():
         _check_ports(setup)
 
 
-def _check_addresses(inventory: str, setups: dict[str, HostSetup]) -> None:
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")
+
+
+def canonical_address(value: str) -> str:
+    """An address as one spelling: an IP in its compressed form, a host name in lower case without a final dot.
+    Raises ValueError when it is neither."""
+    try:
+        return ipaddress.ip_address(value).compressed
+    except ValueError:
+        if not _HOSTNAME.match(value) or value.replace(".", "").isdigit():
+            raise
+        return value.lower().rstrip(".")
+
+
+def check_connection(project: Project, setup: HostSetup) -> tuple[str, int]:
+    """A host's connection settings, checked: (its canonical address, its port)."""
+    v, name = setup.vars, setup.name
+
+    def refuse(key: str, problem: str) -> FabstackError:
+        return FabstackError(problem, where=setup.resolved.origin(key) or str(project.inventory.path), key=key,
+                             host=name)
+
+    raw_host = v.get("ansible_host", name)
+    try:
+        address = canonical_address(str(raw_host)) if isinstance(raw_host, str) else ""
+    except ValueError:
+        address = ""
+    if not address:
+        raise refuse("ansible_host", f"not a host name or an IP address: {shorten(repr(raw_host))}")
+    port = v.get("ansible_port", 22)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise refuse("ansible_port", f"must be a port number from 1 to 65535, got {shorten(repr(port))}")
+    become = v.get("ansible_become", False)
+    if not isinstance(become, bool):
+        raise refuse("ansible_become", f"must be true or false, got {shorten(repr(become))}")
+    key = v.get("ansible_ssh_private_key_file")
+    if key is not None:
+        path = project.root / Path(str(key)).expanduser()
+        if not isinstance(key, str) or not path.is_file():
+            raise refuse("ansible_ssh_private_key_file", f"no private key file at {shorten(str(path), 120)}")
+    return address, port
+
+
+def _check_addresses(project: Project, setups: dict[str, HostSetup]) -> None:
     seen: dict[tuple[str, int], str] = {}
     for name, setup in setups.items():
-        address = (str(setup.vars.get("ansible_host", name)), int(setup.vars.get("ansible_port", 22)))
+        address = check_connection(project, setup)
         if address in seen:
             raise FabstackError(f"address {address[0]}:{address[1]} is also host {seen[address]}'s",
-                                where=setup.resolved.origin("ansible_host") or inventory, key="ansible_host",
-                                host=name)
+                                where=setup.resolved.origin("ansible_host") or str(project.inventory.path),
+                                key="ansible_host", host=name)
         seen[address] = name
 
 

@@ -8,11 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fabstack.errors import FabstackError
+from fabstack.errors import FabstackError, shorten
 from fabstack.yamlfile import load_vars_location, load_yaml
 
 _GROUP_KEYS = {"hosts", "vars", "children"}
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
+# An env is a plain name: it becomes file names under inventory/ and .fabstack/, so never a path.
+_ENV = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
 @dataclass
@@ -194,6 +196,9 @@ class Inventory:
 def inventory_path(root: Path, env: str) -> Path:
     """The inventory file of ``env`` under ``root``; an unknown env names the ones that exist."""
     folder = root / "inventory"
+    if not _ENV.match(env):
+        raise FabstackError(f"an env is a plain name (letters, digits, - and _), got {shorten(repr(env))}",
+                            key="--env")
     for suffix in (".yml", ".yaml"):
         candidate = folder / f"{env}{suffix}"
         if candidate.is_file():
@@ -231,8 +236,10 @@ def _parse_group(inv: Inventory, name: str, body: Any, parent: str | None) -> No
     where = str(inv.path)
     if not _NAME.match(name):
         raise FabstackError(f"invalid group name {name!r}", where=where, key=name)
+    if parent == name:
+        raise FabstackError("a group cannot be its own child", where=where, key=f"{name}.children")
     group = inv.groups.setdefault(name, Group(name))
-    if parent is not None and parent != name:
+    if parent is not None:
         group.parents.add(parent)
         if name not in inv.groups[parent].children:
             inv.groups[parent].children.append(name)

@@ -13,7 +13,7 @@ from typing import Any
 import jinja2
 
 from fabstack import operations as ops
-from fabstack.errors import FabstackError
+from fabstack.errors import FabstackError, shorten
 from fabstack.rolecontract import Commitment, Inbound, check_role_module, contract_value
 from fabstack.templating import render
 from fabstack.varstemplate import render_shell
@@ -79,7 +79,7 @@ class Role:
                 continue
             value = values[key]
             if not _same_type(default, value):
-                shown = "(secret)" if str(value) in secret else repr(value)
+                shown = "(secret)" if str(value) in secret else shorten(repr(value))
                 raise FabstackError(
                     f"expected {_type_name(default)} (role {self.name}'s default is {default!r}), got "
                     f"{_type_name(value)} {shown}",

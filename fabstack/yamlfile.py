@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 
 from fabstack import vault
-from fabstack.errors import FabstackError
+from fabstack.errors import FabstackError, shorten
 from fabstack.varstemplate import Unsafe
 
 
@@ -30,20 +30,70 @@ def _vault_constructor(path: Path) -> Any:
     return construct
 
 
+# Bounds on what one YAML file may hold: real settings are far below them, a hostile file is refused before it
+# costs time or memory (aliases that expand without bound, nesting that would crash the parser).
+MAX_FILE_BYTES = 4 * 1024 * 1024
+MAX_DEPTH = 64
+MAX_VALUES = 200_000
+
+
+def _check_nodes(root: yaml.Node, where: str) -> None:
+    """Refuse duplicate keys, nesting deeper than MAX_DEPTH and documents whose aliases expand past MAX_VALUES."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node, depth: int) -> int:
+        if depth > MAX_DEPTH:
+            raise FabstackError(f"nested more than {MAX_DEPTH} levels deep",
+                                where=f"{where}:{node.start_mark.line + 1}")
+        if id(node) in sizes:  # an alias: its values count again wherever it is used
+            return sizes[id(node)]
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.value != "<<":
+                    if key.value in seen:
+                        raise FabstackError(f"duplicate key (first on line {seen[key.value]})",
+                                            where=f"{where}:{key.start_mark.line + 1}", key=shorten(key.value))
+                    seen[key.value] = key.start_mark.line + 1
+                total += size(key, depth + 1) + size(value, depth + 1)
+        elif isinstance(node, yaml.SequenceNode):
+            total += sum(size(item, depth + 1) for item in node.value)
+        sizes[id(node)] = total
+        if total > MAX_VALUES:
+            raise FabstackError(f"expands to more than {MAX_VALUES} values (aliases that multiply?)", where=where)
+        return total
+
+    size(root, 0)
+
+
 def load_yaml(path: Path) -> Any:
-    """Parse one YAML file (decrypting ansible-vault files and ``!vault`` values); a syntax error becomes a
-    one-line FabstackError naming file and line."""
+    """Parse one YAML file (decrypting ansible-vault files and ``!vault`` values); a syntax error, text that is
+    not UTF-8, a duplicate key or a document past the bounds above becomes a one-line FabstackError naming file
+    and line."""
+    where = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise FabstackError(f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MB: not a settings file", where=where)
+        raw = path.read_bytes()
     except OSError as exc:
-        raise FabstackError(f"cannot read: {exc.strerror}", where=str(path)) from exc
+        raise FabstackError(f"cannot read: {exc.strerror}", where=where) from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FabstackError(f"not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start})", where=where) from exc
     encrypted = vault.is_vaulted(text)
     if encrypted:
-        text = vault.decrypt(text, vault.password(str(path)), str(path))
-    loader = type("FileLoader", (VaultLoader,), {})
-    loader.add_constructor("!vault", _vault_constructor(path))
+        text = vault.decrypt(text, vault.password(where), where)
+    loader_class = type("FileLoader", (VaultLoader,), {})
+    loader_class.add_constructor("!vault", _vault_constructor(path))
+    loader = loader_class(text)
     try:
-        data = yaml.load(text, Loader=loader)  # noqa: S506 - a SafeLoader subclass
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_nodes(node, where)
+        data = loader.construct_document(node)
         if encrypted:
             vault.reveal(data)
         return data
@@ -53,7 +103,11 @@ def load_yaml(path: Path) -> Any:
         problem = exc.problem or exc.context or "malformed YAML"
         raise FabstackError(f"malformed YAML: {problem}", where=f"{path}{line}") from exc
     except yaml.YAMLError as exc:
-        raise FabstackError(f"malformed YAML: {exc}", where=str(path)) from exc
+        raise FabstackError(f"malformed YAML: {shorten(str(exc))}", where=where) from exc
+    except RecursionError as exc:
+        raise FabstackError(f"nested too deep to read (more than {MAX_DEPTH} levels)", where=where) from exc
+    finally:
+        loader.dispose()
 
 
 def load_mapping(path: Path) -> dict[str, Any]:

@@ -45,6 +45,11 @@ def copy_project(dest: Path, with_roles: bool = False, with_state: bool = False)
     for state in ("sandbox", "secrets") if with_state else ():
         if (REPO / ".fabstack" / state).is_dir():
             shutil.copytree(REPO / ".fabstack" / state, dest / ".fabstack" / state)
+    key = dest / ".fabstack" / "sandbox" / "id_ed25519"
+    if not key.exists():  # the inventory names a private key, and a deploy refuses a missing one
+        key.parent.mkdir(parents=True, exist_ok=True)
+        key.write_text("a stand-in: this copy never reaches a host\n")
+        key.chmod(0o600)
     return dest
 
 
