@@ -6,6 +6,7 @@ The default env is ``sandbox`` so that production is never hit by accident.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,11 @@ def _run(action: Callable[[], Any]) -> Any:
         return action()
     except FabstackError as exc:
         commands.report_error(exc)
+        raise Exit(code=2) from None
+    except (Exit, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # noqa: BLE001 - anything else is a bug: one line, the traceback on request
+        commands.report_unexpected(exc, sys.argv)
         raise Exit(code=2) from None
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from fabstack.errors import FabstackError
 from fabstack.project import Project, load_project
 from fabstack.remote import RemoteHost, reach
+from fabstack.runner import select_hosts
 
 SCRIPT = "/usr/local/sbin/fabstack-backup"
 _NAME = re.compile(r"^\d{8}T\d{6}Z$")
@@ -52,6 +53,7 @@ class Backups:
 def open_backups(root: Path, env: str, out: Callable[[str], None] = print) -> Backups:
     """The env's backup host (the one site.yml gives the backups role), connected."""
     project = load_project(root, env)
+    select_hosts(project)  # the whole-env checks a deploy makes, before any host is contacted
     hosts = [h for h in project.inventory.hosts if "backups" in {r.name for r in project.roles_for(h)}]
     if not hosts:
         raise FabstackError("no host carries the backups role in site.yml", key="backups")

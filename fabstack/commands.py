@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 
 from fabstack import sandbox
 from fabstack.budget import compute_budget
-from fabstack.errors import FabstackError
+from fabstack.errors import FabstackError, shorten
 from fabstack.inventory import load_inventory
-from fabstack.project import load_project, parse_overrides
+from fabstack.project import load_project
 from fabstack.report import HostReport, Printer, recap, write_json
-from fabstack.runner import close_all, execute, gather_fleet, select_hosts
+from fabstack.runner import checked_fact_overrides, close_all, execute, gather_fleet, select_hosts
 
 
 def deploy(
@@ -32,8 +34,10 @@ def deploy(
 ) -> list[HostReport]:
     """Converge the selected hosts; every local check runs before any host is contacted."""
     started = time.monotonic()
+    if json_path:
+        check_writable(Path(json_path), "--json")
     project = load_project(root, env)
-    project.overrides = parse_overrides(overrides or [])
+    project.set_overrides(overrides or [])
     setups = select_hosts(project, limit, roles)
     printer = Printer(project.masker, verbose=verbose, show_diff=diff or check)
     mode = " (check mode: nothing will change)" if check else ""
@@ -46,6 +50,14 @@ def deploy(
     return reports
 
 
+def check_writable(path: Path, key: str) -> None:
+    """Refuse, before any host is touched, an output file that could not be written afterwards."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir() or (path.exists() and not os.access(path, os.W_OK)) or not folder.is_dir() \
+            or not os.access(folder, os.W_OK):
+        raise FabstackError(f"cannot write {shorten(str(path), 120)}", key=key)
+
+
 def capacity(root: Path, env: str, limit: str | None = None, overrides: list[str] | None = None) -> int:
     """Print the env's connection and memory budget per tier; returns the number of problems found.
 
@@ -53,13 +65,13 @@ def capacity(root: Path, env: str, limit: str | None = None, overrides: list[str
     ``fabstack_facts`` in the inventory if it has them, and left out otherwise.
     """
     project = load_project(root, env)
-    project.overrides = parse_overrides(overrides or [])
-    selected = project.inventory.select(limit)
+    project.set_overrides(overrides or [])
+    selected = [s.name for s in select_hosts(project, limit)]
     setups = [project.setup(host, None) for host in project.inventory.hosts]
     runs, hostfacts = gather_fleet(project, [s for s in setups if s.name in selected])
     close_all(runs)
     for run in runs:
-        planned = run.setup.vars.get("fabstack_facts") or {}
+        planned = checked_fact_overrides(run.setup)
         if run.name not in hostfacts and {"cpus", "memory_mb", "nofile_hard"} <= set(planned):
             hostfacts[run.name] = {"disks": [], "primary_address": "", **planned}
         elif run.name not in hostfacts:
@@ -128,5 +140,19 @@ def fail_on(reports: list[HostReport]) -> int:
 def report_error(exc: FabstackError) -> None:
     """Print a user error as its one line on stderr."""
     print(f"error: {exc.line()}", file=sys.stderr, flush=True)
+
+
+def wants_traceback(argv: list[str]) -> bool:
+    """Whether the user asked for tracebacks (``-v``/``--verbose`` on the command line, or FABSTACK_TRACEBACK)."""
+    return bool(os.environ.get("FABSTACK_TRACEBACK")) or any(
+        a in ("-v", "--verbose") or (a.startswith("-v") and set(a[1:]) == {"v"}) for a in argv)
+
+
+def report_unexpected(exc: BaseException, argv: list[str]) -> None:
+    """Print an unexpected failure as one line with a hint; the traceback only when asked for."""
+    if wants_traceback(argv):
+        traceback.print_exception(exc)
+    print(f"error: internal error: {type(exc).__name__}: {shorten(str(exc))} (this is a fabstack bug; run again "
+          "with -v or FABSTACK_TRACEBACK=1 for the traceback)", file=sys.stderr, flush=True)
 
 

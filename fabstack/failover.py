@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fabstack.errors import FabstackError
+from fabstack.errors import FabstackError, shorten
 from fabstack.project import Project, load_project
 from fabstack.remote import RemoteHost, reach
 from fabstack.report import Printer
@@ -120,8 +120,11 @@ class Fleet:
 
 
 def open_fleet(root: Path, env: str, out: Callable[[str], None] = print) -> Fleet:
-    """Load the env and prepare to reach its hosts."""
-    return Fleet(project=load_project(root, env), out=out)
+    """Load the env, check all of it as a deploy does (before any host is contacted), and prepare to reach its
+    hosts."""
+    project = load_project(root, env)
+    select_hosts(project)
+    return Fleet(project=project, out=out)
 
 
 def address_names(fleet: Fleet) -> dict[str, str]:
@@ -470,6 +473,10 @@ def run_action(root: Path, env: str, action: str, replica: str | None = None, ho
     if action == "rejoin" and not host:
         raise FabstackError("rejoin needs --host HOST", key="--host")
     fleet = open_fleet(root, env)
+    for key, name in (("--replica", replica), ("--host", host)):
+        if name is not None and name not in fleet.db_hosts:
+            fleet.close()
+            raise FabstackError(f"{shorten(name)} is not a db host (db hosts: {', '.join(fleet.db_hosts)})", key=key)
     try:
         if action == "status":
             status(fleet)

@@ -63,4 +63,4 @@ def trust(project: Project, hosts: list[str], update: bool, out: Callable[[str],
 def trust_hosts(root: Path, env: str, limit: str | None, update: bool) -> int:
     """``inv hosts.trust``: record the SSH keys of the env's hosts (or ``limit``'s)."""
     project = load_project(root, env)
-    return trust(project, project.inventory.select(limit), update)
+    return trust(project, project.inventory.select_limit(limit), update)

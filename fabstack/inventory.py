@@ -144,6 +144,18 @@ class Inventory:
                 selected = [h for h in selected if h not in drop]
         return selected
 
+    def select_limit(self, limit: str | None) -> list[str]:
+        """The hosts a ``--limit`` selects (every host when it is not given). A limit that is empty, only
+        separators, or that selects no host is an error: never a silent success, never every host."""
+        if limit is None:
+            return list(self.hosts)
+        if not [t for t in re.split(r"[,:]", limit) if t.strip()]:
+            raise FabstackError(f"names no host or group: {shorten(repr(limit))}", key="--limit")
+        selected = self.select(limit)
+        if not selected:
+            raise FabstackError(f"{shorten(limit)} selects no host", where=str(self.path), key="--limit")
+        return selected
+
     def _match(self, term: str) -> list[str]:
         if term in self.groups:
             return self._group_hosts(term)

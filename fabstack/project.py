@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fabstack import vault
-from fabstack.errors import FabstackError
+from fabstack.errors import FabstackError, shorten
 from fabstack.inventory import Inventory, ResolvedVars, load_inventory
 from fabstack.masking import Masker, secret_values
 from fabstack.role import Role, load_role
@@ -18,6 +19,9 @@ from fabstack.varstemplate import template_vars
 from fabstack.yamlfile import load_vars_location, load_yaml
 
 ENGINE_ROOT = Path(__file__).resolve().parent.parent
+# Settings the engine itself reads for every host (the connection, and fact overrides).
+ENGINE_SETTINGS = ("ansible_host", "ansible_port", "ansible_user", "ansible_become", "ansible_become_password",
+                   "ansible_ssh_private_key_file", "ansible_python_interpreter", "fabstack_facts")
 
 
 @dataclass
@@ -59,6 +63,25 @@ class Project:
         values.update(self.inventory.groups["all"].vars)
         values.update(load_vars_location(self.root / "group_vars", "all")[0])
         return values
+
+    def known_settings(self) -> set[str]:
+        """Every setting name this env knows: the roles' defaults, the connection settings the engine reads, and
+        whatever the inventory, group_vars and host_vars set for any host."""
+        known = set(ENGINE_SETTINGS) | set(self.env_values())
+        for host in self.inventory.hosts:
+            known |= set(self.inventory.resolve(host).values)
+        return known
+
+    def set_overrides(self, pairs: list[str]) -> None:
+        """Apply ``--set key=value`` pairs; a key nothing in the env knows (a typo) is refused."""
+        overrides = parse_overrides(pairs)
+        unknown = sorted(set(overrides) - self.known_settings())
+        if unknown:
+            near = difflib.get_close_matches(unknown[0], self.known_settings(), n=1)
+            hint = f" (did you mean {near[0]}?)" if near else ""
+            raise FabstackError(f"no role or inventory knows this setting{hint}", key=f"--set {shorten(unknown[0])}")
+        self.overrides = overrides
+        self._hostvars = {}
 
     @property
     def db_groups(self) -> DbGroups:
@@ -172,6 +195,9 @@ def _find_role(paths: list[Path], name: str, where: str, key: str) -> Role:
     raise FabstackError(f"unknown role {name!r} (no roles/{name}/role.py)", where=where, key=key)
 
 
+PLAY_KEYS = ("hosts", "roles", "name")
+
+
 def load_site(root: Path) -> list[tuple[str, list[str]]]:
     """Parse site.yml: a list of ``{hosts: PATTERN, roles: [NAME, ...]}`` plays, like an Ansible playbook."""
     path = root / "site.yml"
@@ -182,6 +208,10 @@ def load_site(root: Path) -> list[tuple[str, list[str]]]:
     for index, play in enumerate(data):
         if not isinstance(play, dict) or not isinstance(play.get("hosts"), str):
             raise FabstackError("each play needs hosts: PATTERN", where=str(path), key=f"[{index}].hosts")
+        unknown = sorted(str(k) for k in play if k not in PLAY_KEYS)
+        if unknown:
+            raise FabstackError(f"unknown play key (a play has {', '.join(PLAY_KEYS)})", where=str(path),
+                                key=f"[{index}].{shorten(unknown[0])}")
         roles = play.get("roles") or []
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise FabstackError("roles must be a list of role names", where=str(path), key=f"[{index}].roles")

@@ -12,7 +12,7 @@ from fabstack import operations as ops
 from fabstack.budget import Budget, compute_budget
 from fabstack.checks import check_fleet
 from fabstack.connection import HostConnection
-from fabstack.errors import FabstackError
+from fabstack.errors import FabstackError, shorten
 from fabstack.factcache import load_facts, save_facts
 from fabstack.inventory import known_hosts_path
 from fabstack.project import HostSetup, Project
@@ -72,13 +72,37 @@ def connect(project: Project, setup: HostSetup, timeout: float = 10) -> HostConn
     return HostConnection(setup.name, setup.vars, project.root, known, connect_timeout=timeout)
 
 
+# The facts an inventory may override (``fabstack_facts``) and what each must be.
+FACT_SHAPES: dict[str, tuple[type, str]] = {
+    "cpus": (int, "a positive whole number"), "memory_mb": (int, "a positive whole number"),
+    "nofile_hard": (int, "a positive whole number"), "primary_address": (str, "an address"),
+    "hostname": (str, "a host name"), "proc_sys_writable": (bool, "true or false"),
+    "container": (str, "a container kind or empty"), "virtualization": (str, "a virtualization kind"),
+    "disks": (list, "a list of disks"), "addresses": (list, "a list of addresses"),
+}
+
+
+def checked_fact_overrides(setup: HostSetup) -> dict[str, Any]:
+    """The host's ``fabstack_facts`` overrides, each of a known fact and of that fact's type."""
+    overrides = setup.vars.get("fabstack_facts") or {}
+    where, name_of_host = setup.resolved.origin("fabstack_facts"), setup.name
+    if not isinstance(overrides, dict):
+        raise InputError("must be a mapping of facts", where=where, key="fabstack_facts", host=name_of_host)
+    for name, value in overrides.items():
+        if name not in FACT_SHAPES:
+            raise InputError(f"not a fact fabstack gathers (known: {', '.join(FACT_SHAPES)})", where=where,
+                             key=f"fabstack_facts.{shorten(str(name))}", host=name_of_host)
+        kind, shape = FACT_SHAPES[name]
+        wrong = isinstance(value, bool) != (kind is bool) or not isinstance(value, kind)
+        if wrong or (kind is int and value <= 0):
+            raise InputError(f"must be {shape}, got {shorten(repr(value))}", where=where,
+                             key=f"fabstack_facts.{name}", host=name_of_host)
+    return overrides
+
+
 def with_overrides(run: HostRun, raw: dict[str, Any]) -> dict[str, Any]:
     """A host's facts with any ``fabstack_facts`` overrides from the inventory on top."""
-    overrides = run.setup.vars.get("fabstack_facts") or {}
-    if not isinstance(overrides, dict):
-        raise InputError("must be a mapping of facts", where=run.setup.resolved.origin("fabstack_facts"),
-                         key="fabstack_facts", host=run.name)
-    return {**raw, **overrides}
+    return {**raw, **checked_fact_overrides(run.setup)}
 
 
 def gather_facts(run: HostRun) -> None:
@@ -335,12 +359,19 @@ def contact_fleet(
 def select_hosts(project: Project, limit: str | None = None, roles: str | None = None) -> list[HostSetup]:
     """The hosts a deploy of ``--limit``/``--roles`` converges, every local input checked first (the whole env's,
     not only the selected hosts'): an error raises before any host is contacted."""
-    only = [r.strip() for r in roles.split(",") if r.strip()] if roles else None
+    only = [r.strip() for r in roles.split(",") if r.strip()] if roles is not None else None
+    if only is not None and not only:
+        raise FabstackError(f"names no role: {shorten(repr(roles))}", key="--roles")
     for name in only or []:
         if name not in project.roles:
             raise FabstackError(f"unknown role {name!r} (site.yml assigns: {', '.join(project.roles)})", key="--roles")
-    setups = [project.setup(host, only) for host in project.inventory.select(limit)]
-    check_fleet(project, {h: project.setup(h, None) for h in project.inventory.hosts})
+    setups = [project.setup(host, only) for host in project.inventory.select_limit(limit)]
+    if only is not None and not any(setup.roles for setup in setups):
+        raise FabstackError(f"no selected host carries role {', '.join(only)}", key="--roles")
+    everyone = {h: project.setup(h, None) for h in project.inventory.hosts}
+    check_fleet(project, everyone)
+    for setup in everyone.values():
+        checked_fact_overrides(setup)
     return setups
 
 

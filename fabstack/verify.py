@@ -18,7 +18,7 @@ from fabstack.sshconfig import write_ssh_config
 def verify(root: Path, env: str, limit: str | None = None, extra_args: list[str] | None = None) -> int:
     """Run testinfra over SSH (ControlMaster shared) for the selected hosts; returns pytest's exit status."""
     project = load_project(root, env)
-    hosts = project.inventory.select(limit)
+    hosts = project.inventory.select_limit(limit)
     setups = [project.setup(host, None) for host in hosts]
     runs, hostfacts = gather_fleet(project, setups)
     close_all(runs)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +75,10 @@ def load_yaml(path: Path) -> Any:
     and line."""
     where = str(path)
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):  # a FIFO or a device would block the read or never end
+            raise FabstackError("not a regular file", where=where)
+        if info.st_size > MAX_FILE_BYTES:
             raise FabstackError(f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MB: not a settings file", where=where)
         raw = path.read_bytes()
     except OSError as exc:
@@ -130,12 +135,26 @@ def load_vars_location(base: Path, name: str) -> tuple[dict[str, Any], list[str]
     sources: list[str] = []
     candidates = [base / f"{name}.yml", base / f"{name}.yaml", base / name]
     for candidate in candidates:
-        if candidate.is_file():
-            merged.update(load_mapping(candidate))
-            sources.append(str(candidate))
-        elif candidate.is_dir():
-            for file in sorted(candidate.rglob("*")):
-                if file.is_file() and file.suffix in (".yml", ".yaml", ".json", ""):
-                    merged.update(load_mapping(file))
-                    sources.append(str(file))
+        if candidate.is_dir():
+            files = _folder_files(candidate)
+        elif os.path.lexists(candidate):  # a file, or something that is not one (refused when read)
+            files = [candidate]
+        else:
+            continue
+        for file in files:
+            merged.update(load_mapping(file))
+            sources.append(str(file))
     return merged, sources
+
+
+def _folder_files(folder: Path) -> list[Path]:
+    """The vars files of a folder and its subfolders, sorted; links to folders are not followed (no loops), and
+    anything that is not a plain file (a dangling link, a FIFO) is returned so that reading it is refused."""
+    found = []
+    for parent, dirs, names in os.walk(folder, followlinks=False):
+        dirs.sort()
+        for name in names + [d for d in dirs if os.path.islink(os.path.join(parent, d))]:
+            path = Path(parent) / name
+            if path.suffix in (".yml", ".yaml", ".json", "") and not name.startswith("."):
+                found.append(path)
+    return sorted(found)
