@@ -119,12 +119,16 @@ class Fleet:
             host.close()
 
 
-def open_fleet(root: Path, env: str, out: Callable[[str], None] = print) -> Fleet:
-    """Load the env, check all of it as a deploy does (before any host is contacted), and prepare to reach its
-    hosts."""
-    project = load_project(root, env)
-    select_hosts(project)
-    return Fleet(project=project, out=out)
+def open_fleet(root: Path, env: str, out: Callable[[str], None] = print,
+               db_hosts_named: dict[str, str | None] | None = None) -> Fleet:
+    """Load the env, check all of it as a deploy does (and that each ``--option: name`` in ``db_hosts_named`` is
+    a db host) before any host is contacted, and prepare to reach its hosts."""
+    fleet = Fleet(project=load_project(root, env), out=out)
+    for key, name in (db_hosts_named or {}).items():
+        if name is not None and name not in fleet.db_hosts:
+            raise FabstackError(f"{shorten(name)} is not a db host (db hosts: {', '.join(fleet.db_hosts)})", key=key)
+    select_hosts(fleet.project)
+    return fleet
 
 
 def address_names(fleet: Fleet) -> dict[str, str]:
@@ -472,11 +476,7 @@ def run_action(root: Path, env: str, action: str, replica: str | None = None, ho
         raise FabstackError(f"unknown action {action!r} ({', '.join(ACTIONS)})", key="failover")
     if action == "rejoin" and not host:
         raise FabstackError("rejoin needs --host HOST", key="--host")
-    fleet = open_fleet(root, env)
-    for key, name in (("--replica", replica), ("--host", host)):
-        if name is not None and name not in fleet.db_hosts:
-            fleet.close()
-            raise FabstackError(f"{shorten(name)} is not a db host (db hosts: {', '.join(fleet.db_hosts)})", key=key)
+    fleet = open_fleet(root, env, db_hosts_named={"--replica": replica, "--host": host})
     try:
         if action == "status":
             status(fleet)

@@ -85,6 +85,13 @@ CONTRACT: dict[str, Name] = {
 }
 
 
+def out_of_bounds(values: dict[str, Any], bounds: dict[str, tuple[int, int]]) -> list[tuple[str, str]]:
+    """``check`` problems for numbers outside their sane range (``key: (lowest, highest)``): a size far past
+    what any host can carry is a typo, refused before it reaches a config."""
+    return [(key, f"must be from {low} to at most {high}, got {values[key]}")
+            for key, (low, high) in bounds.items() if not low <= values[key] <= high]
+
+
 def _near_miss(defined: str) -> str | None:
     """The contract name that ``defined`` looks like a misspelling of: a constant close to a contract constant,
     or any name equal to a contract name but for case (helpers with other names are the role's own business)."""

@@ -18,6 +18,7 @@ from fabstack.inventory import known_hosts_path
 from fabstack.project import HostSetup, Project
 from fabstack.report import Event, HostReport, Printer
 from fabstack.role import Role, RoleContext
+from fabstack.secrets import save_generated
 from fabstack.templating import environment
 
 
@@ -372,6 +373,7 @@ def select_hosts(project: Project, limit: str | None = None, roles: str | None =
     check_fleet(project, everyone)
     for setup in everyone.values():
         checked_fact_overrides(setup)
+    save_generated(project.root, project.env)  # every local check passed: now the run may write
     return setups
 
 

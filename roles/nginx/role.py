@@ -6,7 +6,7 @@ from typing import Any
 
 from fabstack.errors import FabstackError
 from fabstack.role import RoleContext
-from fabstack.rolecontract import Commitment, Inbound
+from fabstack.rolecontract import Commitment, Inbound, out_of_bounds
 from fabstack.tuning import nginx_worker_connections, nginx_worker_processes, nginx_worker_rlimit_nofile
 
 # Settings holding TCP ports this role listens on: the engine refuses two roles sharing one on a host.
@@ -36,6 +36,8 @@ def check(values: dict[str, Any]) -> list[tuple[str, str]]:
                 "nginx_limit_req_rate", "nginx_limit_conn", "nginx_status_port", "nginx_upstream_keepalive"):
         if values[key] <= 0:
             problems.append((key, f"must be a positive number, got {values[key]}"))
+    problems += out_of_bounds(values, {"nginx_worker_connections": (1, 1_048_576),
+                                       "nginx_worker_processes": (0, 1024)})
     if values["nginx_worker_processes"] < 0:
         problems.append(("nginx_worker_processes", "must be 0 (from cores) or more"))
     if values["nginx_status_port"] == values["nginx_listen_port"]:

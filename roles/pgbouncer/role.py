@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fabstack.role import RoleContext
-from fabstack.rolecontract import Inbound
+from fabstack.rolecontract import Inbound, out_of_bounds
 
 GENERATED_SECRETS = ("postgresql_app_password", "pgbouncer_admin_password")
 
@@ -29,7 +29,9 @@ def check(values: dict[str, Any]) -> list[tuple[str, str]]:
     """Sizes must be positive."""
     return [(key, f"must be a positive number, got {values[key]}")
             for key in ("pgbouncer_max_client_conn", "pgbouncer_default_pool_size", "pgbouncer_listen_port")
-            if values[key] <= 0]
+            if values[key] <= 0] + out_of_bounds(values, {"pgbouncer_max_client_conn": (1, 1_000_000),
+                                                          "pgbouncer_default_pool_size": (1, 10_000),
+                                                          "pgbouncer_reserve_pool_size": (0, 10_000)})
 
 
 def address_of(ctx: RoleContext, name: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fabstack.role import RoleContext
-from fabstack.rolecontract import Commitment
+from fabstack.rolecontract import Commitment, out_of_bounds
 from fabstack.tuning import fpm_max_children, fpm_spare_servers
 
 # Needs the php role on the same host: it names the version, the unit and the paths.
@@ -25,6 +25,7 @@ def check(values: dict[str, Any]) -> list[tuple[str, str]]:
             problems.append((key, f"must be a positive number, got {values[key]}"))
     if not 0 < values["php_fpm_memory_share"] <= 1:
         problems.append(("php_fpm_memory_share", "must be a fraction between 0 and 1"))
+    problems += out_of_bounds(values, {"php_fpm_max_children": (0, 100_000), "php_fpm_worker_mb": (1, 65_536)})
     if values["php_fpm_max_children"] < 0:
         problems.append(("php_fpm_max_children", "cannot be negative (0 computes it)"))
     return problems
