@@ -22,7 +22,7 @@ from fabstack import connection as conn_module
 from fabstack.connection import HostConnection
 from fabstack.errors import FabstackError
 from fabstack.project import load_project
-from fabstack.secrets import generated_secrets, secrets_path
+from fabstack.secrets import generated_secrets, save_generated, secrets_path
 
 # ------------------------------------------------------------------ check mode, through the whole runner
 
@@ -224,10 +224,12 @@ def test_a_removed_file_comes_back_with_its_mode_when_the_role_fails(tmp_path: P
 
 def test_generated_secrets_are_created_once_and_kept_private(tmp_path: Path) -> None:
     first = generated_secrets(tmp_path, "prod", {"db_password", "redis_password"})
+    path = secrets_path(tmp_path, "prod")
+    assert not path.exists()  # kept in memory until a run's local checks pass
+    save_generated(tmp_path, "prod")
     again = generated_secrets(tmp_path, "prod", {"db_password", "redis_password", "new_password"})
     assert again["db_password"] == first["db_password"] and again["redis_password"] == first["redis_password"]
     assert len(set(again.values())) == 3 and all(len(v) >= 24 for v in again.values())
-    path = secrets_path(tmp_path, "prod")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert generated_secrets(tmp_path, "staging", {"db_password"})["db_password"] != first["db_password"]
@@ -241,6 +243,7 @@ def test_a_password_set_in_group_vars_wins_over_the_generated_one(project_copy: 
         handle.write("\nredis_app_password: Team-Chosen-Value-1\n")
     assert load_project(project_copy, "sandbox").setup("cache1", None).vars["redis_app_password"] == \
         "Team-Chosen-Value-1"
+    save_generated(project_copy, "sandbox")
     stored = yaml.safe_load(secrets_path(project_copy, "sandbox").read_text())
     assert stored["redis_app_password"] == generated  # the generated one is kept, for when the value goes
 
