@@ -9,11 +9,13 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import Any
 
-from fabstack import sandbox
+from fabstack import sandbox, vault
 from fabstack.budget import compute_budget
 from fabstack.errors import FabstackError, shorten
 from fabstack.inventory import load_inventory
+from fabstack.masking import Masker
 from fabstack.project import load_project
 from fabstack.report import HostReport, Printer, recap, write_json
 from fabstack.runner import checked_fact_overrides, close_all, execute, gather_fleet, select_hosts
@@ -90,12 +92,29 @@ def inventory(root: Path, env: str, as_json: bool = False) -> str:
     """Every host's groups and resolved variables (as ``ansible-inventory --list`` shows them), as text."""
     inv = load_project(root, env, check_patterns=False).inventory
     listing = inv.as_ansible_list()
+    masker = Masker(vault.revealed())
+
+    def shown(value: Any, as_text: bool) -> Any:
+        # an inline !vault value stays encrypted, as ansible-inventory shows it; any other secret is masked
+        if isinstance(value, dict):
+            return {k: shown(v, as_text) for k, v in value.items()}
+        if isinstance(value, list):
+            return [shown(v, as_text) for v in value]
+        if isinstance(value, str):
+            vaulted = vault.vaulted_text_of(value)
+            if vaulted is not None:
+                return "!vault (encrypted)" if as_text else {"__ansible_vault": vaulted}
+            return masker(value)
+        return value
+
+    hostvars_of = listing["_meta"]["hostvars"]
     if as_json:
+        listing["_meta"]["hostvars"] = {h: shown(v, False) for h, v in hostvars_of.items()}
         return json.dumps(listing, indent=2, sort_keys=True, default=str)
     lines = []
-    for host, hostvars in listing["_meta"]["hostvars"].items():
+    for host, hostvars in hostvars_of.items():
         lines.append(f"{host}  groups: {', '.join(inv.group_names(host))}")
-        lines.extend(f"  {key} = {value!r}" for key, value in sorted(hostvars.items()))
+        lines.extend(f"  {key} = {shown(value, True)!r}" for key, value in sorted(hostvars.items()))
     return "\n".join(lines)
 
 

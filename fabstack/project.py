@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fabstack import vault
+from fabstack.bundled import ENGINE_ROOT
 from fabstack.errors import FabstackError, shorten
 from fabstack.inventory import Inventory, ResolvedVars, load_inventory
 from fabstack.masking import Masker, secret_values
@@ -18,7 +19,6 @@ from fabstack.topology import DbGroups, apply_topology, load_topology
 from fabstack.varstemplate import template_vars
 from fabstack.yamlfile import load_vars_location, load_yaml
 
-ENGINE_ROOT = Path(__file__).resolve().parent.parent
 # Settings the engine itself reads for every host (the connection, and fact overrides).
 ENGINE_SETTINGS = ("ansible_host", "ansible_port", "ansible_user", "ansible_become", "ansible_become_password",
                    "ansible_ssh_private_key_file", "ansible_python_interpreter", "fabstack_facts")

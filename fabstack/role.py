@@ -13,6 +13,7 @@ from typing import Any
 import jinja2
 
 from fabstack import operations as ops
+from fabstack.bundled import repo_or_bundled
 from fabstack.errors import FabstackError, shorten
 from fabstack.rolecontract import Commitment, Inbound, check_role_module, contract_value
 from fabstack.templating import render
@@ -158,6 +159,10 @@ class RoleContext:
         self.operations.append(op)
         return op
 
+    def repo_path(self, relative: str) -> Path:
+        """A file or folder of the deployment repo (an app's source, a schema), or fabstack's bundled one."""
+        return repo_or_bundled(self.root, relative)
+
     def address_of(self, name: str) -> str:
         """Another host's address (its ``ansible_host``)."""
         return str(self.hostvars[name].get("ansible_host", name))
@@ -265,7 +270,7 @@ class RoleContext:
         is switched to in a single atomic rename of the link. The newest ``keep`` releases stay on the host (for
         a quick switch back); older ones are removed. Returns the release's path.
         """
-        folder = self.root / source
+        folder = self.repo_path(source)
         if not folder.is_dir():
             raise FabstackError(f"app source folder {folder} does not exist", key=source, host=self.host)
         files = sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)

@@ -29,6 +29,8 @@ from fabstack.errors import FabstackError
 
 HEADER = "$ANSIBLE_VAULT;1.1;AES256"
 _REVEALED: set[str] = set()
+# Inline ``!vault`` values decrypted so far: plaintext -> the vault text it came from (to show it encrypted).
+_INLINE: dict[str, str] = {}
 
 
 class VaultError(FabstackError):
@@ -40,8 +42,30 @@ def is_vaulted(text: str) -> bool:
     return text.lstrip().startswith("$ANSIBLE_VAULT;")
 
 
+# Set from the command line (--vault-password-file, --ask-vault-pass): used before the environment.
+_GIVEN: dict[str, bytes] = {}
+
+
+def use_password_file(path: str) -> None:
+    """Read the vault password from ``path`` (``--vault-password-file``), refusing an unreadable file now."""
+    try:
+        _GIVEN["password"] = Path(path).expanduser().read_text().strip().encode()
+    except OSError as exc:
+        raise VaultError(f"cannot read the vault password file: {exc.strerror}", key="--vault-password-file") from exc
+
+
+def ask_password() -> None:
+    """Prompt for the vault password on the terminal (``--ask-vault-pass``); it is never echoed."""
+    import getpass
+
+    _GIVEN["password"] = getpass.getpass("Vault password: ").encode()
+
+
 def password(where: str = "") -> bytes:
-    """The vault password from the environment or a password file; a clear error if there is none."""
+    """The vault password: given on the command line, else from the environment or a password file; a clear
+    error if there is none."""
+    if "password" in _GIVEN:
+        return _GIVEN["password"]
     value = os.environ.get("FABSTACK_VAULT_PASSWORD")
     if value:
         return value.encode()
@@ -53,8 +77,8 @@ def password(where: str = "") -> bytes:
             except OSError as exc:
                 raise VaultError(f"cannot read the vault password file {path}: {exc.strerror}",
                                  where=where, key=variable) from exc
-    raise VaultError("vault-encrypted, but no vault password: set FABSTACK_VAULT_PASSWORD or "
-                     "FABSTACK_VAULT_PASSWORD_FILE", where=where)
+    raise VaultError("vault-encrypted, but no vault password: use --vault-password-file FILE or --ask-vault-pass, "
+                     "or set FABSTACK_VAULT_PASSWORD_FILE", where=where)
 
 
 def _keys(secret: bytes, salt: bytes) -> tuple[bytes, bytes, bytes]:
@@ -107,6 +131,16 @@ def reveal(value: object) -> None:
             reveal(item)
     elif isinstance(value, str) and len(value.strip()) >= 4:
         _REVEALED.add(value.strip())
+
+
+def remember_inline(plaintext: str, vaulted: str) -> None:
+    """Record that ``plaintext`` came from the inline vault text ``vaulted``."""
+    _INLINE[plaintext] = vaulted.strip()
+
+
+def vaulted_text_of(plaintext: str) -> str | None:
+    """The inline vault text a decrypted value came from, if it came from one."""
+    return _INLINE.get(plaintext)
 
 
 def revealed() -> set[str]:

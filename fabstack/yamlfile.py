@@ -25,8 +25,10 @@ VaultLoader.add_constructor("!unsafe", lambda loader, node: Unsafe(loader.constr
 def _vault_constructor(path: Path) -> Any:
     def construct(loader: yaml.SafeLoader, node: yaml.Node) -> str:
         where = f"{path}:{node.start_mark.line + 1}"
-        value = vault.decrypt(loader.construct_scalar(node), vault.password(where), where)
+        vaulted = loader.construct_scalar(node)
+        value = vault.decrypt(vaulted, vault.password(where), where)
         vault.reveal(value)
+        vault.remember_inline(value, vaulted)
         return value
 
     return construct

@@ -6,6 +6,7 @@ import base64
 import hashlib
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -130,3 +131,47 @@ def test_the_agent_is_compiled_once_and_a_cache_others_can_write_is_never_loaded
     cached.chmod(0o666)  # writable by others: someone else could have planted it, so it is not loaded
     cached.write_bytes(planted.replace(b"directory", b"dxrectory"))
     assert run_bootstrap(tmp_path, request) == first
+
+
+class Killed(BaseException):
+    """The run dies here (as on SIGKILL): nothing after this point runs, no cleanup code either."""
+
+
+POINTS = ["before step", "after step", "before handler", "after handler"]
+
+
+@pytest.mark.parametrize("point", POINTS)
+@pytest.mark.parametrize("occurrence", [1, 2])
+def test_handlers_owed_by_a_killed_run_run_on_the_next_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           point: str, occurrence: int) -> None:
+    conf, log = tmp_path / "app.conf", tmp_path / "loaded"
+    conf.write_bytes(b"old\n")
+    steps = [file_step(conf, b"new\n", step_id="conf"), file_step(tmp_path / "other.conf", b"x\n", step_id="other")]
+    steps[1]["notify"] = ["restart"]
+    payload = {"name": "demo", "steps": steps,
+               "handlers": [{"name": "reload", "command": f"cat {conf} >> {log}"},
+                            {"name": "restart", "command": f"cat {conf} >> {log}"}]}
+    seen = {"count": 0}
+
+    def die_here(name: str) -> None:
+        if name == point:
+            seen["count"] += 1
+            if seen["count"] == occurrence:
+                raise Killed
+
+    monkeypatch.setattr(agent, "checkpoint", die_here)
+    with pytest.raises(Killed):
+        agent.apply_role(payload)
+    monkeypatch.setattr(agent, "checkpoint", lambda name: None)
+
+    results, ok = agent.apply_role(payload)  # the next run: its files may already be as wanted
+    assert ok
+    assert log.read_text().splitlines()[-1] == "new", "the service was left on the old config"
+    assert agent.Pending.read() == {}
+    again, _ = agent.apply_role(payload)  # and once settled, nothing is owed any more
+    assert [r for r in again if r["id"].startswith("handler ")] == []
+
+
+def test_a_probe_reports_owed_handlers(tmp_path: Path) -> None:
+    agent.Pending.owe("nginx", {"reload nginx": "true"})
+    assert agent.probe({"items": []})["pending"] == {"nginx": {"reload nginx": "true"}}

@@ -92,3 +92,20 @@ def test_vault_tasks_round_trip_through_the_command_line(tmp_path: Path, passwor
     assert wrong.returncode == 2 and wrong.stderr.count("\n") == 1 and "wrong vault password" in wrong.stderr
     assert run("vault.decrypt", str(path)).returncode == 0
     assert path.read_text() == "pgbouncer_admin_password: cli-secret-4\n"
+
+
+def test_inventory_shows_inline_vault_values_encrypted_never_in_clear(project_copy: Path, password_file: Path) -> None:
+    import json
+
+    from fabstack import commands
+
+    inline = ansible("encrypt_string", "--vault-password-file", str(password_file), "inline-secret-3",
+                     "--name", "redis_app_password")
+    with (project_copy / "group_vars" / "all.yml").open("a") as handle:
+        handle.write("\n" + inline)
+    listing = commands.inventory(project_copy, "sandbox", as_json=True)
+    assert "inline-secret-3" not in listing
+    shown = json.loads(listing)["_meta"]["hostvars"]["cache1"]["redis_app_password"]
+    assert shown["__ansible_vault"].startswith("$ANSIBLE_VAULT;1.1;AES256")
+    text = commands.inventory(project_copy, "sandbox")
+    assert "inline-secret-3" not in text and "redis_app_password = '!vault (encrypted)'" in text

@@ -151,7 +151,7 @@ def deploy(ctx: RoleContext) -> None:
                 unless_query=f"select count(*) from pg_replication_slots where slot_name = '{slot}'", equals="1",
                 statements=f"select pg_create_physical_replication_slot('{slot}') where not exists "
                            f"(select from pg_replication_slots where slot_name = '{slot}');\n")
-    schema = ctx.root / v["postgresql_schema_file"] if v["postgresql_schema_file"] else None
+    schema = ctx.repo_path(v["postgresql_schema_file"]) if v["postgresql_schema_file"] else None
     for database in v["postgresql_databases"]:
         ctx.sql("postgres", name=f"database {database}",
                 unless_query=f"select count(*) from pg_database where datname = '{database}'", equals="1",

@@ -1,0 +1,1 @@
+"""fabstack: deploy a scaling roadmap to real hosts."""

@@ -1,0 +1,169 @@
+"""``inv backup.*``: run, list, restore and verify the backups the backups role takes."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fabstack.errors import FabstackError
+from fabstack.project import Project, load_project
+from fabstack.remote import RemoteHost, reach
+from fabstack.runner import select_hosts
+
+SCRIPT = "/usr/local/sbin/fabstack-backup"
+_NAME = re.compile(r"^\d{8}T\d{6}Z$")
+_DB = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+@dataclass
+class Backups:
+    """The env's backup host and the commands run on it."""
+
+    project: Project
+    host: RemoteHost
+    out: Callable[[str], None]
+
+    @property
+    def settings(self) -> dict:
+        """The backups role's settings for the backup host."""
+        return self.host.setup.vars
+
+    def folder(self, name: str) -> str:
+        """Where a backup lives on the backup host."""
+        return f"{self.settings['backups_dir']}/{name}"
+
+    def listing(self) -> list[dict]:
+        """Every finished backup, newest first, with its checksum verdict."""
+        return [json.loads(line) for line in self.host.run(f"{SCRIPT} list").splitlines() if line.startswith("{")]
+
+    def newest_good(self) -> dict:
+        """The newest backup whose checksums match; corrupted newer ones are reported and skipped."""
+        for entry in self.listing():
+            if entry["good"]:
+                return entry
+            self.out(f"skipped {entry['name']}: CORRUPT (checksums do not match)")
+        raise FabstackError("no good backup exists", host=self.host.name)
+
+
+def open_backups(root: Path, env: str, out: Callable[[str], None] = print) -> Backups:
+    """The env's backup host (the one site.yml gives the backups role), connected."""
+    project = load_project(root, env)
+    select_hosts(project)  # the whole-env checks a deploy makes, before any host is contacted
+    hosts = [h for h in project.inventory.hosts if "backups" in {r.name for r in project.roles_for(h)}]
+    if not hosts:
+        raise FabstackError("no host carries the backups role in site.yml", key="backups")
+    host = reach(project, hosts[0])
+    if not host.reachable:
+        raise FabstackError(f"backup host unreachable: {host.error}", host=hosts[0])
+    return Backups(project, host, out)
+
+
+def with_backups(root: Path, env: str, action: Callable[[Backups], Any]) -> Any:
+    """Run one backup action against the env's backup host, closing the connection afterwards."""
+    handle = open_backups(root, env)
+    try:
+        return action(handle)
+    finally:
+        handle.host.close()
+
+
+def run(backups: Backups) -> None:
+    """Take a backup now (the nightly job's command) and show the resulting list."""
+    backups.out(backups.host.run(SCRIPT + " run"))
+    show(backups)
+
+
+def show(backups: Backups) -> list[dict]:
+    """Print the backups, newest first, marking corrupted ones."""
+    entries = backups.listing()
+    backups.out(f"{'NAME':<18}{'TIME':<27}STATE")
+    for entry in entries:
+        backups.out(f"{entry['name']:<18}{entry['time']:<27}{'good' if entry['good'] else 'CORRUPT'}")
+    if not entries:
+        backups.out("no backups yet")
+    return entries
+
+
+def restore(backups: Backups, name: str, target: str | None, into: str | None, force: bool) -> list[str]:
+    """Restore a backup's databases on ``target`` (default: the backup host) into scratch databases
+    (``DB_restore``, or ``into``); restoring over an existing database needs ``force``. Returns the databases."""
+    if not _NAME.match(name):
+        raise FabstackError(f"not a backup name: {name!r} (see inv backup.list)", key="--name")
+    if not any(e["name"] == name for e in backups.listing()):
+        raise FabstackError(f"no backup {name} on {backups.host.name}", key="--name")
+    if not _good(backups, name):
+        raise FabstackError(f"backup {name} is CORRUPT (checksums do not match): not restoring it", key="--name")
+    destination = backups.host if target in (None, backups.host.name) else reach(backups.project, target)
+    if not destination.reachable:
+        raise FabstackError(f"unreachable: {destination.error}", host=target or "")
+    if destination.sql("select pg_is_in_recovery()") == "t":
+        raise FabstackError("is a read-only replica: restore onto the primary or a scratch cluster", host=target or "")
+    databases = [f.removesuffix(".dump") for f in backups.host.run(f"ls {backups.folder(name)}").split()
+                 if f.endswith(".dump")]
+    existing = set(destination.sql("select datname from pg_database").split())
+    restored = []
+    for database in databases:
+        scratch = into if into and len(databases) == 1 else f"{database}_restore"
+        if not _DB.match(scratch):
+            raise FabstackError(f"not a plain database name: {scratch!r}", key="--into")
+        if scratch in existing and not force:
+            raise FabstackError(f"database {scratch} exists on {destination.name}: restoring over a live database "
+                                "needs --force", key="--into", host=destination.name)
+        dump = f"{backups.folder(name)}/{database}.dump"
+        path = dump
+        if destination is not backups.host:
+            path = f"/tmp/fabstack-restore-{name}-{database}.dump"
+            data = backups.host.conn.exec(f"{backups.host.conn.command_prefix()}cat {shlex.quote(dump)}")[1]
+            destination.conn.exec(f"{destination.conn.command_prefix()}sh -c "
+                                  f"{shlex.quote(f'cat > {path} && chown postgres {path}')}", data)
+        load_dump(destination, path, scratch, backups.settings.get("postgresql_app_user", "postgres"))
+        if destination is not backups.host:
+            destination.run(f"rm -f {path}")
+        backups.out(f"restored {name}/{database}.dump into {destination.name}:{scratch}")
+        restored.append(scratch)
+    return restored
+
+
+def load_dump(host: RemoteHost, path: str, database: str, owner: str) -> None:
+    """(Re)create ``database`` on ``host`` owned by ``owner`` and pg_restore the dump at ``path`` into it (as the
+    superuser, so objects keep their owners; restore globals.sql first on a cluster that lacks the roles)."""
+    host.sql(f"drop database if exists {database} with (force)")
+    host.sql(f"create database {database} owner {owner}")
+    host.run(f"runuser -u postgres -- pg_restore --exit-on-error -d {database} {shlex.quote(path)}")
+
+
+def _good(backups: Backups, name: str) -> bool:
+    return any(e["name"] == name and e["good"] for e in backups.listing())
+
+
+def verify(backups: Backups) -> bool:
+    """Restore the newest good backup into scratch databases and compare every table's row count and max(id)
+    with the source's, taken in the very snapshot the dump read. Prints a table; True when all match."""
+    entry = backups.newest_good()
+    name = entry["name"]
+    stats = json.loads(backups.host.run(f"cat {backups.folder(name)}/stats.json"))
+    scratch = {db: f"{db}_verify" for db in stats}
+    ok = True
+    backups.out(f"verifying {name} on {backups.host.name}")
+    backups.out(f"{'DATABASE.TABLE':<34}{'ROWS (source)':>14}{'ROWS (restored)':>16}{'MAX ID':>10}{'RESTORED':>10}  OK")
+    owner = backups.settings.get("postgresql_app_user", "postgres")
+    try:
+        for database, tables in stats.items():
+            load_dump(backups.host, f"{backups.folder(name)}/{database}.dump", scratch[database], owner)
+            restored = json.loads(backups.host.run(f"{SCRIPT} stats {scratch[database]}"))
+            for table, (rows, max_id) in sorted(tables.items()):
+                got = restored.get(table, [None, None])
+                match = got == [rows, max_id]
+                ok &= match
+                backups.out(f"{database + '.' + table:<34}{rows:>14}{str(got[0]):>16}{str(max_id):>10}"
+                            f"{str(got[1]):>10}  {'yes' if match else 'NO'}")
+    finally:
+        for database in scratch.values():
+            backups.host.sql(f"drop database if exists {database} with (force)", check=False)
+    backups.out("backup verified" if ok else "backup DOES NOT MATCH its source")
+    return ok

@@ -1,0 +1,259 @@
+"""fabstack's command line (Invoke tasks): ``fabstack deploy`` (or ``inv deploy`` in this repo), ``verify``,
+``inventory``, ``failover``, ``backup.*``, ``sandbox.*``.
+
+Every task reads inventory/, group_vars/, host_vars/, site.yml and roles/ from ``--root`` (default: the current
+folder, a team's own deployment repo); fabstack's bundled roles are found beside the package. The default env is
+``sandbox`` so that production is never hit by accident.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from invoke import Collection, Context, Exit, task
+
+from fabstack import commands, vault
+from fabstack.errors import FabstackError
+from fabstack.verify import verify as run_verify
+
+# The vault options of every task that reads the env (the password itself never goes on the command line).
+VAULT = {"vault_password_file": "read the vault password from this file", "ask_vault_pass": "prompt for it"}
+
+
+def _run(action: Callable[[], Any], vault_password_file: str | None = None, ask_vault_pass: bool = False) -> Any:
+    try:
+        if vault_password_file:
+            vault.use_password_file(vault_password_file)
+        if ask_vault_pass:
+            vault.ask_password()
+        return action()
+    except FabstackError as exc:
+        commands.report_error(exc)
+        raise Exit(code=2) from None
+    except (Exit, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # noqa: BLE001 - anything else is a bug: one line, the traceback on request
+        commands.report_unexpected(exc, sys.argv)
+        raise Exit(code=2) from None
+
+
+@task(
+    iterable=["set_"],
+    incrementable=["verbose"],
+    help={
+        "env": "inventory/ENV.yml to deploy (default: sandbox)",
+        "limit": "hosts, groups or patterns (web,db1 / app* / !db2)",
+        "roles": "only these roles, comma-separated",
+        "check": "plan only: print diffs, change nothing",
+        "diff": "print unified diffs of changed files",
+        "set": "override a variable: --set key=value (repeatable, highest precedence)",
+        "json": "write a machine-readable report to this file",
+        "verbose": "-v shows unchanged operations, -vv every diff",
+        "forks": "hosts worked on at once",
+        "root": "the deployment repo (inventory/, group_vars/, roles/, site.yml)",
+        **VAULT,
+    },
+)
+def deploy(
+    c: Context, env: str = "sandbox", limit: str | None = None, roles: str | None = None, check: bool = False,
+    diff: bool = False, set_: list[str] | None = None, json: str | None = None, verbose: int = 0, forks: int = 10,
+    root: str = ".", vault_password_file: str | None = None, ask_vault_pass: bool = False,
+) -> None:
+    """Converge hosts to the roles site.yml gives them; exits non-zero if any host failed."""
+    reports = _run(lambda: commands.deploy(
+        Path(root), env, limit=limit, roles=roles, check=check, diff=diff, overrides=set_, json_path=json,
+        verbose=verbose, forks=int(forks),
+    ), vault_password_file, ask_vault_pass)
+    status = commands.fail_on(reports)
+    if status:
+        raise Exit(code=status)
+
+
+@task(help={"env": "inventory/ENV.yml", "limit": "hosts, groups or patterns", "root": "the deployment repo", **VAULT})
+def verify(c: Context, env: str = "sandbox", limit: str | None = None, root: str = ".",
+           vault_password_file: str | None = None, ask_vault_pass: bool = False) -> None:
+    """Run the deployed roles' testinfra tests against the env's hosts over SSH."""
+    status = _run(lambda: run_verify(Path(root), env, limit), vault_password_file, ask_vault_pass)
+    if status:
+        raise Exit(code=status)
+
+
+@task(
+    positional=["action"],
+    help={
+        "action": "status | promote-replica | rejoin | switchover",
+        "env": "inventory/ENV.yml (default: sandbox)",
+        "replica": "the replica to promote (default: the live one with the least lag)",
+        "host": "rejoin: the old primary to make a replica",
+        "force": "promote even though the old primary cannot be reached to fence it",
+        "check": "print the plan (and any refusal) and stop",
+        "root": "the deployment repo",
+        **VAULT,
+    },
+)
+def failover(c: Context, action: str, env: str = "sandbox", replica: str | None = None, host: str | None = None,
+             force: bool = False, check: bool = False, root: str = ".", vault_password_file: str | None = None,
+             ask_vault_pass: bool = False) -> None:
+    """Day-2 PostgreSQL: `status`, `promote-replica` (fence, PgBouncer pause, promote, repoint), `rejoin`,
+    `switchover` (planned, loses nothing)."""
+    from fabstack.failover import run_action
+
+    _run(lambda: run_action(Path(root), env, action, replica, host, force, check), vault_password_file,
+         ask_vault_pass)
+
+
+@task(iterable=["set_"], help={"env": "inventory/ENV.yml", "limit": "hosts, groups or patterns",
+                               "set": "override a variable: --set key=value", "root": "the deployment repo",
+                               **VAULT})
+def capacity(c: Context, env: str = "sandbox", limit: str | None = None, set_: list[str] | None = None,
+             root: str = ".", vault_password_file: str | None = None, ask_vault_pass: bool = False) -> None:
+    """Print the connection and memory budget of every tier; exits non-zero if it does not fit."""
+    problems = _run(lambda: commands.capacity(Path(root), env, limit, set_), vault_password_file, ask_vault_pass)
+    if problems:
+        raise Exit(code=2)
+
+
+@task(name="inventory", help={"env": "inventory/ENV.yml", "json": "print ansible-inventory --list JSON",
+                              "root": "the deployment repo", **VAULT})
+def inventory_(c: Context, env: str = "sandbox", json: bool = False, root: str = ".",
+               vault_password_file: str | None = None, ask_vault_pass: bool = False) -> None:
+    """Print every host's groups and resolved variables, as Ansible would resolve them (secrets never in clear)."""
+    print(_run(lambda: commands.inventory(Path(root), env, as_json=json), vault_password_file, ask_vault_pass))
+
+
+@task(help={"scenario": "a folder under molecule/ (default: the whole topology)",
+            "action": "molecule's command: test, converge, verify, destroy...", "root": "the deployment repo"})
+def molecule(c: Context, scenario: str = "default", action: str = "test", root: str = ".") -> None:
+    """Run a molecule scenario on the docker driver through podman's Docker API (image, key and API made first)."""
+    status = _run(lambda: commands.molecule(Path(root), scenario, action)).returncode
+    if status:
+        raise Exit(code=status)
+
+
+@task(help={"env": "the sandbox inventory", "root": "the deployment repo"})
+def up(c: Context, env: str = "sandbox", root: str = ".") -> None:
+    """Build the host image (once) and start the env's hosts as systemd+sshd containers."""
+    _run(lambda: commands.sandbox_up(Path(root), env))
+
+
+@task(help={"env": "the sandbox inventory", "root": "the deployment repo"})
+def down(c: Context, env: str = "sandbox", root: str = ".") -> None:
+    """Remove the sandbox hosts and their network."""
+    _run(lambda: commands.sandbox_down(Path(root), env))
+
+
+@task(help={"env": "the sandbox inventory", "root": "the deployment repo"})
+def status(c: Context, env: str = "sandbox", root: str = ".") -> None:
+    """Show each sandbox host's address and state."""
+    _run(lambda: commands.sandbox_status(Path(root), env))
+
+
+def _backups(env: str, root: str, action: Callable[[Any], Any]) -> Any:
+    from fabstack.backups import with_backups
+
+    return _run(lambda: with_backups(Path(root), env, action))
+
+
+@task(name="run", help={"env": "inventory/ENV.yml", "root": "the deployment repo"})
+def backup_run(c: Context, env: str = "sandbox", root: str = ".") -> None:
+    """Take a backup now on the backup host (what the nightly cron job runs)."""
+    from fabstack import backups
+
+    _backups(env, root, backups.run)
+
+
+@task(name="list", help={"env": "inventory/ENV.yml", "root": "the deployment repo"})
+def backup_list(c: Context, env: str = "sandbox", root: str = ".") -> None:
+    """List the backups, newest first; corrupted ones are marked."""
+    from fabstack import backups
+
+    _backups(env, root, backups.show)
+
+
+@task(name="restore", help={"name": "the backup (see backup.list)", "target": "the host to restore on "
+                            "(default: the backup host)", "into": "the database to restore into (default: "
+                            "DB_restore)", "force": "allow restoring over an existing database",
+                            "env": "inventory/ENV.yml", "root": "the deployment repo"})
+def backup_restore(c: Context, name: str, target: str | None = None, into: str | None = None, force: bool = False,
+                   env: str = "sandbox", root: str = ".") -> None:
+    """Restore a backup into scratch databases; over a live database only with --force."""
+    from fabstack import backups
+
+    _backups(env, root, lambda b: backups.restore(b, name, target, into, force))
+
+
+@task(name="verify", help={"env": "inventory/ENV.yml", "root": "the deployment repo"})
+def backup_verify(c: Context, env: str = "sandbox", root: str = ".") -> None:
+    """Restore the newest good backup into scratch databases and compare row counts and max ids with the source."""
+    from fabstack import backups
+
+    if not _backups(env, root, backups.verify):
+        raise Exit(code=2)
+
+
+@task(name="encrypt", help={"path": "the file to encrypt in place"})
+def vault_encrypt(c: Context, path: str) -> None:
+    """Encrypt a file in place, in ansible-vault's format (password from FABSTACK_VAULT_PASSWORD[_FILE])."""
+    from fabstack import vault
+
+    _run(lambda: vault.encrypt_file(Path(path)))
+
+
+@task(name="decrypt", help={"path": "the file to decrypt in place"})
+def vault_decrypt(c: Context, path: str) -> None:
+    """Decrypt a vault file in place (left mode 0600)."""
+    from fabstack import vault
+
+    _run(lambda: vault.decrypt_file(Path(path)))
+
+
+@task(name="view", help={"path": "the vault file to show"})
+def vault_view(c: Context, path: str) -> None:
+    """Print a vault file's plaintext."""
+    from fabstack import vault
+
+    print(_run(lambda: vault.view_file(Path(path))), end="")
+
+
+@task(name="edit", help={"path": "the vault file to edit (created if missing)"})
+def vault_edit(c: Context, path: str) -> None:
+    """Edit a vault file in $EDITOR through a private temporary copy, re-encrypting it on save."""
+    import os
+
+    from fabstack import vault
+
+    _run(lambda: vault.edit_file(Path(path), os.environ.get("EDITOR", "vi")))
+
+
+@task(name="trust", help={"env": "inventory/ENV.yml", "limit": "hosts, groups or patterns",
+                          "update": "replace a recorded key that changed (a rebuilt host)",
+                          "root": "the deployment repo"})
+def hosts_trust(c: Context, env: str = "sandbox", limit: str | None = None, update: bool = False,
+                root: str = ".") -> None:
+    """Record the hosts' SSH keys in inventory/ENV.known_hosts; later runs refuse any other key."""
+    from fabstack.hostkeys import trust_hosts
+
+    _run(lambda: trust_hosts(Path(root), env, limit, update))
+
+
+namespace = Collection(deploy, verify, capacity, failover, inventory_,
+                       Collection("backup", backup_run, backup_list, backup_restore, backup_verify),
+                       Collection("vault", vault_encrypt, vault_decrypt, vault_view, vault_edit),
+                       Collection("hosts", hosts_trust),
+                       Collection("sandbox", up, down, status, molecule))
+
+
+def main() -> None:
+    """The ``fabstack`` command: these tasks as a program of their own, run from a team's deployment repo."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from invoke import Program
+
+    try:
+        release = version("fabstack")
+    except PackageNotFoundError:
+        release = "unknown"
+    Program(namespace=namespace, name="fabstack", binary="fabstack", version=release).run()

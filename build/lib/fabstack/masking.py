@@ -1,0 +1,53 @@
+"""Keeping secret values out of every line fabstack prints or writes."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+SECRET_KEY = re.compile(r"(password|passwd|secret|token|private_key|api_key)", re.IGNORECASE)
+MASK = "********"
+
+
+def secret_values(variables: dict[str, Any]) -> set[str]:
+    """String values of variables whose name marks them secret (``*password*``, ``*secret*``, ``*token*``...)."""
+    found: set[str] = set()
+
+    def walk(key: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for sub_key, sub_value in value.items():
+                walk(f"{key}.{sub_key}", sub_value)
+        elif isinstance(value, list):
+            for item in value:
+                walk(key, item)
+        elif isinstance(value, str | int) and not isinstance(value, bool) and SECRET_KEY.search(key):
+            text = str(value)
+            if len(text) >= 3:
+                found.add(text)
+
+    for key, value in variables.items():
+        if key.startswith("ansible_") and key != "ansible_become_password":
+            continue
+        walk(key, value)
+    return found
+
+
+class Masker:
+    """Replaces known secret values in text with a fixed mask."""
+
+    def __init__(self, secrets: set[str] | None = None) -> None:
+        self.secrets: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+        self.add(secrets or set())
+
+    def add(self, secrets: set[str]) -> None:
+        """Learn more secret values."""
+        self.secrets |= {s for s in secrets if s}
+        ordered = sorted(self.secrets, key=len, reverse=True)
+        self._pattern = re.compile("|".join(re.escape(s) for s in ordered)) if ordered else None
+
+    def __call__(self, text: str) -> str:
+        """The text with every secret value masked."""
+        if self._pattern is None or not text:
+            return text
+        return self._pattern.sub(MASK, text)

@@ -1,0 +1,41 @@
+"""common: base packages, timezone, the stack's kernel settings and open-file limits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fabstack.role import RoleContext
+from fabstack.tuning import capped_nofile
+
+HANDLERS = {
+    "reexec systemd": "systemctl daemon-reexec",
+}
+
+
+def check(values: dict[str, Any]) -> list[tuple[str, str]]:
+    """Values that are well-typed but cannot work."""
+    problems = []
+    for key in ("common_somaxconn", "common_file_max", "common_nofile_limit"):
+        if values[key] <= 0:
+            problems.append((key, f"must be a positive number, got {values[key]}"))
+    if values["common_overcommit_memory"] not in (0, 1, 2):
+        problems.append(("common_overcommit_memory", "must be 0, 1 or 2"))
+    return problems
+
+
+def deploy(ctx: RoleContext) -> None:
+    """Declare the base state of every host."""
+    v = ctx.vars
+    ctx.packages(*v["common_packages"])
+    ctx.file("/etc/timezone", f"{v['common_timezone']}\n")
+    ctx.symlink("/etc/localtime", f"/usr/share/zoneinfo/{v['common_timezone']}")
+
+    ctx.sysctl("net.core.somaxconn", v["common_somaxconn"])
+    ctx.sysctl("fs.file-max", v["common_file_max"])
+    ctx.sysctl("vm.overcommit_memory", v["common_overcommit_memory"])
+
+    nofile = capped_nofile(v["common_nofile_limit"], ctx.facts["nofile_hard"])
+    ctx.template("limits.conf.j2", "/etc/security/limits.d/60-fabstack.conf", nofile=nofile)
+    ctx.directory("/etc/systemd/system.conf.d")
+    ctx.template("systemd-limits.conf.j2", "/etc/systemd/system.conf.d/60-fabstack-limits.conf", nofile=nofile,
+                  notify="reexec systemd")

@@ -1,0 +1,98 @@
+"""nginx: tuned from the host's cores and file limits; every config validated with `nginx -t` before use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fabstack.errors import FabstackError
+from fabstack.role import RoleContext
+from fabstack.rolecontract import Commitment, Inbound, out_of_bounds
+from fabstack.tuning import nginx_worker_connections, nginx_worker_processes, nginx_worker_rlimit_nofile
+
+# Settings holding TCP ports this role listens on: the engine refuses two roles sharing one on a host.
+PORTS = ("nginx_listen_port", "nginx_status_port")
+
+HANDLERS = {
+    "reload nginx": "systemctl reload nginx",
+}
+
+SITES = ("lb", "php", "uvicorn", "static")
+
+
+def inbound(values: dict[str, Any]) -> list[Inbound]:
+    """The load balancer is open to the world (its status page to admins); an app's nginx to the load balancers."""
+    if values["nginx_site"] == "lb":
+        return [Inbound((values["nginx_listen_port"], 443), "the load balancer", anywhere=True),
+                Inbound((values["nginx_status_port"],), "stub_status")]
+    return [Inbound((values["nginx_listen_port"],), "app behind the load balancer", (values["firewall_lb_group"],))]
+
+
+def check(values: dict[str, Any]) -> list[tuple[str, str]]:
+    """Values that are well-typed but cannot work."""
+    problems = []
+    if values["nginx_site"] not in SITES:
+        problems.append(("nginx_site", f"must be one of {', '.join(SITES)}, got {values['nginx_site']!r}"))
+    for key in ("nginx_worker_connections", "nginx_listen_port", "nginx_upstream_port", "nginx_keepalive_timeout",
+                "nginx_limit_req_rate", "nginx_limit_conn", "nginx_status_port", "nginx_upstream_keepalive"):
+        if values[key] <= 0:
+            problems.append((key, f"must be a positive number, got {values[key]}"))
+    problems += out_of_bounds(values, {"nginx_worker_connections": (1, 1_048_576),
+                                       "nginx_worker_processes": (0, 1024)})
+    if values["nginx_worker_processes"] < 0:
+        problems.append(("nginx_worker_processes", "must be 0 (from cores) or more"))
+    if values["nginx_status_port"] == values["nginx_listen_port"]:
+        problems.append(("nginx_status_port", f"collides with nginx_listen_port {values['nginx_listen_port']}"))
+    for route in values["nginx_lb_routes"]:
+        if not isinstance(route, dict) or not str(route.get("path", "")).startswith("/") or not route.get("group"):
+            problems.append(("nginx_lb_routes", f"each route needs a path starting with / and a group: {route!r}"))
+    return problems
+
+
+def upstreams(ctx: RoleContext) -> list[dict[str, Any]]:
+    """One upstream per load-balancer route: its name, path and ``address:port`` servers, longest path first."""
+    port = ctx.vars["nginx_upstream_port"]
+    found = []
+    for route in sorted(ctx.vars["nginx_lb_routes"], key=lambda r: -len(r["path"])):
+        group = route["group"]
+        if group not in ctx.groups:
+            raise FabstackError(f"route {route['path']} names unknown group {group!r}", key="nginx_lb_routes",
+                                host=ctx.host)
+        servers = [f"{ctx.address_of(h)}:{port}" for h in ctx.groups[group]]
+        found.append({"name": f"{group}_servers", "path": route["path"], "servers": servers})
+    return found
+
+
+def commitment(values: dict[str, Any], facts: dict[str, Any] | None) -> Commitment | None:
+    """About 32 MB per worker process."""
+    if facts is None:
+        return None
+    workers = nginx_worker_processes(facts["cpus"], values["nginx_worker_processes"])
+    return Commitment(memory=[("nginx workers", workers * 32)], memory_key="nginx_worker_processes")
+
+
+def deploy(ctx: RoleContext) -> None:
+    """Declare nginx's package, main config, site and service."""
+    v = ctx.vars
+    rlimit = nginx_worker_rlimit_nofile(v["nginx_worker_connections"], ctx.facts["nofile_hard"])
+    tuning = {
+        "worker_processes": nginx_worker_processes(ctx.facts["cpus"], v["nginx_worker_processes"]),
+        "worker_rlimit_nofile": rlimit,
+        "worker_connections": nginx_worker_connections(v["nginx_worker_connections"], rlimit),
+    }
+    ctx.packages("nginx")
+    ctx.template("nginx.conf.j2", "/etc/nginx/nginx.conf", validate="nginx -t -q -c %s", notify="reload nginx",
+                  **tuning)
+    ctx.absent("/etc/nginx/sites-enabled/default", notify="reload nginx")
+    site = v["nginx_site"]
+    extra: dict[str, Any] = {"private_address": ctx.facts["primary_address"]}
+    if site == "lb":
+        extra["upstreams"] = upstreams(ctx)
+    elif site == "uvicorn":
+        extra["app_port"] = v.get("uvicorn_port", 8000)
+        extra["app_idle"] = v.get("uvicorn_upstream_idle_seconds", 60)
+    elif site == "static":
+        ctx.directory(v["nginx_root"])
+        ctx.template("index.html.j2", f"{v['nginx_root']}/index.html")
+    ctx.template(f"{site}.conf.j2", "/etc/nginx/sites-enabled/fabstack.conf", validate="nginx -t -q",
+                  notify="reload nginx", **extra)
+    ctx.service("nginx")

@@ -1,0 +1,98 @@
+"""testinfra checks of the nginx role, run by `inv verify` on every host carrying it."""
+
+import re
+from typing import Any
+
+import pytest
+
+
+def worker_pids(host: Any) -> list[str]:
+    """PIDs of nginx's worker processes (by process name, so the probing shell never matches)."""
+    rows = host.check_output("ps -C nginx -o pid=,args=").splitlines()
+    return [row.split()[0] for row in rows if "worker process" in row]
+
+
+def test_nginx_running_and_enabled(host: Any) -> None:
+    service = host.service("nginx")
+    assert service.is_running
+    assert service.is_enabled
+
+
+def test_config_is_valid(host: Any) -> None:
+    assert host.run("nginx -t").rc == 0
+
+
+def test_workers_follow_cores(host: Any, hostvars: dict[str, Any]) -> None:
+    conf = host.file("/etc/nginx/nginx.conf").content_string
+    cores = int(host.check_output("nproc"))
+    wanted = hostvars["nginx_worker_processes"] or cores
+    assert f"worker_processes {wanted};" in conf
+    assert len(worker_pids(host)) == wanted
+
+
+def test_worker_file_limit_holds_two_per_connection(host: Any) -> None:
+    conf = host.file("/etc/nginx/nginx.conf").content_string
+    rlimit = int(re.search(r"worker_rlimit_nofile (\d+);", conf).group(1))
+    connections = int(re.search(r"worker_connections (\d+);", conf).group(1))
+    assert rlimit >= 2 * connections
+    pid = worker_pids(host)[0]
+    limits = host.file(f"/proc/{pid}/limits").content_string
+    assert re.search(rf"Max open files\s+{rlimit}\s+{rlimit}", limits)
+
+
+# What a page served by each kind of site contains (a static site names the host serving it).
+SITE_MARKS = {"php": '"app":"php"', "uvicorn": '"app":"fastapi"'}
+
+
+def site_mark(site: str, hostname: str) -> str:
+    """Text that a page served by a host with this ``nginx_site`` contains."""
+    return SITE_MARKS.get(site, f"served by {hostname}")
+
+
+def route_marks(fleet: dict[str, Any], group: str) -> set[str]:
+    """The marks of every verified host in an LB route's group: any of them may answer."""
+    return {site_mark(entry["vars"]["nginx_site"], name) for name, entry in fleet.items()
+            if group in entry["vars"]["group_names"] and "nginx" in entry["roles"]}
+
+
+def test_serves_its_site(host: Any, hostvars: dict[str, Any]) -> None:
+    if hostvars["nginx_site"] == "lb":
+        pytest.skip("the LB serves no site of its own: its routes are tested instead")
+    body = host.check_output(f"curl -sf http://127.0.0.1:{hostvars['nginx_listen_port']}/")
+    assert site_mark(hostvars["nginx_site"], host.backend.get_hostname()) in body
+
+
+def test_lb_routes_each_path_to_its_group(host: Any, hostvars: dict[str, Any], fleet: dict[str, Any]) -> None:
+    if hostvars["nginx_site"] != "lb":
+        pytest.skip("only the LB has routes, a per-IP limit and stub_status")
+    for route in hostvars["nginx_lb_routes"]:
+        marks = route_marks(fleet, route["group"])
+        assert marks, f"route {route['path']}: no verified host of group {route['group']} serves it"
+        body = host.check_output(f"curl -sf http://127.0.0.1{route['path']}")
+        assert any(mark in body for mark in marks), (route, body)
+
+
+def test_lb_answers_429_past_the_per_ip_limit(host: Any, hostvars: dict[str, Any]) -> None:
+    if hostvars["nginx_site"] != "lb":
+        pytest.skip("only the LB has routes, a per-IP limit and stub_status")
+    burst = hostvars["nginx_limit_req_burst"] + hostvars["nginx_limit_req_rate"] + 50
+    codes = host.check_output(
+        f"for i in $(seq {burst}); do curl -s -o /dev/null -w '%{{http_code}}\\n' http://127.0.0.1/health & done; wait"
+    ).split()
+    assert "429" in codes
+    assert any(code != "429" for code in codes), "the limit turned away even the allowed requests"
+
+
+def test_stub_status_only_on_private_address(host: Any, hostvars: dict[str, Any]) -> None:
+    if hostvars["nginx_site"] != "lb":
+        pytest.skip("only the LB has routes, a per-IP limit and stub_status")
+    port = hostvars["nginx_status_port"]
+    private = host.backend.get_hostname()
+    address = host.check_output("hostname -I").split()[0]
+    assert "Active connections" in host.check_output(f"curl -sf http://{address}:{port}/nginx_status")
+    assert host.run(f"curl -sf http://127.0.0.1:{port}/nginx_status").rc != 0, private
+
+
+def test_server_tokens_off(host: Any) -> None:
+    headers = host.check_output("curl -sI http://127.0.0.1/")
+    assert re.search(r"^Server: nginx\s*$", headers, re.M)

@@ -1,0 +1,59 @@
+"""pgbouncer: transaction pooling, rw entry -> primary and ro entry -> replica, scram auth, limits from the budget."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fabstack.role import RoleContext
+from fabstack.rolecontract import Inbound, out_of_bounds
+
+GENERATED_SECRETS = ("postgresql_app_password", "pgbouncer_admin_password")
+
+# Settings holding TCP ports this role listens on: the engine refuses two roles sharing one on a host.
+PORTS = ("pgbouncer_listen_port",)
+
+HANDLERS = {
+    "reload systemd": "systemctl daemon-reload",
+    "restart pgbouncer": "systemctl restart pgbouncer",
+    "reload pgbouncer": "systemctl reload pgbouncer",
+}
+
+
+def inbound(values: dict[str, Any]) -> list[Inbound]:
+    """PgBouncer is reached by the apps and the workers."""
+    return [Inbound((values["pgbouncer_listen_port"],), "PgBouncer: apps and workers",
+                    tuple(values["firewall_app_groups"]))]
+
+
+def check(values: dict[str, Any]) -> list[tuple[str, str]]:
+    """Sizes must be positive."""
+    return [(key, f"must be a positive number, got {values[key]}")
+            for key in ("pgbouncer_max_client_conn", "pgbouncer_default_pool_size", "pgbouncer_listen_port")
+            if values[key] <= 0] + out_of_bounds(values, {"pgbouncer_max_client_conn": (1, 1_000_000),
+                                                          "pgbouncer_default_pool_size": (1, 10_000),
+                                                          "pgbouncer_reserve_pool_size": (0, 10_000)})
+
+
+def address_of(ctx: RoleContext, name: str) -> str:
+    """A host's address from the inventory."""
+    return str(ctx.hostvars[name].get("ansible_host", name)) if name else "127.0.0.1"
+
+
+def deploy(ctx: RoleContext) -> None:
+    """Declare PgBouncer's package, config, user list, file limit and service."""
+    computed = ctx.computed
+    primary = ctx.hostvars[computed["pgbouncer_primary"]]
+    # psql of the servers' own major version, for checks through the pooler
+    ctx.packages("pgbouncer", f"postgresql-client-{primary['postgresql_version']}")
+    ctx.directory("/etc/systemd/system/pgbouncer.service.d")
+    ctx.template("limits.conf.j2", "/etc/systemd/system/pgbouncer.service.d/60-fabstack.conf",
+                  nofile=computed["pgbouncer_nofile"], notify=["reload systemd", "restart pgbouncer"])
+    ctx.template("userlist.txt.j2", "/etc/pgbouncer/userlist.txt", owner="postgres", group="postgres",
+                  mode="0640", secret=True, notify="reload pgbouncer")
+    ctx.template("pgbouncer.ini.j2", "/etc/pgbouncer/pgbouncer.ini", owner="postgres", group="postgres",
+                  mode="0640", notify="reload pgbouncer",
+                  primary=address_of(ctx, computed["pgbouncer_primary"]),
+                  replica=address_of(ctx, computed["pgbouncer_replica"]),
+                  postgres_port=primary["postgresql_port"],
+                  listen=["127.0.0.1", ctx.facts["primary_address"]])
+    ctx.service("pgbouncer")

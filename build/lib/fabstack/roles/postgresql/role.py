@@ -1,0 +1,179 @@
+"""postgresql: Debian's PostgreSQL, PGTune-tuned from facts, scram-only pg_hba, replication slots, app databases."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+from fabstack.role import RoleContext
+from fabstack.rolecontract import Inbound
+
+GENERATED_SECRETS = ("postgresql_app_password", "postgresql_replication_password")
+
+# Debian's postgresql.service passes reload and restart on to every cluster of the host.
+# Settings holding TCP ports this role listens on: the engine refuses two roles sharing one on a host.
+PORTS = ("postgresql_port",)
+
+HANDLERS = {
+    "reload systemd": "systemctl daemon-reload",
+    "reload postgresql": "systemctl reload postgresql",
+    "restart postgresql": "systemctl restart postgresql",
+}
+
+# What pg_rewind needs from the source server when it connects as the replication role, not a superuser.
+REWIND_GRANTS = ("pg_ls_dir(text, boolean, boolean)", "pg_stat_file(text, boolean)",
+                 "pg_read_binary_file(text)", "pg_read_binary_file(text, bigint, bigint, boolean)")
+
+_IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
+_SLOT = re.compile(r"^[a-z0-9_]{1,63}$")
+
+
+def inbound(values: dict[str, Any]) -> list[Inbound]:
+    """PostgreSQL is reached by the poolers and by the other db hosts (replication, fencing checks)."""
+    return [Inbound((values["postgresql_port"],), "PostgreSQL: PgBouncer, replication, fencing checks",
+                    (values["firewall_pgbouncer_group"], values["firewall_db_group"]))]
+
+
+def check(values: dict[str, Any]) -> list[tuple[str, str]]:
+    """Names must be plain SQL identifiers; numbers must make sense."""
+    problems = []
+    for key in ("postgresql_app_user", "postgresql_replication_user"):
+        if not _IDENT.match(values[key]):
+            problems.append((key, f"must be a lowercase SQL identifier, got {values[key]!r}"))
+    for name in values["postgresql_databases"]:
+        if not isinstance(name, str) or not _IDENT.match(name):
+            problems.append(("postgresql_databases", f"must list lowercase SQL identifiers, got {name!r}"))
+    for index in values["postgresql_indexes"]:
+        if not isinstance(index, dict) or not _valid_index(index):
+            problems.append(("postgresql_indexes", f"each needs identifiers database, name, table and a "
+                                                   f"comma-separated list of columns, got {index!r}"))
+    if not _SLOT.match(values["postgresql_slot"]):
+        problems.append(("postgresql_slot", f"must be a slot name (a-z, 0-9, _; at most 63), got "
+                                            f"{values['postgresql_slot']!r}"))
+    if not _IDENT.match(values["postgresql_cluster"]):
+        problems.append(("postgresql_cluster", f"must be a plain cluster name, got {values['postgresql_cluster']!r}"))
+    for key in ("postgresql_max_connections", "postgresql_superuser_reserved_connections",
+                "postgresql_admin_connections"):
+        if values[key] < 0:
+            problems.append((key, f"cannot be negative, got {values[key]}"))
+    return problems
+
+
+def _valid_index(index: dict[str, Any]) -> bool:
+    names = [str(index.get(f, "")) for f in ("database", "name", "table")]
+    columns = [c.strip() for c in str(index.get("columns", "")).split(",")]
+    return all(_IDENT.match(n) for n in names + columns)
+
+
+def sql_literal(text: str) -> str:
+    """A SQL string literal (standard_conforming_strings is on)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def addresses(ctx: RoleContext, groups: list[str]) -> list[str]:
+    """The addresses of every host in the named groups."""
+    found: list[str] = []
+    for group in groups:
+        for name in ctx.groups.get(group, []):
+            address = str(ctx.hostvars[name].get("ansible_host", name))
+            if address not in found:
+                found.append(address)
+    return found
+
+
+def login_role(ctx: RoleContext, name: str, password: str, extra: str) -> None:
+    """A login role whose password is kept right; a hash in the role's comment shows it without revealing it."""
+    mark = "fabstack:" + hashlib.sha256(f"{name}:{password}".encode()).hexdigest()[:32]
+    ctx.sql(
+        "postgres", name=f"role {name}",
+        unless_query=f"select shobj_description(oid, 'pg_authid') from pg_roles where rolname = '{name}'",
+        equals=mark,
+        statements=(f"select 'create role {name}' where not exists (select from pg_roles where rolname = '{name}')"
+                    f"\\gexec\nalter role {name} with login {extra} password {sql_literal(password)};\n"
+                    f"comment on role {name} is {sql_literal(mark)};\n"),
+    )
+
+
+def deploy(ctx: RoleContext) -> None:
+    """Declare the server, its tuned config and access rules; on the primary, roles, databases and slots."""
+    v, computed = ctx.vars, ctx.computed
+    etc, data = v["postgresql_etc"], v["postgresql_data"]
+    is_primary = ctx.host in ctx.groups.get(v["postgresql_primary_group"], [])
+    is_fenced = ctx.host in ctx.groups.get(v["postgresql_fenced_group"], [])
+    replicas = ctx.groups.get(v["postgresql_replica_group"], [])
+    db_groups = [v["postgresql_primary_group"], v["postgresql_replica_group"], v["postgresql_fenced_group"]]
+    service = v["postgresql_service"]
+    check_config = (f"runuser -u postgres -- {v['postgresql_bin']}/postgres -D {data} "
+                    f"-c config_file={etc}/postgresql.conf -C max_connections >/dev/null")
+    # pg_hba_file_rules reads the file on disk; a stopped server checks it itself when it starts
+    check_hba = ("! runuser -u postgres -- pg_isready -q || test \"$(runuser -u postgres -- psql -X -At -c "
+                 "'select count(*) from pg_hba_file_rules where error is not null')\" = 0")
+
+    ctx.packages(f"postgresql-{v['postgresql_version']}")
+    context = dict(
+        tuning=computed["postgresql_tuning"], max_connections=computed["postgresql_max_connections"],
+        listen=["localhost", ctx.facts["primary_address"]], replicas=replicas, is_primary=is_primary,
+        client_addresses=addresses(ctx, v["postgresql_client_groups"]),
+        replication_addresses=addresses(ctx, db_groups),
+    )
+    ctx.template("restart.conf.j2", f"{etc}/conf.d/60-fabstack-restart.conf", owner="postgres", group="postgres",
+                  validate=check_config, notify="restart postgresql", **context)
+    ctx.template("reload.conf.j2", f"{etc}/conf.d/61-fabstack.conf", owner="postgres", group="postgres",
+                  validate=check_config, notify="reload postgresql", **context)
+    ctx.template("pg_hba.conf.j2", f"{etc}/pg_hba.conf", owner="postgres", group="postgres", mode="0640",
+                  validate=check_hba, notify="reload postgresql", **context)
+    ctx.template("pgpass.j2", v["postgresql_pgpass"], owner="postgres", group="postgres", mode="0600",
+                  secret=True)
+    peers = [a for a in addresses(ctx, db_groups) if a != ctx.address_of(ctx.host)]
+    ctx.template("fence.sh.j2", "/usr/local/sbin/fabstack-pg-fence", mode="0755", data=data, peers=peers)
+    ctx.directory(f"/etc/systemd/system/{service}.service.d")
+    ctx.template("fence.conf.j2", f"/etc/systemd/system/{service}.service.d/60-fabstack-fence.conf",
+                  notify="reload systemd")
+    if is_fenced:
+        # a failed primary stays down until `inv failover rejoin` makes it a replica of the new primary
+        ctx.service(service, state="stopped", enabled=None, masked=True)
+        return
+    ctx.service(service)
+    if not is_primary:
+        return
+
+    login_role(ctx, v["postgresql_app_user"], v["postgresql_app_password"], "nosuperuser")
+    login_role(ctx, v["postgresql_replication_user"], v["postgresql_replication_password"], "replication")
+    user = v["postgresql_replication_user"]
+    ctx.sql("postgres", name=f"pg_rewind grants for {user}",
+            unless_query=f"select has_function_privilege('{user}', 'pg_catalog.{REWIND_GRANTS[-1]}', 'execute')",
+            equals="true",
+            statements="".join(f"grant execute on function pg_catalog.{f} to {user};\n" for f in REWIND_GRANTS))
+    for replica in replicas:
+        slot = ctx.hostvars[replica]["postgresql_slot"]
+        ctx.sql("postgres", name=f"replication slot {slot}",
+                unless_query=f"select count(*) from pg_replication_slots where slot_name = '{slot}'", equals="1",
+                statements=f"select pg_create_physical_replication_slot('{slot}') where not exists "
+                           f"(select from pg_replication_slots where slot_name = '{slot}');\n")
+    schema = ctx.repo_path(v["postgresql_schema_file"]) if v["postgresql_schema_file"] else None
+    for database in v["postgresql_databases"]:
+        ctx.sql("postgres", name=f"database {database}",
+                unless_query=f"select count(*) from pg_database where datname = '{database}'", equals="1",
+                statements=f"select 'create database {database} owner {v['postgresql_app_user']}' where not exists "
+                           f"(select from pg_database where datname = '{database}')\\gexec\n")
+        ctx.sql(database, name=f"pg_stat_statements in {database}",
+                unless_query="select count(*) from pg_extension where extname = 'pg_stat_statements'", equals="1",
+                statements="create extension if not exists pg_stat_statements;\n")
+        if schema is not None:
+            sql = schema.read_text()
+            digest = hashlib.sha256(sql.encode()).hexdigest()[:16]
+            ctx.sql(
+                database, name=f"schema {schema.name} in {database}",
+                unless_query="select string_agg(digest, ',') from fabstack_schema", equals=digest,
+                statements=(f"set role {v['postgresql_app_user']};\n{sql}\n"
+                            "create table if not exists fabstack_schema (digest text not null);\n"
+                            f"delete from fabstack_schema;\ninsert into fabstack_schema values ('{digest}');\n"),
+            )
+    for index in v["postgresql_indexes"]:
+        ctx.sql(
+            index["database"], name=f"index {index['name']}",
+            unless_query=f"select count(*) from pg_indexes where indexname = '{index['name']}'", equals="1",
+            statements=(f"create index concurrently if not exists {index['name']} on {index['table']} "
+                        f"({index['columns']});\n"),
+        )

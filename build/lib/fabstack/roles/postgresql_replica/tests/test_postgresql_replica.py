@@ -1,0 +1,16 @@
+"""testinfra checks of the postgresql_replica role."""
+
+from typing import Any
+
+
+def test_replica_is_a_streaming_hot_standby(host: Any, hostvars: dict[str, Any]) -> None:
+    data = hostvars["postgresql_data"]
+    assert host.file(f"{data}/standby.signal").exists
+    auto = host.file(f"{data}/postgresql.auto.conf").content_string
+    assert f"primary_slot_name = '{host.backend.get_hostname().replace('-', '_')}'" in auto
+    assert "password=" not in auto  # the password stays in the 0600 .pgpass
+    assert host.file(hostvars["postgresql_pgpass"]).mode == 0o600
+    out = host.check_output("runuser -u postgres -- psql -X -At -c 'select pg_is_in_recovery()'")
+    assert out == "t"
+    refused = host.run("runuser -u postgres -- psql -X -At -d app -c 'create table nope (i int)'")
+    assert refused.rc != 0 and "read-only" in refused.stderr

@@ -1,0 +1,58 @@
+"""pytest plugin for role tests: runs a role's tests only on hosts carrying the role; gives them hostvars."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def _host_map() -> dict[str, Any]:
+    path = os.environ.get("FABSTACK_VERIFY_MAP")
+    return json.loads(Path(path).read_text()) if path else {}
+
+
+def _role_of(path: Path) -> str | None:
+    parts = path.parts
+    if "roles" in parts:
+        index = len(parts) - 1 - parts[::-1].index("roles")
+        if index + 1 < len(parts):
+            return parts[index + 1]
+    return None
+
+
+@pytest.fixture
+def hostvars(host: Any) -> dict[str, Any]:
+    """The resolved inventory variables (role defaults included) of the host under test."""
+    return _host_map()[host.backend.get_hostname()]["vars"]
+
+
+@pytest.fixture
+def computed(host: Any) -> dict[str, Any]:
+    """The values the budget computed for the host under test (pool sizes, max_connections, tuning...)."""
+    return _host_map()[host.backend.get_hostname()]["computed"]
+
+
+@pytest.fixture
+def fleet() -> dict[str, Any]:
+    """Every verified host: its roles, variables, computed values and facts (for cross-host checks)."""
+    return _host_map()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect a role's tests on hosts that do not carry the role."""
+    host_map = _host_map()
+    keep, drop = [], []
+    for item in items:
+        role = _role_of(Path(str(item.fspath)))
+        spec = getattr(item, "callspec", None)
+        target = spec.params.get("_testinfra_host") if spec else None
+        name = target.backend.get_hostname() if target is not None else None
+        entry = host_map.get(name) if name else None
+        (drop if role and entry is not None and role not in entry["roles"] else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
