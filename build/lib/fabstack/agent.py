@@ -364,7 +364,7 @@ def probe(request: Request) -> Answer:
     """The current state of every item; with ``"facts": true`` the host's facts too, in the same round trip."""
     pool = Pool(PROBE_THREADS)
     gathered = pool.submit(facts, request) if request.get("facts") else None
-    answer: Answer = {"states": read_states(request["items"], pool)}
+    answer: Answer = {"states": read_states(request["items"], pool), "pending": Pending.read()}
     if gathered is not None:
         answer["facts"] = gathered.result()
     return answer
@@ -736,34 +736,101 @@ APPLY = {step: applier for kind in KINDS.values() for step, (_fields, applier) i
 ROLLED_BACK = ("file", "symlink", "absent")
 
 
+class Pending:
+    """Handlers owed on this host, recorded before the step that makes them necessary is applied and removed once
+    they have run: a run killed in between (controller or this program) leaves them here for the next run, which
+    runs them even though the files no longer differ."""
+
+    path = "/var/lib/fabstack/pending-handlers.json"
+
+    @classmethod
+    def read(cls) -> dict:
+        try:
+            with open(cls.path) as handle:
+                data = json.load(handle)
+            return data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    @classmethod
+    def write(cls, data: dict) -> None:
+        if not data and not os.path.exists(cls.path):
+            return
+        os.makedirs(os.path.dirname(cls.path), mode=0o700, exist_ok=True)
+        tmp = cls.path + ".tmp"
+        with open(tmp, "w") as handle:
+            json.dump(data, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, cls.path)
+
+    @classmethod
+    def owe(cls, role: str, handlers: dict) -> None:
+        """Record handlers (name -> command) as owed for a role, durably, before the step that needs them."""
+        data = cls.read()
+        owed = data.setdefault(role, {})
+        if all(owed.get(name) == command for name, command in handlers.items()):
+            return
+        owed.update(handlers)
+        cls.write(data)
+
+    @classmethod
+    def settle(cls, role: str, names: set) -> None:
+        """Forget handlers of a role: they ran, or what made them owed was rolled back."""
+        data = cls.read()
+        owed = data.get(role, {})
+        if not any(name in owed for name in names):
+            return
+        for name in names:
+            owed.pop(name, None)
+        if not owed:
+            data.pop(role, None)
+        cls.write(data)
+
+
+def checkpoint(name: str) -> None:
+    """A point between a role's steps and handlers; fault-injection tests make it kill the run here."""
+
+
 def apply_role(role: Request) -> tuple[list[Answer], bool]:
     """Apply one role's steps in order; on a failure put its files back and skip its handlers."""
     results = []
     journal = Journal()
-    notified = set()
+    name = role["name"]
+    commands = {h["name"]: h["command"] for h in role["handlers"]}
+    owed_before = Pending.read().get(name, {})
+    notified = set(owed_before)  # owed by a run that was killed before they ran
     for step in role["steps"]:
+        wanted = {n: commands[n] for n in step.get("notify", []) if n in commands}
+        Pending.owe(name, wanted)
+        checkpoint("before step")
         try:
             changed = APPLY[step["type"]](step, journal)
         except (StepFailed, OSError) as exc:
             journal.rollback()
+            Pending.settle(name, set(commands) - set(owed_before))
             for earlier in results:
                 if earlier["status"] == "changed" and earlier["type"] in ROLLED_BACK:
-                    earlier.update(status="skipped", message=f"rolled back: role {role['name']} failed")
+                    earlier.update(status="skipped", message=f"rolled back: role {name} failed")
             results.append({"id": step["id"], "status": "failed", "message": str(exc)})
             return results, False
+        checkpoint("after step")
         results.append({"id": step["id"], "type": step["type"], "status": "changed" if changed else "ok"})
         if changed:
             notified.update(step.get("notify", []))
     journal.commit()
-    for handler in role["handlers"]:
-        if handler["name"] not in notified:
-            continue
-        code, out = shell(handler["command"])
+    Pending.settle(name, (set(commands) - notified) - set(owed_before))  # recorded, but nothing changed for them
+    order = [n for n in commands if n in notified] + [n for n in owed_before if n not in commands]
+    for handler in order:
+        checkpoint("before handler")
+        code, out = shell(commands.get(handler) or owed_before[handler])
         status = "changed" if code == 0 else "failed"
-        results.append({"id": "handler " + handler["name"], "role": role["name"], "status": status,
+        results.append({"id": "handler " + handler, "role": name, "status": status,
                         "message": "" if code == 0 else last_lines(out)})
         if code != 0:
             return results, False
+        Pending.settle(name, {handler})
+        checkpoint("after handler")
     return results, True
 
 

@@ -59,6 +59,8 @@ class HostRun:
     started: float = field(default_factory=time.monotonic)
     raw_facts: dict[str, Any] = field(default_factory=dict)
     guess: Guess | None = None
+    # handlers a killed run left owed on the host (role -> names): they run in this run's apply
+    pending: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -168,6 +170,7 @@ def guess_and_probe(project: Project, run: HostRun, remembered: dict[str, dict[s
     run.raw_facts = answer["facts"]
     run.facts = with_overrides(run, run.raw_facts)
     run.guess = Guess(declared, probes, answer["states"])
+    run.pending = {role: list(owed) for role, owed in answer.get("pending", {}).items()}
 
 
 def plan_host(
@@ -181,7 +184,9 @@ def plan_host(
     if guess and items == guess.probes:
         states = guess.states
     else:
-        states = run.conn.agent({"action": "probe", "items": items})["states"]
+        answer = run.conn.agent({"action": "probe", "items": items})
+        states = answer["states"]
+        run.pending = {role: list(owed) for role, owed in answer.get("pending", {}).items()}
     probes = [op.probe() for _, op in declared]
     answers = iter(states)
     for (role, op), probe in zip(declared, probes, strict=True):
@@ -203,7 +208,7 @@ def role_payloads(run: HostRun) -> dict[str, dict[str, Any]]:
     payloads = {}
     for role in run.setup.roles:
         steps = [s for p in run.planned if p.role is role for s in steps_of.get(id(p), [])]
-        if steps:
+        if steps or run.pending.get(role.name):
             commands = role.handler_commands(run.setup.vars, run.name)
             handlers = [{"name": n, "command": c} for n, c in commands.items()]
             payloads[role.name] = {"name": role.name, "steps": steps, "handlers": handlers}
@@ -244,6 +249,12 @@ def record(run: HostRun, results: list[dict[str, Any]] | None, check: bool, prin
                     event.message = f"{p.op.id}: {event.message}"
         run.report.events.append(event)
         printer.event(run.name, event)
+    if check:
+        for role, owed in run.pending.items():
+            for name in owed:
+                event = Event(role, f"handler {name}", "changed", "(check mode: owed by an interrupted run)")
+                run.report.events.append(event)
+                printer.event(run.name, event)
     for result in results or []:
         if result["id"].startswith("handler "):
             event = Event(result.get("role", ""), result["id"], result["status"], result.get("message", ""))
