@@ -143,7 +143,10 @@ def time_bound(seconds: float = MAX_RENDER_SECONDS) -> Iterator[None]:
     previous = sys.gettrace()
 
     def tracer(frame: Any, event: str, arg: Any) -> Any:
-        if time.monotonic() > _deadline.at:
+        at = getattr(_deadline, "at", None)
+        if at is None:  # a frame (a generator) that outlived the rendering: stop tracing it
+            return None
+        if time.monotonic() > at:
             raise RenderLimit(f"rendering took longer than {seconds:g}s")
         return tracer
 

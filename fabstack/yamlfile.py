@@ -94,8 +94,9 @@ def load_yaml(path: Path) -> Any:
         text = vault.decrypt(text, vault.password(where), where)
     loader_class = type("FileLoader", (VaultLoader,), {})
     loader_class.add_constructor("!vault", _vault_constructor(path))
-    loader = loader_class(text)
+    loader = None
     try:
+        loader = loader_class(text)
         node = loader.get_single_node()
         if node is None:
             return None
@@ -114,7 +115,8 @@ def load_yaml(path: Path) -> Any:
     except RecursionError as exc:
         raise FabstackError(f"nested too deep to read (more than {MAX_DEPTH} levels)", where=where) from exc
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def load_mapping(path: Path) -> dict[str, Any]:
