@@ -45,3 +45,24 @@ def test_root_option_reads_another_deployment_repo(project_copy: Path) -> None:
     proc = inv("inventory", "--env", "staging", "--root", str(project_copy), cwd=project_copy)
     assert proc.returncode == 0, proc.stderr
     assert "web9" in proc.stdout and "ansible_host = '10.9.9.9'" in proc.stdout
+
+
+def test_an_env_shaped_like_a_path_is_exit_2_one_line_and_writes_nothing(project_copy: Path) -> None:
+    before = sorted(str(p) for p in project_copy.rglob("*"))
+    for env in ("../inventory/sandbox", "/tmp/x"):
+        proc = inv("deploy", "--env", env, "--check", "--root", str(project_copy))
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert proc.stderr.strip().count("\n") == 0 and "key --env" in proc.stderr
+    assert sorted(str(p) for p in project_copy.rglob("*")) == before
+
+
+def test_an_unexpected_error_is_one_line_with_a_hint() -> None:
+    proc = subprocess.run([sys.executable, "-c", "import sys; from fabstack import commands; "
+                           "commands.report_unexpected(KeyError('boom'), sys.argv[1:])"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.stderr.strip() == ("error: internal error: KeyError: 'boom' (this is a fabstack bug; run again with "
+                                   "-v or FABSTACK_TRACEBACK=1 for the traceback)")
+    shown = subprocess.run([sys.executable, "-c", "import sys; from fabstack import commands; "
+                            "commands.report_unexpected(KeyError('boom'), ['-v'])"],
+                           capture_output=True, text=True, timeout=60)
+    assert shown.stderr.splitlines()[0] == "KeyError: 'boom'"  # the exception as Python shows it, then the line
