@@ -1,1 +1,0 @@
-"""fabstack: deploy a scaling roadmap to real hosts."""
