@@ -65,9 +65,10 @@ class Project:
         return values
 
     def known_settings(self) -> set[str]:
-        """Every setting name this env knows: the roles' defaults, the connection settings the engine reads, and
-        whatever the inventory, group_vars and host_vars set for any host."""
+        """Every setting name this env knows: the roles' defaults and generated secrets, the connection settings the
+        engine reads, and whatever the inventory, group_vars and host_vars set for any host."""
         known = set(ENGINE_SETTINGS) | set(self.env_values())
+        known |= {name for role in self.roles.values() for name in role.generated_secrets}
         for host in self.inventory.hosts:
             known |= set(self.inventory.resolve(host).values)
         return known

@@ -212,3 +212,11 @@ def test_day2_commands_check_the_fleet_before_connecting(project_copy: Path) -> 
     set_host(project_copy, APP2, "app2", ansible_host="10.213.0.22")
     line = refused(project_copy, lambda: run_action(project_copy, "sandbox", "promote-replica", replica="db9"))
     assert "key --replica" in line and "db9 is not a db host" in line
+
+
+def test_a_set_of_a_generated_secret_is_known(project_copy: Path) -> None:
+    from fabstack.project import load_project
+
+    project = load_project(project_copy, "sandbox")
+    project.set_overrides(["redis_app_password=Team-Value-1"])
+    assert project.setup("cache1", None).vars["redis_app_password"] == "Team-Value-1"
