@@ -137,7 +137,9 @@ def ensure_docker_api() -> str:
 
     if not answering():
         DOCKER_SOCKET.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.Popen(["podman", "system", "service", "--time=0", f"unix://{DOCKER_SOCKET}"],
+        # started from / and left running: from the repo's folder, it would fail every container start (runc:
+        # "write child: broken pipe") once that folder is removed, e.g. a CI checkout
+        subprocess.Popen(["podman", "system", "service", "--time=0", f"unix://{DOCKER_SOCKET}"], cwd="/",
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + 20
         while not answering():
