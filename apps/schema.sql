@@ -15,3 +15,12 @@ create table if not exists jobs_done (
 insert into items (name)
 select 'item ' || n from generate_series(1, 20) as n
 where not exists (select from items);
+alter table jobs_done add column if not exists revision text not null default '';
+-- one row per release of an app, written by its once-per-release hook
+create table if not exists app_releases (
+    id bigserial primary key,
+    app text not null,
+    revision text not null,
+    host text not null,
+    at timestamptz not null default now()
+);

@@ -194,6 +194,46 @@ def backup_verify(c: Context, env: str = "sandbox", root: str = ".") -> None:
         raise Exit(code=2)
 
 
+@task(name="release", default=True, help={
+    "env": "inventory/ENV.yml", "app": "only this app", "ref": "branch, tag or commit to release (with --app)",
+    "batch": "hosts per batch: N or P% (default 1)", "max_fail": "hosts that may fail before the rollout stops",
+    "check": "show what would be released, change nothing", "force_unlock": "remove a stale release lock first",
+    "root": "the deployment repo", **VAULT})
+def release_run(c: Context, env: str = "sandbox", app: str | None = None, ref: str | None = None,
+                batch: str | None = None, max_fail: int = 0, check: bool = False, force_unlock: bool = False,
+                root: str = ".", vault_password_file: str | None = None, ask_vault_pass: bool = False) -> None:
+    """Build each app's ref once and roll it out host by host behind the load balancer; exits non-zero (after
+    rolling the failed batch back) when a step fails."""
+    from fabstack import release
+
+    _run(lambda: release.release(Path(root), env, app=app, ref=ref, batch=batch, max_fail=int(max_fail),
+                                 check=check, force_unlock=force_unlock), vault_password_file, ask_vault_pass)
+
+
+@task(name="rollback", help={"env": "inventory/ENV.yml", "app": "only this app",
+                             "to": "the release to go back to (default: the previous good one)",
+                             "batch": "hosts per batch: N or P%", "force_unlock": "remove a stale release lock first",
+                             "root": "the deployment repo", **VAULT})
+def release_rollback(c: Context, env: str = "sandbox", app: str | None = None, to: str | None = None,
+                     batch: str | None = None, force_unlock: bool = False, root: str = ".",
+                     vault_password_file: str | None = None, ask_vault_pass: bool = False) -> None:
+    """Switch back to the previous good release with the same drain, reload and health steps; marks the bad one."""
+    from fabstack import release
+
+    _run(lambda: release.rollback(Path(root), env, app=app, to=to, batch=batch, force_unlock=force_unlock),
+         vault_password_file, ask_vault_pass)
+
+
+@task(name="status", help={"env": "inventory/ENV.yml", "app": "only this app", "root": "the deployment repo",
+                           **VAULT})
+def release_status(c: Context, env: str = "sandbox", app: str | None = None, root: str = ".",
+                   vault_password_file: str | None = None, ask_vault_pass: bool = False) -> None:
+    """Per app and host: the live revision, when it went live, the kept releases and any lock."""
+    from fabstack import release
+
+    _run(lambda: release.status(Path(root), env, app=app), vault_password_file, ask_vault_pass)
+
+
 @task(name="encrypt", help={"path": "the file to encrypt in place"})
 def vault_encrypt(c: Context, path: str) -> None:
     """Encrypt a file in place, in ansible-vault's format (password from FABSTACK_VAULT_PASSWORD[_FILE])."""
@@ -240,6 +280,7 @@ def hosts_trust(c: Context, env: str = "sandbox", limit: str | None = None, upda
 
 
 namespace = Collection(deploy, verify, capacity, failover, inventory_,
+                       Collection("release", release_run, release_rollback, release_status),
                        Collection("backup", backup_run, backup_list, backup_restore, backup_verify),
                        Collection("vault", vault_encrypt, vault_decrypt, vault_view, vault_edit),
                        Collection("hosts", hosts_trust),

@@ -16,7 +16,7 @@ from fabstack.budget import compute_budget
 from fabstack.errors import FabstackError, shorten
 from fabstack.inventory import load_inventory
 from fabstack.masking import Masker
-from fabstack.project import load_project
+from fabstack.project import Project, load_project
 from fabstack.report import HostReport, Printer, recap, write_json
 from fabstack.runner import checked_fact_overrides, close_all, execute, gather_fleet, select_hosts
 
@@ -46,10 +46,30 @@ def deploy(
     print(f"deploy env={env} hosts={len(setups)}{mode}", flush=True)
     reports = execute(project, setups, check=check, printer=printer, forks=forks)
     recap(reports)
+    if not any(r.failed for r in reports):
+        release_apps(project, check=check, partial=limit is not None or roles is not None)
     if json_path:
         meta = {"env": env, "check": check, "seconds": round(time.monotonic() - started, 3)}
         write_json(Path(json_path), reports, project.masker, meta)
     return reports
+
+
+def release_apps(project: Project, *, check: bool, partial: bool) -> None:
+    """The release step of a deploy: each app's configured ref, with a release's every step (a whole-fleet run
+    only: a deploy of some hosts or roles leaves the apps as they are)."""
+    from fabstack.release import Rollout, build_artifact, release_app
+
+    apps = project.apps
+    if apps and partial:
+        print("apps not released by a deploy of some hosts or roles: inv release does that")
+        return
+    for app in apps:
+        rollout = Rollout(project, app)
+        try:
+            figures = release_app(rollout, build_artifact(project, app, None), check=check)
+            print(f"release {app.name}: changed={len(figures.changed)} unchanged={len(figures.unchanged)}")
+        finally:
+            rollout.close()
 
 
 def check_writable(path: Path, key: str) -> None:

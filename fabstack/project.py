@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fabstack import vault
+from fabstack.apps import APPS_KEY, App, parse_apps
 from fabstack.bundled import ENGINE_ROOT
 from fabstack.errors import FabstackError, shorten
 from fabstack.inventory import Inventory, ResolvedVars, load_inventory
@@ -21,7 +22,7 @@ from fabstack.yamlfile import load_vars_location, load_yaml
 
 # Settings the engine itself reads for every host (the connection, and fact overrides).
 ENGINE_SETTINGS = ("ansible_host", "ansible_port", "ansible_user", "ansible_become", "ansible_become_password",
-                   "ansible_ssh_private_key_file", "ansible_python_interpreter", "fabstack_facts")
+                   "ansible_ssh_private_key_file", "ansible_python_interpreter", "fabstack_facts", APPS_KEY)
 
 
 @dataclass
@@ -83,6 +84,25 @@ class Project:
             raise FabstackError(f"no role or inventory knows this setting{hint}", key=f"--set {shorten(unknown[0])}")
         self.overrides = overrides
         self._hostvars = {}
+
+    @property
+    def apps(self) -> list[App]:
+        """The env's apps (``apps:`` in group_vars/all or the inventory's all vars), every entry checked."""
+        values, files = load_vars_location(self.root / "group_vars", "all")
+        where = files[-1] if APPS_KEY in values and files else str(self.inventory.path)
+        value = self.overrides.get(APPS_KEY, values.get(APPS_KEY, self.inventory.groups["all"].vars.get(APPS_KEY)))
+        return parse_apps(value, where, set(self.inventory.groups))
+
+    def app(self, name: str | None) -> list[App]:
+        """The app called ``name`` (all apps when None); an unknown name is refused with the known ones."""
+        apps = self.apps
+        if name is None:
+            return apps
+        chosen = [a for a in apps if a.name == name]
+        if not chosen:
+            known = ", ".join(a.name for a in apps) or "none declared"
+            raise FabstackError(f"no app {shorten(repr(name))} (apps: {known})", key="--app")
+        return chosen
 
     @property
     def db_groups(self) -> DbGroups:

@@ -382,6 +382,7 @@ def select_hosts(project: Project, limit: str | None = None, roles: str | None =
         raise FabstackError(f"no selected host carries role {', '.join(only)}", key="--roles")
     everyone = {h: project.setup(h, None) for h in project.inventory.hosts}
     check_fleet(project, everyone)
+    _ = project.apps  # a bad app declaration is refused here too, before any host
     for setup in everyone.values():
         checked_fact_overrides(setup)
     save_generated(project.root, project.env)  # every local check passed: now the run may write

@@ -225,9 +225,47 @@ def known_hosts_line(host: SandboxHost, key: str) -> str:
     return f"{name} {key}\n"
 
 
+GIT_IDENTITY = {"GIT_AUTHOR_NAME": "fabstack sandbox", "GIT_AUTHOR_EMAIL": "sandbox@fabstack.invalid",
+                "GIT_COMMITTER_NAME": "fabstack sandbox", "GIT_COMMITTER_EMAIL": "sandbox@fabstack.invalid"}
+
+
+def git(*args: str, cwd: Path) -> str:
+    """A git command in ``cwd`` with the sandbox's identity; its output."""
+    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False,
+                          env=dict(os.environ, **GIT_IDENTITY))
+    if done.returncode != 0:
+        raise FabstackError(f"git {args[0]}: {done.stderr.strip()[-200:]}", key=str(cwd))
+    return done.stdout.strip()
+
+
+def seed_repository(folder: Path, bare: Path, message: str = "Initial import") -> str:
+    """A bare repository at ``bare`` whose ``main`` holds ``folder``'s files (one commit); returns the commit."""
+    bare.mkdir(parents=True, exist_ok=True)
+    git("init", "--quiet", "--bare", "--initial-branch=main", str(bare), cwd=bare.parent)
+    with tempfile.TemporaryDirectory(prefix="fabstack-seed-") as scratch:
+        work = Path(scratch) / "work"
+        shutil.copytree(folder, work, ignore=shutil.ignore_patterns("__pycache__", "vendor", ".venv"))
+        git("init", "--quiet", "--initial-branch=main", cwd=work)
+        git("add", "-A", cwd=work)
+        git("commit", "--quiet", "-m", message, cwd=work)
+        git("push", "--quiet", str(bare), "main", cwd=work)
+        return git("rev-parse", "HEAD", cwd=work)
+
+
+def seed_app_repositories(inv: Inventory) -> None:
+    """The sandbox apps' git repositories (``sandbox_app_repositories``: bare repo -> folder), made when missing,
+    so that releases take the path a team's own repository takes."""
+    values = inv.resolve(next(iter(inv.hosts))).values
+    for bare, folder in dict(values.get("sandbox_app_repositories") or {}).items():
+        target = inv.root / str(bare)
+        if not (target / "HEAD").is_file():
+            seed_repository(inv.root / str(folder), target)
+
+
 def up(inv: Inventory) -> list[SandboxHost]:
     """Build images if needed, start every inventory host and record their host keys beside the inventory."""
     values = inv.resolve(next(iter(inv.hosts))).values
+    seed_app_repositories(inv)
     network = str(values.get("sandbox_network", DEFAULT_NETWORK))
     subnet = str(values.get("sandbox_subnet", DEFAULT_SUBNET))
     hosts = sandbox_hosts(inv)

@@ -83,7 +83,7 @@ EXPECTED = {
     "redis": ("cache1", "file /etc/redis/redis.conf", "maxmemory 256mb", "maxmemory 16384mb"),
     "php": ("app1", "packages php8.2-cli php8.2-pgsql php8.2-redis php8.2-opcache", "php8.2-opcache",
             "php8.2-opcache"),
-    "php_app": ("app1", "file /etc/fabstack/php-app.php", "port=6432;dbname=app'", "port=6432;dbname=app'"),
+    "php_app": ("app1", "file /srv/php-app/shared/.env", "DB_PORT=6432", "DB_PORT=6432"),
     "fastapi_app": ("app2", "file /etc/fabstack/fastapi-app.env", "port=6432 dbname=app ",
                     "port=6432 dbname=app "),
     "postgresql_replica": ("db2", "command clone 10.213.0.31 into /var/lib/postgresql/15/main", "pg_basebackup",

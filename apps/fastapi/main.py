@@ -7,14 +7,23 @@ import json
 import secrets
 import socket
 
+import humanize
 import psycopg
 import redis.asyncio as aioredis
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Request, Response
 from psycopg_pool import AsyncConnectionPool
-from settings import load_settings
+from settings import RELEASED_AT, REVISION, load_settings
 
 SETTINGS = load_settings()
 app = FastAPI(title="fabstack demo")
+
+
+@app.middleware("http")
+async def revision_header(request: Request, call_next: object) -> Response:
+    """Every response names the release that served it (fabstack's health check waits for it)."""
+    response = await call_next(request)  # type: ignore[operator]
+    response.headers["X-App-Revision"] = REVISION[:12]
+    return response
 redis_client = aioredis.Redis(
     host=SETTINGS["REDIS_HOST"], port=int(SETTINGS["REDIS_PORT"]), username=SETTINGS["REDIS_USER"],
     password=SETTINGS["REDIS_PASSWORD"], decode_responses=True,
@@ -79,7 +88,8 @@ async def index() -> dict:
     rows = await query("ro", "select id, name from items order by id limit 5")
     standby = await query("rw", "select pg_is_in_recovery()")
     return {"app": "fastapi", "host": socket.gethostname(), "rows": [{"id": r[0], "name": r[1]} for r in rows],
-            "redis": cached, "rw_is_standby": standby[0][0]}
+            "redis": cached, "rw_is_standby": standby[0][0], "revision": REVISION,
+            "released": humanize.naturaltime(RELEASED_AT)}
 
 
 @app.get("/enqueue")
@@ -93,7 +103,7 @@ async def enqueue(payload: str = "") -> dict:
 @app.get("/job")
 async def job(id: str) -> dict:  # noqa: A002 - the query parameter's public name
     """A processed job as the replica sees it."""
-    rows = await query("ro", "select job_id, kind, payload from jobs_done where job_id = %s", id)
+    rows = await query("ro", "select job_id, kind, payload, revision from jobs_done where job_id = %s", id)
     if not rows:
         raise HTTPException(status_code=404, detail="not processed yet")
-    return {"job": {"job_id": rows[0][0], "kind": rows[0][1], "payload": rows[0][2]}}
+    return {"job": {"job_id": rows[0][0], "kind": rows[0][1], "payload": rows[0][2], "revision": rows[0][3]}}

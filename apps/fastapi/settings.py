@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 from pathlib import Path
+
+_HERE = Path(__file__).resolve().parent
+# The commit this release was built from (fabstack writes REVISION into every artifact), and when it was unpacked.
+REVISION = (_HERE / "REVISION").read_text().strip() if (_HERE / "REVISION").is_file() else "development"
+RELEASED_AT = datetime.datetime.fromtimestamp(_HERE.stat().st_mtime)
 
 
 def load_settings(path: str | None = None) -> dict[str, str]:

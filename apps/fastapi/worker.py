@@ -10,7 +10,7 @@ import time
 
 import psycopg
 import redis
-from settings import load_settings
+from settings import REVISION, load_settings
 
 
 def main() -> None:
@@ -26,8 +26,8 @@ def main() -> None:
             if popped is None:
                 continue
             job = json.loads(popped[1])
-            conn.execute("insert into jobs_done (job_id, kind, payload) values (%s, %s, %s) "
-                         "on conflict (job_id) do nothing", (job["id"], job["kind"], job["payload"]))
+            conn.execute("insert into jobs_done (job_id, kind, payload, revision) values (%s, %s, %s, %s) "
+                         "on conflict (job_id) do nothing", (job["id"], job["kind"], job["payload"], REVISION))
             handled += 1
 
 

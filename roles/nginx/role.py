@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from fabstack import lb
+from fabstack.apps import APPS_KEY, App, parse_apps
 from fabstack.errors import FabstackError
 from fabstack.role import RoleContext
 from fabstack.rolecontract import Commitment, Inbound, out_of_bounds
@@ -16,7 +18,7 @@ HANDLERS = {
     "reload nginx": "systemctl reload nginx",
 }
 
-SITES = ("lb", "php", "uvicorn", "static")
+SITES = ("lb", "apps", "php", "uvicorn", "static")
 
 
 def inbound(values: dict[str, Any]) -> list[Inbound]:
@@ -24,7 +26,10 @@ def inbound(values: dict[str, Any]) -> list[Inbound]:
     if values["nginx_site"] == "lb":
         return [Inbound((values["nginx_listen_port"], 443), "the load balancer", anywhere=True),
                 Inbound((values["nginx_status_port"],), "stub_status")]
-    return [Inbound((values["nginx_listen_port"],), "app behind the load balancer", (values["firewall_lb_group"],))]
+    ports = (values["nginx_listen_port"],)
+    if values["nginx_site"] == "apps":
+        ports = tuple(sorted({app.port for app in parse_apps(values.get(APPS_KEY), APPS_KEY, None)}))
+    return [Inbound(ports, "app behind the load balancer", (values["firewall_lb_group"],))]
 
 
 def check(values: dict[str, Any]) -> list[tuple[str, str]]:
@@ -43,22 +48,33 @@ def check(values: dict[str, Any]) -> list[tuple[str, str]]:
     if values["nginx_status_port"] == values["nginx_listen_port"]:
         problems.append(("nginx_status_port", f"collides with nginx_listen_port {values['nginx_listen_port']}"))
     for route in values["nginx_lb_routes"]:
-        if not isinstance(route, dict) or not str(route.get("path", "")).startswith("/") or not route.get("group"):
-            problems.append(("nginx_lb_routes", f"each route needs a path starting with / and a group: {route!r}"))
+        if not isinstance(route, dict) or not str(route.get("path", "")).startswith("/") or \
+                bool(route.get("group")) == bool(route.get("app")):
+            problems.append(("nginx_lb_routes", f"each route needs a path starting with / and a group or an app: "
+                                                f"{route!r}"))
     return problems
 
 
-def upstreams(ctx: RoleContext) -> list[dict[str, Any]]:
-    """One upstream per load-balancer route: its name, path and ``address:port`` servers, longest path first."""
-    port = ctx.vars["nginx_upstream_port"]
+def upstreams(ctx: RoleContext, apps: list[App]) -> list[dict[str, Any]]:
+    """One upstream per load-balancer route (to an app's serving hosts at its port, or to a group's hosts at
+    ``nginx_upstream_port``): its name, path, servers and the file holding them, longest path first."""
+    by_name = {app.name: app for app in apps}
     found = []
     for route in sorted(ctx.vars["nginx_lb_routes"], key=lambda r: -len(r["path"])):
-        group = route["group"]
-        if group not in ctx.groups:
-            raise FabstackError(f"route {route['path']} names unknown group {group!r}", key="nginx_lb_routes",
-                                host=ctx.host)
-        servers = [f"{ctx.address_of(h)}:{port}" for h in ctx.groups[group]]
-        found.append({"name": f"{group}_servers", "path": route["path"], "servers": servers})
+        if route.get("app"):
+            app = by_name.get(route["app"])
+            if app is None:
+                raise FabstackError(f"route {route['path']} names unknown app {route['app']!r}",
+                                    key="nginx_lb_routes", host=ctx.host)
+            name, hosts, port = app.upstream, [h for g in app.serve for h in ctx.groups.get(g, [])], app.port
+        else:
+            group = route["group"]
+            if group not in ctx.groups:
+                raise FabstackError(f"route {route['path']} names unknown group {group!r}", key="nginx_lb_routes",
+                                    host=ctx.host)
+            name, hosts, port = f"{group}_servers", ctx.groups[group], ctx.vars["nginx_upstream_port"]
+        servers = [f"{ctx.address_of(h)}:{port}" for h in dict.fromkeys(hosts)]
+        found.append({"name": name, "path": route["path"], "servers": servers, "file": lb.upstream_path(name)})
     return found
 
 
@@ -85,8 +101,18 @@ def deploy(ctx: RoleContext) -> None:
     ctx.absent("/etc/nginx/sites-enabled/default", notify="reload nginx")
     site = v["nginx_site"]
     extra: dict[str, Any] = {"private_address": ctx.facts["primary_address"]}
+    apps = parse_apps(v.get(APPS_KEY), APPS_KEY, set(ctx.groups))
     if site == "lb":
-        extra["upstreams"] = upstreams(ctx)
+        extra["upstreams"] = upstreams(ctx, apps)
+        ctx.directory(lb.UPSTREAMS_DIR)
+        for upstream in extra["upstreams"]:
+            ctx.file(upstream["file"], lb.upstream_file(upstream["servers"], v["nginx_upstream_max_fails"],
+                                                        v["nginx_upstream_fail_timeout"], ctx.vars_managed()),
+                     validate="nginx -t -q", notify="reload nginx")
+    elif site == "apps":
+        extra["served"] = [app for app in apps if any(ctx.host in ctx.groups.get(g, []) for g in app.serve)]
+        extra["app_port"] = v.get("uvicorn_port", 8000)
+        extra["app_idle"] = v.get("uvicorn_upstream_idle_seconds", 60)
     elif site == "uvicorn":
         extra["app_port"] = v.get("uvicorn_port", 8000)
         extra["app_idle"] = v.get("uvicorn_upstream_idle_seconds", 60)

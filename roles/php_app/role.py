@@ -1,14 +1,15 @@
-"""php_app: release the demo PHP app and write its configuration (DSNs to PgBouncer, Redis credentials)."""
+"""php_app: what the demo Laravel shop needs on a host: Debian's Laravel framework, and its .env (DSNs to
+PgBouncer, Redis credentials) in the shared folder. The shop itself is released from git (``apps:``)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from fabstack.role import RoleContext
+from fabstack.runtimes import RUNTIMES
 
 GENERATED_SECRETS = ("postgresql_app_password", "redis_app_password")
 
-# A release resets OPcache (validate_timestamps is off) and restarts the queue workers on the new code.
+# A new .env is read after Laravel's config cache is rebuilt: the next release does that (config:cache), and a
+# reload of PHP-FPM makes running workers let go of the old cache.
 HANDLERS = {
     "reload php-fpm": "if systemctl is-active -q {{ php_fpm_service }}; then systemctl reload {{ php_fpm_service }}; "
                       "fi",
@@ -16,19 +17,12 @@ HANDLERS = {
 }
 
 
-def check(values: dict[str, Any]) -> list[tuple[str, str]]:
-    """At least the current release must be kept."""
-    if values["php_app_keep_releases"] < 1:
-        return [("php_app_keep_releases", "must be at least 1")]
-    return []
-
-
 def deploy(ctx: RoleContext) -> None:
-    """Declare the PHP runtime pieces the app needs, its config and its release."""
+    """Declare Debian's Laravel framework and the shop's shared .env."""
     v = ctx.vars
-    ctx.directory("/etc/fabstack")
-    ctx.template("php-app.php.j2", "/etc/fabstack/php-app.php", group="www-data", mode="0640", secret=True,
-                  pgbouncer=ctx.peer(v["php_app_pgbouncer_group"]), redis=ctx.peer(v["php_app_redis_group"]),
-                  notify=["reload php-fpm", "restart workers"])
-    ctx.release(v["php_app_source"], v["php_app_dest"], keep=v["php_app_keep_releases"],
+    ctx.packages(*RUNTIMES["laravel"].packages)
+    for folder in (v["php_app_dest"], f"{v['php_app_dest']}/shared"):
+        ctx.directory(folder)
+    ctx.template("env.j2", f"{v['php_app_dest']}/shared/.env", group="www-data", mode="0640", secret=True,
+                 pgbouncer=ctx.peer(v["php_app_pgbouncer_group"]), redis=ctx.peer(v["php_app_redis_group"]),
                  notify=["reload php-fpm", "restart workers"])

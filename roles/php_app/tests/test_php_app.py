@@ -3,9 +3,10 @@
 from typing import Any
 
 
-def test_release_is_current_and_config_is_private(host: Any, hostvars: dict[str, Any]) -> None:
+def test_release_is_current_and_env_is_private(host: Any, hostvars: dict[str, Any]) -> None:
     current = host.file(f"{hostvars['php_app_dest']}/current")
-    assert current.is_symlink and "/releases/" in current.linked_to
+    assert current.is_symlink and current.linked_to.startswith(f"{hostvars['php_app_dest']}/releases/")
     assert host.file(f"{hostvars['php_app_dest']}/current/public/index.php").exists
-    config = host.file("/etc/fabstack/php-app.php")
-    assert config.mode == 0o640 and config.group == "www-data"
+    env = host.file(f"{hostvars['php_app_dest']}/shared/.env")
+    assert env.mode == 0o640 and env.group == "www-data"
+    assert host.file(f"{hostvars['php_app_dest']}/current/.env").linked_to == env.path

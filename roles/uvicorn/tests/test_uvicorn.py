@@ -13,8 +13,9 @@ def test_service_running_with_computed_workers(host: Any, hostvars: dict[str, An
     assert keepalive > hostvars["uvicorn_upstream_idle_seconds"]
     assert f"--worker-connections {hostvars['uvicorn_limit_concurrency']}" in unit
     assert f"--backlog {hostvars['uvicorn_backlog']}" in unit
-    processes = host.check_output("ps -C gunicorn -o pid=").split()
-    assert len(processes) == computed["uvicorn_workers"] + 1  # the gunicorn arbiter and its workers
+    arbiter = host.check_output("systemctl show -p MainPID --value fabstack-fastapi")
+    workers = host.check_output(f"pgrep -P {arbiter} || true").split()
+    assert len(workers) == computed["uvicorn_workers"]
 
 
 def test_listens_on_loopback_only(host: Any, hostvars: dict[str, Any]) -> None:

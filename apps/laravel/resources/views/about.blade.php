@@ -1,0 +1,1 @@
+<p>fabstack demo shop, release {{ $revision }}</p>

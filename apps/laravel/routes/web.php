@@ -1,0 +1,9 @@
+<?php
+
+use App\Http\Controllers\ShopController;
+use Illuminate\Support\Facades\Route;
+
+Route::get('/health', [ShopController::class, 'health']);
+Route::get('/', [ShopController::class, 'index']);
+Route::get('/enqueue', [ShopController::class, 'enqueue']);
+Route::get('/job', [ShopController::class, 'job']);

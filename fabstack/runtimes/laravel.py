@@ -1,0 +1,54 @@
+"""Laravel on PHP-FPM: composer's autoloader built on the controller, Laravel's caches made in each release on the
+host, PHP-FPM reloaded after the switch (which empties OPcache: nginx resolves the new path with $realpath_root),
+and the queue workers told to restart once their job is done (``artisan queue:restart``)."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from pathlib import Path
+
+from fabstack.errors import FabstackError
+from fabstack.runtimes.base import AppLike, Runtime
+
+# The caches Laravel's production checklist asks for, made as the app's user in the new release before it goes live.
+CACHES = ("config:cache", "route:cache", "view:cache")
+
+
+def build(tree: Path) -> None:
+    """``composer install --no-dev --optimize-autoloader`` with Debian's composer, when the app has a composer.json."""
+    if not (tree / "composer.json").is_file():
+        return
+    command = ["composer", "install", "--no-dev", "--optimize-autoloader", "--no-interaction", "--no-progress",
+               "--no-scripts"]
+    try:
+        done = subprocess.run(command, cwd=tree, capture_output=True, text=True, timeout=600, check=False)
+    except FileNotFoundError as exc:
+        raise FabstackError("composer is not installed on this machine (apt install composer)", key="build") from exc
+    if done.returncode != 0:
+        last = (done.stderr or done.stdout).strip().splitlines()
+        raise FabstackError(f"composer install failed: {last[-1] if last else done.returncode}", key="build")
+
+
+def artisan(app: AppLike, release: str, command: str) -> str:
+    """``php artisan COMMAND`` as the app's user in ``release``."""
+    return f"cd {shlex.quote(release)} && runuser -u {shlex.quote(app.user)} -- php artisan {command} --no-interaction"
+
+
+def prepare(app: AppLike, release: str) -> str:
+    """Laravel's caches, built against the release's own path and the shared .env."""
+    return " && ".join(artisan(app, release, cache) for cache in CACHES)
+
+
+def reload(app: AppLike) -> str:
+    """A graceful PHP-FPM reload: running requests finish, new workers start with an empty OPcache."""
+    return "systemctl reload 'php*-fpm.service'"
+
+
+def restart_workers(app: AppLike) -> str:
+    """Workers on Redis queues restart after their current job (every host's, through the shared cache)."""
+    return artisan(app, app.current, "queue:restart")
+
+
+RUNTIME = Runtime("laravel", build=build, prepare=prepare, reload=reload, restart_workers=restart_workers,
+                  packages=("php-laravel-framework",))
