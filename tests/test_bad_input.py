@@ -54,7 +54,7 @@ def test_replica_without_a_primary(project_copy: Path) -> None:
 
 
 def test_duplicate_host_addresses(project_copy: Path) -> None:
-    edit_inventory(project_copy, lambda c: c["app"]["children"]["app_uvicorn"]["hosts"]["app2"].update(
+    edit_inventory(project_copy, lambda c: c["app"]["hosts"]["app2"].update(
         ansible_host="10.213.0.21"))
     line = deploy_error(project_copy)
     assert "10.213.0.21:22 is also host app1's" in line and "key ansible_host" in line and "host app2" in line

@@ -49,7 +49,7 @@ def set_host(root: Path, host_group: tuple[str, ...], host: str, **values: objec
 
 
 LB = ("lb",)
-APP2 = ("app", "app_uvicorn")
+APP2 = ("app",)
 
 
 @pytest.mark.parametrize("env", ["../inventory/sandbox", "/etc/passwd", "a/b", "..", ".hidden", "x" * 200, "sand box"])

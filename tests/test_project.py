@@ -63,7 +63,7 @@ def test_malformed_group_vars_stop_the_deploy(project_copy: Path) -> None:
 
 def test_undefined_template_variable_names_template_line_variable_and_host(tmp_path: Path) -> None:
     root = copy_project(tmp_path / "repo", with_roles=True)
-    template = root / "roles" / "nginx" / "templates" / "php.conf.j2"
+    template = root / "roles" / "nginx" / "templates" / "servers.jinja"
     template.write_text(template.read_text().replace("index index.php;", "index {{ nginx_index_page }};"))
     project = load_project(root, "sandbox")
     setup = project.setup("app1", None)
@@ -71,7 +71,7 @@ def test_undefined_template_variable_names_template_line_variable_and_host(tmp_p
     ctx = RoleContext(role=role, host="app1", vars=setup.vars, facts=FACTS,
                       jinja=environment([role.templates_dir]), groups=project.groups(), hostvars=project.hostvars())
     line = error_of(lambda: role.module.deploy(ctx))
-    assert "php.conf.j2:" in line and "key nginx_index_page" in line and "host app1" in line
+    assert "servers.jinja:" in line and "key nginx_index_page" in line and "host app1" in line
 
 
 def test_every_template_starts_with_the_managed_header() -> None:
