@@ -63,18 +63,26 @@ print(json.dumps({
 # Run on the host: GET the app through its nginx until it answers 200 with the expected text (and, when the app
 # sends the revision header, the wanted revision) or the time is up; prints what it saw last.
 _HEALTH = r"""
-import sys, time, urllib.request
+import sys, time, urllib.error, urllib.request
 url, expect, revision, header, seconds = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5])
 deadline, seen = time.time() + seconds, "no answer"
 while True:
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers={"Connection": "close"}), timeout=5) as r:
+        try:
+            r = urllib.request.urlopen(urllib.request.Request(url, headers={"Connection": "close"}), timeout=5)
+        except urllib.error.HTTPError as error:
+            r = error
+        with r:
             body, served = r.read(65536).decode(errors="replace"), r.headers.get(header)
-            seen = f"HTTP {r.status}, {header} {served}: {body[:120]!r}"
-            if expect in body and (served is None or revision.startswith(served) or served.startswith(revision)):
-                print("healthy: " + seen)
-                sys.exit(0)
-    except Exception as exc:
+        seen = f"HTTP {r.status}, {header} {served}: {body[:120]!r}"
+        new = served is None or revision.startswith(served) or served.startswith(revision)
+        if new and r.status == 200 and expect in body:
+            print("healthy: " + seen)
+            sys.exit(0)
+        if new and served is not None:  # the new release itself answered, and not as expected: no use waiting
+            print(seen)
+            sys.exit(1)
+    except OSError as exc:
         seen = f"{type(exc).__name__}: {exc}"[:200]
     if time.time() > deadline:
         print(seen)
@@ -208,13 +216,16 @@ class Rollout:
                              check=False)
             if got != "taken":
                 self.unlock(taken)
-                state = self.state(name)
-                held = state.lock or "unknown"
-                gone = " (stale: its owner is gone)" if owner_gone(held) else ""
-                raise FabstackError(f"release locked by {shorten(held)} for {state.lock_age:.0f} s{gone}; "
-                                    "--force-unlock removes it", host=name, key=f"apps[{self.app.name}]")
+                raise self.lock_error(name, self.state(name))
             taken.append(name)
         return taken
+
+    def lock_error(self, name: str, state: HostState) -> FabstackError:
+        """The refusal for a host whose release lock another run holds: its owner and age."""
+        held = state.lock or "unknown"
+        gone = " (stale: its owner is gone)" if owner_gone(held) else ""
+        return FabstackError(f"release locked by {shorten(held)} for {state.lock_age:.0f} s{gone}; --force-unlock "
+                             "removes it", host=name, key=f"apps[{self.app.name}]")
 
     def unlock(self, names: list[str]) -> None:
         """Release the locks this run took."""
@@ -392,7 +403,12 @@ def release_app(rollout: Rollout, artifact: Artifact, *, batch: str | None = Non
     app, figures = rollout.app, rollout.figures
     figures.build_seconds = artifact.build_seconds
     hosts = rollout.web_hosts + rollout.worker_hosts
+    if force_unlock:
+        rollout.unlock(hosts)
     states = {name: rollout.state(name, artifact) for name in hosts}
+    for name in hosts:
+        if states[name].lock:  # another release may be halfway: even "nothing to do" is not known for sure
+            raise rollout.lock_error(name, states[name])
     todo = [n for n in hosts if states[n].current != artifact.revision]
     figures.unchanged = [n for n in hosts if n not in todo]
     if not todo:

@@ -38,9 +38,22 @@ class Runtime:
     packages: tuple[str, ...] = ()
 
 
+def _programs(app: AppLike) -> str:
+    return " ".join(f"'{name}:*'" for name in app.worker_programs)
+
+
 def supervisor_restart(app: AppLike) -> str:
     """Restart the app's Supervisor programs (each waits for its job to finish: stopwaitsecs), if any run here."""
     if not app.worker_programs:
         return "true"
-    names = " ".join(f"'{name}:*'" for name in app.worker_programs)
-    return f"if systemctl is-active -q supervisor; then supervisorctl restart {names} >/dev/null; fi"
+    return f"if systemctl is-active -q supervisor; then supervisorctl restart {_programs(app)} >/dev/null; fi"
+
+
+def supervisor_start(app: AppLike) -> str:
+    """Start the app's Supervisor programs that are not running (those that gave up before the first release),
+    then check that every one runs."""
+    if not app.worker_programs:
+        return "true"
+    names = _programs(app)
+    return (f"if systemctl is-active -q supervisor; then supervisorctl start {names} >/dev/null 2>&1; "
+            f"supervisorctl status {names}; fi")

@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 from fabstack.errors import FabstackError
-from fabstack.runtimes.base import AppLike, Runtime
+from fabstack.runtimes.base import AppLike, Runtime, supervisor_start
 
 # The caches Laravel's production checklist asks for, made as the app's user in the new release before it goes live.
 CACHES = ("config:cache", "route:cache", "view:cache")
@@ -46,8 +46,9 @@ def reload(app: AppLike) -> str:
 
 
 def restart_workers(app: AppLike) -> str:
-    """Workers on Redis queues restart after their current job (every host's, through the shared cache)."""
-    return artisan(app, app.current, "queue:restart")
+    """Workers on Redis queues restart after their current job (every host's, through the shared cache); any
+    that are not running are started."""
+    return f"{artisan(app, app.current, 'queue:restart')} && {supervisor_start(app)}"
 
 
 RUNTIME = Runtime("laravel", build=build, prepare=prepare, reload=reload, restart_workers=restart_workers,

@@ -48,8 +48,8 @@ def lb_get(path: str) -> dict:
 
 def test_each_app_kind_answers_through_lb_with_rows_and_redis(deployed: list) -> None:
     php, fastapi = lb_get("/"), lb_get("/api/")
-    assert (php["app"], php["host"]) == ("php", "app1")
-    assert (fastapi["app"], fastapi["host"]) == ("fastapi", "app2")
+    assert php["app"] == "php" and fastapi["app"] == "fastapi"
+    assert {php["host"], fastapi["host"]} <= {"app1", "app2"}  # both app hosts serve both apps
     for body in (php, fastapi):
         assert [row["name"] for row in body["rows"]][:2] == ["item 1", "item 2"]  # read through PgBouncer (ro)
         assert body["redis"]  # a value from Redis
@@ -106,23 +106,6 @@ def test_broken_nginx_value_keeps_old_config_and_nginx_serving(deployed: list, t
     assert in_host("lb1", "sha256sum /etc/nginx/nginx.conf").stdout == before
     assert in_host("lb1", "systemctl is-active nginx").stdout.strip() == "active"
     assert '"app":"php"' in in_host("lb1", "curl -sf http://127.0.0.1/").stdout
-
-
-def test_each_app_change_is_a_new_release_and_old_ones_are_pruned(deployed: list, tmp_path: Path) -> None:
-    root = copy_project(tmp_path / "repo", with_state=True)
-    try:
-        for version in range(3):
-            (root / "apps/fastapi/VERSION").write_text(f"{version}\n")
-            reports = commands.deploy(root, "sandbox", limit="app2", roles="fastapi_app",
-                                      overrides=["fastapi_app_keep_releases=2"])
-            assert commands.fail_on(reports) == 0, [(e.id, e.message) for e in reports[0].events]
-        releases = in_host("app2", "ls /srv/fastapi-app/releases").stdout.split()
-        assert len(releases) == 2
-        assert in_host("app2", "cat /srv/fastapi-app/current/VERSION").stdout == "2\n"
-        assert in_host("app2", "basename $(readlink /srv/fastapi-app/current)").stdout.strip() in releases
-        assert '"app":"fastapi"' in in_host("lb1", "curl -sf http://127.0.0.1/api/").stdout
-    finally:
-        assert commands.fail_on(commands.deploy(REPO, "sandbox", limit="app2", roles="fastapi_app")) == 0
 
 
 def test_bad_template_variable_on_one_host_changes_no_host(deployed: list, tmp_path: Path) -> None:

@@ -1,0 +1,187 @@
+"""Releases of the team's own apps from git, under constant load through the load balancer (sandbox only)."""
+
+from __future__ import annotations
+
+import http.client
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from fabstack import release
+from fabstack.errors import FabstackError
+from fabstack.sandbox import git
+from tests.conftest import REPO
+from tests.integration.conftest import in_host
+
+LB = "10.213.0.11"
+# app -> (path through the LB, health path through the LB, file changed for a new commit, bare repository)
+APPS = {
+    "shop": ("/", "/health", "resources/views/about.blade.php", REPO / ".fabstack/sandbox/git/shop.git"),
+    "fastapi": ("/api/", "/api/health", "record_release.py", REPO / ".fabstack/sandbox/git/fastapi.git"),
+}
+
+
+class Load:
+    """Requests through the load balancer from this machine, each on a new connection, bounded in count and time
+    (about 30 a second: under the LB's per-client limit)."""
+
+    def __init__(self, path: str, limit: int = 4000, seconds: float = 180) -> None:
+        self.path, self.limit, self.seconds = path, limit, seconds
+        self.statuses: dict[int, int] = {}
+        self.errors: list[str] = []
+        self.revisions: list[tuple[float, str]] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(2)]
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.seconds
+        while not self._stop.is_set() and time.monotonic() < deadline and self.total < self.limit:
+            conn = http.client.HTTPConnection(LB, 80, timeout=10)
+            try:
+                conn.request("GET", self.path, headers={"Connection": "close"})
+                response = conn.getresponse()
+                response.read()
+                self.statuses[response.status] = self.statuses.get(response.status, 0) + 1
+                self.revisions.append((time.monotonic(), response.getheader("X-App-Revision") or ""))
+            except OSError as exc:
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+            finally:
+                conn.close()
+            time.sleep(0.06)
+
+    @property
+    def total(self) -> int:
+        """Requests answered or failed so far."""
+        return sum(self.statuses.values()) + len(self.errors)
+
+    @property
+    def failed(self) -> int:
+        """Non-2xx answers."""
+        return sum(n for status, n in self.statuses.items() if not 200 <= status < 300)
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        time.sleep(0.5)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        time.sleep(0.5)
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=20)
+
+
+def push_commit(app: str, tmp_path: Path, text: str, branch: str = "main", break_health: bool = False) -> str:
+    """A new commit of the app's repository (a changed file; or a /health that fails), pushed to ``branch``."""
+    work = tmp_path / f"work-{app}-{time.monotonic_ns()}"
+    bare = APPS[app][3]
+    git("clone", "--quiet", str(bare), str(work), cwd=tmp_path)
+    changed = work / APPS[app][2]
+    changed.write_text(changed.read_text() + f"\n{'#' if app == 'fastapi' else '{{-- '}{text}"
+                       f"{'' if app == 'fastapi' else ' --}}'}\n")
+    if break_health:
+        if app == "fastapi":
+            main = work / "main.py"
+            main.write_text(main.read_text().replace('return {"ok": True}', 'raise HTTPException(500, "broken")'))
+        else:
+            controller = work / "app/Http/Controllers/ShopController.php"
+            controller.write_text(controller.read_text().replace("['ok' => true]", "['ok' => false], 500"))
+    git("add", "-A", cwd=work)
+    git("commit", "--quiet", "-m", text, cwd=work)
+    git("push", "--quiet", "--force", "origin", f"HEAD:{branch}", cwd=work)
+    commit = git("rev-parse", "HEAD", cwd=work)
+    shutil.rmtree(work)
+    return commit
+
+
+def live(host: str, dest: str) -> str:
+    """The release a host serves now."""
+    return in_host(host, f"basename $(readlink {dest}/current)").stdout.strip()
+
+
+def db(sql: str) -> str:
+    """One value from the primary's app database."""
+    return in_host("db1", f"runuser -u postgres -- psql -X -At -d app -c \"{sql}\"").stdout.strip()
+
+
+def wait_for_job(app: str, lb_path: str) -> str:
+    """Queue a job through the LB and return the revision of the worker that ran it."""
+    out = subprocess.run(["curl", "-sf", f"http://{LB}{lb_path}enqueue?payload=release-test"], capture_output=True,
+                         text=True, timeout=20, check=True).stdout
+    job = out.split('"queued":"')[1].split('"')[0]
+    for _ in range(100):
+        found = db(f"select revision from jobs_done where job_id = '{job}'")
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"{app}: job {job} never processed")
+
+
+@pytest.mark.parametrize("app", list(APPS))
+def test_release_under_load_serves_new_code_with_no_failed_request(deployed: list, tmp_path: Path, app: str,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    path, _, _, _ = APPS[app]
+    commit = push_commit(app, tmp_path, f"release under load {time.time_ns()}")
+    with Load(path) as load:
+        [figures] = release.release(REPO, "sandbox", app=app)
+        switched = time.monotonic()
+    assert sorted(figures.changed) == ["app1", "app2", "cache1"]
+    assert load.errors == [] and load.failed == 0, (load.statuses, load.errors[:3])
+    assert load.total > 20
+    after = [rev for at, rev in load.revisions if at > switched]
+    assert after and set(after) == {commit[:12]}  # nothing old served once the release is done (OPcache included)
+    assert db(f"select count(*) from app_releases where revision = '{commit}'") == "1"  # the once-hook ran once
+    assert wait_for_job(app, path) == commit  # the workers run the new release
+    again = release.release(REPO, "sandbox", app=app)
+    assert again[0].changed == []  # the same ref again: 0 changed
+    assert "changed=0" in capsys.readouterr().out
+
+
+def test_failed_health_check_stops_on_the_first_host_and_puts_it_back(deployed: list, tmp_path: Path) -> None:
+    before = {h: live(h, "/srv/fastapi-app") for h in ("app1", "app2")}
+    bad = push_commit("fastapi", tmp_path, "a release whose health check fails", branch="broken", break_health=True)
+    with Load("/api/") as load, pytest.raises(FabstackError) as err:
+        release.release(REPO, "sandbox", app="fastapi", ref="broken")
+    assert err.value.host == "app1" and "health check" in err.value.message
+    assert {h: live(h, "/srv/fastapi-app") for h in ("app1", "app2")} == before  # back on the previous release
+    assert bad[:12] not in in_host("app2", "ls /srv/fastapi-app/releases").stdout  # never touched
+    assert "down" not in in_host("lb1", "cat /etc/nginx/fabstack-upstreams/*.conf").stdout  # back in the LB
+    assert load.errors == [] and load.failed == 0, (load.statuses, load.errors[:3])
+    assert in_host("app1", "test -e /srv/fastapi-app/.fabstack-lock").returncode != 0  # lock released
+
+
+def test_rollback_under_load_goes_back_and_marks_the_bad_release(deployed: list, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    previous = live("app1", "/srv/php-app")
+    commit = push_commit("shop", tmp_path, f"to be rolled back {time.time_ns()}")
+    release.release(REPO, "sandbox", app="shop")
+    try:
+        with Load("/") as load:
+            [figures] = release.rollback(REPO, "sandbox", app="shop")
+        assert load.errors == [] and load.failed == 0, (load.statuses, load.errors[:3])
+        assert {live(h, "/srv/php-app") for h in ("app1", "app2", "cache1")} == {previous}
+        assert in_host("app1", f"test -e /srv/php-app/releases/{commit[:12]}/.fabstack-bad").returncode == 0
+        assert f"rollback shop: changed=3 in {figures.seconds} s" in capsys.readouterr().out
+    finally:
+        release.release(REPO, "sandbox", app="shop")  # main again (a release switched to is good again)
+
+
+def test_stale_lock_is_reported_with_owner_and_age_and_removed_only_on_request(deployed: list) -> None:
+    owner = f"someone@{release.socket.gethostname()} pid 99999999"
+    in_host("app2", f"printf %s '{owner}' > /srv/fastapi-app/.fabstack-lock && touch -d '90 seconds ago' "
+                    "/srv/fastapi-app/.fabstack-lock")
+    try:
+        with pytest.raises(FabstackError) as err:
+            release.release(REPO, "sandbox", app="fastapi")
+        assert err.value.host == "app2" and owner in err.value.message and "stale" in err.value.message
+        age = int(err.value.message.split(" for ")[1].split(" s")[0])
+        assert 85 <= age < 600
+        [figures] = release.release(REPO, "sandbox", app="fastapi", force_unlock=True)
+        assert figures.changed == []
+    finally:
+        in_host("app2", "rm -f /srv/fastapi-app/.fabstack-lock")
