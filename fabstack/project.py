@@ -91,7 +91,15 @@ class Project:
         values, files = load_vars_location(self.root / "group_vars", "all")
         where = files[-1] if APPS_KEY in values and files else str(self.inventory.path)
         value = self.overrides.get(APPS_KEY, values.get(APPS_KEY, self.inventory.groups["all"].vars.get(APPS_KEY)))
-        return parse_apps(value, where, set(self.inventory.groups))
+        apps = parse_apps(value, where, set(self.inventory.groups))
+        taken: dict[tuple[str, int], str] = {}
+        for app in apps:
+            for host in dict.fromkeys(h for group in app.serve for h in self.inventory.select(group)):
+                other = taken.setdefault((host, app.port), app.name)
+                if other != app.name:
+                    raise FabstackError(f"port {app.port} is also app {other}'s on this host", where=where,
+                                        key=f"{APPS_KEY}[{app.name}].port", host=host)
+        return apps
 
     def app(self, name: str | None) -> list[App]:
         """The app called ``name`` (all apps when None); an unknown name is refused with the known ones."""

@@ -13,10 +13,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from fabstack.bundled import repo_or_bundled
 from fabstack.errors import FabstackError
 from fabstack.inventory import Inventory, known_hosts_path
 from fabstack.podman import exists, podman
 from fabstack.topology import topology_path
+from fabstack.yamlfile import load_vars_location
 
 BASE_IMAGE = "localhost/debian:bookworm"
 HOST_IMAGE = "localhost/fabstack-host:bookworm"
@@ -154,6 +156,7 @@ def molecule_environment(root: Path) -> dict[str, str]:
     environment molecule needs: ``DOCKER_HOST`` and this venv's bin first on ``PATH`` (for ansible-config)."""
     build_images()
     ensure_ssh_key(root)
+    seed_app_repositories(root)
     venv_bin = str(Path(sys.executable).parent)
     return dict(os.environ, DOCKER_HOST=ensure_docker_api(), PATH=f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}")
 
@@ -252,20 +255,20 @@ def seed_repository(folder: Path, bare: Path, message: str = "Initial import") -
         return git("rev-parse", "HEAD", cwd=work)
 
 
-def seed_app_repositories(inv: Inventory) -> None:
-    """The sandbox apps' git repositories (``sandbox_app_repositories``: bare repo -> folder), made when missing,
-    so that releases take the path a team's own repository takes."""
-    values = inv.resolve(next(iter(inv.hosts))).values
+def seed_app_repositories(root: Path) -> None:
+    """The demo apps' git repositories (``sandbox_app_repositories`` of group_vars/all: bare repo -> folder), made
+    when missing, so that releases take the path a team's own repository takes."""
+    values = load_vars_location(root / "group_vars", "all")[0]
     for bare, folder in dict(values.get("sandbox_app_repositories") or {}).items():
-        target = inv.root / str(bare)
+        target = root / str(bare)
         if not (target / "HEAD").is_file():
-            seed_repository(inv.root / str(folder), target)
+            seed_repository(repo_or_bundled(root, str(folder)), target)
 
 
 def up(inv: Inventory) -> list[SandboxHost]:
     """Build images if needed, start every inventory host and record their host keys beside the inventory."""
     values = inv.resolve(next(iter(inv.hosts))).values
-    seed_app_repositories(inv)
+    seed_app_repositories(inv.root)
     network = str(values.get("sandbox_network", DEFAULT_NETWORK))
     subnet = str(values.get("sandbox_subnet", DEFAULT_SUBNET))
     hosts = sandbox_hosts(inv)

@@ -4,6 +4,7 @@ and time."""
 
 from __future__ import annotations
 
+import http.client
 import threading
 import time
 import urllib.error
@@ -130,3 +131,58 @@ class HttpProbe(Loop):
             except (urllib.error.URLError, OSError):
                 self.failed += 1
             time.sleep(0.05)  # about 15 requests a second: under the per-IP rate limit
+
+
+# The load balancer's address on the sandbox network.
+LB = "10.213.0.11"
+
+
+class Load:
+    """Requests through the load balancer from this machine, each on a new connection, bounded in count and time
+    (about 30 a second: under the LB's per-client limit)."""
+
+    def __init__(self, path: str, limit: int = 4000, seconds: float = 180) -> None:
+        self.path, self.limit, self.seconds = path, limit, seconds
+        self.statuses: dict[int, int] = {}
+        self.errors: list[str] = []
+        self.revisions: list[tuple[float, str]] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(2)]
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.seconds
+        while not self._stop.is_set() and time.monotonic() < deadline and self.total < self.limit:
+            conn = http.client.HTTPConnection(LB, 80, timeout=10)
+            try:
+                conn.request("GET", self.path, headers={"Connection": "close"})
+                response = conn.getresponse()
+                response.read()
+                self.statuses[response.status] = self.statuses.get(response.status, 0) + 1
+                self.revisions.append((time.monotonic(), response.getheader("X-App-Revision") or ""))
+            except OSError as exc:
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+            finally:
+                conn.close()
+            time.sleep(0.06)
+
+    @property
+    def total(self) -> int:
+        """Requests answered or failed so far."""
+        return sum(self.statuses.values()) + len(self.errors)
+
+    @property
+    def failed(self) -> int:
+        """Non-2xx answers."""
+        return sum(n for status, n in self.statuses.items() if not 200 <= status < 300)
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        time.sleep(0.5)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        time.sleep(0.5)
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=20)

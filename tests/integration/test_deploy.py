@@ -81,7 +81,7 @@ def test_container_sysctls_are_reported_skipped_with_reason(deployed: list) -> N
 
 def test_check_mode_prints_template_diff_and_changes_nothing(deployed: list, tmp_path: Path, capsys) -> None:  # noqa: ANN001
     root = copy_project(tmp_path / "repo", with_roles=True, with_state=True)
-    template = root / "roles/nginx/templates/php.conf.j2"
+    template = root / "roles/nginx/templates/servers.jinja"
     template.write_text(template.read_text().replace("index index.php;", "index index.php;\n    etag off;"))
     before = in_host("app1", "sha256sum /etc/nginx/sites-enabled/fabstack.conf").stdout
     reports = commands.deploy(root, "sandbox", limit="app1", check=True)
@@ -169,13 +169,13 @@ def test_changed_or_unknown_host_key_is_refused(deployed: list, tmp_path: Path) 
 
 
 def test_inventory_facts_override_plans_for_a_bigger_box(deployed: list, capsys) -> None:  # noqa: ANN001
-    reports = commands.deploy(REPO, "sandbox", limit="app1", check=True,
+    reports = commands.deploy(REPO, "sandbox", limit="lb1", check=True,
                               overrides=["fabstack_facts={cpus: 8, nofile_hard: 5000}"])
     out = capsys.readouterr().out
-    assert re.search(r"^app1\s+\| \+worker_processes 8;$", out, re.M), out
-    assert re.search(r"^app1\s+\| \+worker_rlimit_nofile 5000;$", out, re.M), out
-    assert re.search(r"^app1\s+\| \+\s+worker_connections 2372;$", out, re.M), out
-    assert in_host("app1", "grep -c 'worker_processes 8;' /etc/nginx/nginx.conf").stdout.strip() == "0"
+    assert re.search(r"^lb1\s+\| \+worker_processes 8;$", out, re.M), out
+    assert re.search(r"^lb1\s+\| \+worker_rlimit_nofile 5000;$", out, re.M), out
+    assert re.search(r"^lb1\s+\| \+\s+worker_connections 2372;$", out, re.M), out
+    assert in_host("lb1", "grep -c 'worker_processes 8;' /etc/nginx/nginx.conf").stdout.strip() == "0"
     assert not reports[0].failed
 
 

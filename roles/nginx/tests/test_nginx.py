@@ -55,9 +55,22 @@ def route_marks(fleet: dict[str, Any], group: str) -> set[str]:
             if group in entry["vars"]["group_names"] and "nginx" in entry["roles"]}
 
 
+def served_apps(hostvars: dict[str, Any]) -> list[dict[str, Any]]:
+    """The apps of ``apps:`` that a host serves (one of its groups is among the app's ``serve``)."""
+    return [app for app in hostvars.get("apps") or [] if set(app["serve"]) & set(hostvars["group_names"])]
+
+
 def test_serves_its_site(host: Any, hostvars: dict[str, Any]) -> None:
     if hostvars["nginx_site"] == "lb":
         pytest.skip("the LB serves no site of its own: its routes are tested instead")
+    if hostvars["nginx_site"] == "apps":
+        assert served_apps(hostvars), "an apps site serving no app"
+        for app in served_apps(hostvars):  # each on its own port, answering its health check with its revision
+            health = app.get("health", {})
+            out = host.check_output(f"curl -sfi http://127.0.0.1:{app.get('port', 80)}{health.get('path', '/health')}")
+            assert re.search(r"^x-app-revision: [0-9a-f]{12}\r?$", out, re.I | re.M), out
+            assert health.get("expect", "") in out
+        return
     body = host.check_output(f"curl -sf http://127.0.0.1:{hostvars['nginx_listen_port']}/")
     assert site_mark(hostvars["nginx_site"], host.backend.get_hostname()) in body
 
@@ -66,6 +79,14 @@ def test_lb_routes_each_path_to_its_group(host: Any, hostvars: dict[str, Any], f
     if hostvars["nginx_site"] != "lb":
         pytest.skip("only the LB has routes, a per-IP limit and stub_status")
     for route in hostvars["nginx_lb_routes"]:
+        if route.get("app"):  # answered by one of the app's serving hosts, at the app's port
+            app = next(a for a in hostvars["apps"] if a["name"] == route["app"])
+            servers = {f"{entry['vars']['ansible_host']}:{app.get('port', 80)}" for entry in fleet.values()
+                       if set(app["serve"]) & set(entry["vars"]["group_names"])}
+            out = host.check_output(f"curl -sfi http://127.0.0.1{route['path']}")
+            upstream = re.search(r"^x-upstream: (\S+)\r?$", out, re.I | re.M)
+            assert upstream and upstream.group(1) in servers, (route, out[:300])
+            continue
         marks = route_marks(fleet, route["group"])
         assert marks, f"route {route['path']}: no verified host of group {route['group']} serves it"
         body = host.check_output(f"curl -sf http://127.0.0.1{route['path']}")
