@@ -283,7 +283,7 @@ class Rollout:
             f"{remote.conn.command_prefix()}sh -c {shlex.quote(command)}", timeout=900)  # type: ignore[union-attr]
         text = (out + err).decode(errors="replace").strip()
         if status != 0:
-            last = text.splitlines()[-1] if text else f"exit {status}"
+            last = self.project.masker(text.splitlines()[-1]) if text else f"exit {status}"  # never a secret
             raise FabstackError(f"{step} failed: {shorten(last, 200)}", host=name, key=f"apps[{self.app.name}]")
         return text
 
@@ -345,9 +345,11 @@ class Rollout:
 
     # ---------------------------------------------------------------- the rollout
 
-    def activate(self, batch: list[str], revision: str, commit: str, previous: dict[str, str], web: bool) -> None:
-        """Switch a batch to ``revision``: drained first (web hosts), reloaded, health-checked, returned. On a
-        failure the batch goes back to its previous release and into the load balancer before the error rises."""
+    def activate(self, batch: list[str], revision: str, commit: str, previous: dict[str, str], web: bool,
+                 first: bool = False) -> None:
+        """Switch a batch to ``revision``: drained first (web hosts), reloaded, health-checked, after-activate
+        hooks run (``once`` ones only in the ``first`` batch), returned. On a failure the batch goes back to its
+        previous release and into the load balancer before the error rises."""
         if web:
             self.drain(batch, down=True)
         try:
@@ -356,6 +358,7 @@ class Rollout:
                 if web:  # a worker-only host has no server: its workers restart after every web host
                     self.reload(name)
                     self.say(name, self.health(name, commit))
+                self.hook(name, "after_activate", revision, first and name == batch[0])
                 self.say(name, f"live on {revision}")
         except FabstackError:
             for name in batch:
@@ -432,9 +435,8 @@ def release_app(rollout: Rollout, artifact: Artifact, *, batch: str | None = Non
                     rollout.hook(name, "before_activate", artifact.revision, first)
                     first = False
                 previous = {n: states[n].current for n in group}
-                rollout.activate(group, artifact.revision, artifact.commit, previous, web)
-                for name in group:
-                    rollout.hook(name, "after_activate", artifact.revision, name == group[0] and web)
+                rollout.activate(group, artifact.revision, artifact.commit, previous, web,
+                                 first=not figures.changed)
                 figures.changed += group
             except FabstackError as exc:
                 rollout.out(f"{exc.host or app.name:<8} | release {app.name}: FAILED {exc.message}")
