@@ -67,7 +67,7 @@ def release_apps(project: Project, *, check: bool, partial: bool) -> None:
         rollout = Rollout(project, app)
         try:
             figures = release_app(rollout, build_artifact(project, app, None), check=check)
-            print(f"release {app.name}: changed={len(figures.changed)} unchanged={len(figures.unchanged)}")
+            print(f"release {app.name}: changed={len(figures.changed)} (already live on {len(figures.unchanged)})")
         finally:
             rollout.close()
 

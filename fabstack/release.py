@@ -538,7 +538,7 @@ def release(root: Path, env: str, *, app: str | None = None, ref: str | None = N
             figures = release_app(rollout, artifact, batch=batch, max_fail=max_fail, check=check,
                                   force_unlock=force_unlock)
             out(f"release {rollout.app.name}: {artifact.revision} changed={len(figures.changed)} "
-                f"unchanged={len(figures.unchanged)} in {figures.seconds} s")
+                f"(already live on {len(figures.unchanged)}) in {figures.seconds} s")
             done.append(figures)
         finally:
             rollout.close()

@@ -128,6 +128,11 @@ def test_stale_lock_is_reported_with_owner_and_age_and_removed_only_on_request(d
         assert err.value.host == "app2" and owner in err.value.message and "stale" in err.value.message
         age = int(err.value.message.split(" for ")[1].split(" s")[0])
         assert 85 <= age < 600
+        lines: list[str] = []
+        release.status(REPO, "sandbox", app="fastapi", out=lines.append)
+        live_rev = live("app2", "/srv/fastapi-app")
+        [app2] = [line for line in lines if line.strip().startswith("app2")]
+        assert f"live {live_rev} since 20" in app2 and f"{live_rev}*" in app2 and f"LOCKED by {owner}" in app2
         [figures] = release.release(REPO, "sandbox", app="fastapi", force_unlock=True)
         assert figures.changed == []
     finally:
