@@ -28,8 +28,14 @@ def inbound(values: dict[str, Any]) -> list[Inbound]:
                 Inbound((values["nginx_status_port"],), "stub_status")]
     ports = (values["nginx_listen_port"],)
     if values["nginx_site"] == "apps":
-        ports = tuple(sorted({app.port for app in parse_apps(values.get(APPS_KEY), APPS_KEY, None)}))
+        ports = tuple(sorted(app_ports(values)))
     return [Inbound(ports, "app behind the load balancer", (values["firewall_lb_group"],))]
+
+
+def app_ports(values: dict[str, Any]) -> set[int]:
+    """The ports of the apps this host serves (an app whose ``serve`` groups hold one of the host's)."""
+    mine = set(values.get("group_names") or [])
+    return {app.port for app in parse_apps(values.get(APPS_KEY), APPS_KEY, None) if mine & set(app.serve)}
 
 
 def check(values: dict[str, Any]) -> list[tuple[str, str]]:

@@ -32,6 +32,10 @@ def test_services_are_open_only_to_their_clients(host: Any, fleet: dict[str, Any
             allowed = bool(my_groups & {"app", "workers"})
             assert reachable(host, address, v["pgbouncer_listen_port"]) == allowed, (other, "pgbouncer")
         if "nginx" in roles and v["nginx_site"] != "lb":
-            assert reachable(host, address, v["nginx_listen_port"]) == ("lb" in my_groups), (other, "app nginx")
+            ports = [v["nginx_listen_port"]]
+            if v["nginx_site"] == "apps":  # one port per app the host serves
+                ports = sorted({a.get("port", 80) for a in v["apps"] if set(a["serve"]) & set(v["group_names"])})
+            for port in ports:
+                assert reachable(host, address, port) == ("lb" in my_groups), (other, "app nginx", port)
         if "nginx" in roles and v["nginx_site"] == "lb":
             assert reachable(host, address, v["nginx_listen_port"]), (other, "load balancer")

@@ -114,6 +114,9 @@ def test_stub_status_only_on_private_address(host: Any, hostvars: dict[str, Any]
     assert host.run(f"curl -sf http://127.0.0.1:{port}/nginx_status").rc != 0, private
 
 
-def test_server_tokens_off(host: Any) -> None:
-    headers = host.check_output("curl -sI http://127.0.0.1/")
+def test_server_tokens_off(host: Any, hostvars: dict[str, Any]) -> None:
+    port = hostvars["nginx_listen_port"]
+    if hostvars["nginx_site"] == "apps":
+        port = min(app.get("port", 80) for app in served_apps(hostvars))
+    headers = host.check_output(f"curl -sI http://127.0.0.1:{port}/")
     assert re.search(r"^Server: nginx\s*$", headers, re.M)
