@@ -24,3 +24,11 @@ create table if not exists app_releases (
     host text not null,
     at timestamptz not null default now()
 );
+-- every run of a long Celery task (started and finished): a task that ran twice shows twice
+create table if not exists task_runs (
+    id bigserial primary key,
+    task_id text not null,
+    revision text not null,
+    state text not null,
+    at timestamptz not null default now()
+);

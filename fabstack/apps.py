@@ -23,7 +23,7 @@ _RELATIVE = re.compile(r"^(?!/)(?!.*(?:^|/)\.\.(?:/|$))[A-Za-z0-9._/-]{1,200}$")
 _ABSOLUTE = re.compile(r"^/[A-Za-z0-9._/-]{1,200}$")
 _PROGRAM = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 KEYS = {"name", "runtime", "source", "serve", "workers", "worker_programs", "dest", "port", "shared_dirs",
-        "shared_files", "writable", "hooks", "health", "keep", "user"}
+        "shared_files", "writable", "hooks", "health", "keep", "user", "static"}
 HOOK_STAGES = ("before_activate", "after_activate")
 
 
@@ -64,6 +64,9 @@ class App:
     health_expect: str = ""
     keep: int = 5
     user: str = "www-data"
+    # a URL prefix the host's nginx serves from a folder of the release, with long cache headers
+    static_url: str = ""
+    static_dir: str = ""
 
     @property
     def releases_dir(self) -> str:
@@ -164,6 +167,12 @@ def parse_app(entry: Any, index: int, where: str, groups: set[str] | None) -> Ap
     if not isinstance(health, dict) or set(health) - {"path", "expect"} or not all(
             isinstance(v, str) for v in health.values()) or not str(health.get("path", "/")).startswith("/"):
         raise _fail(f"must be {{path: /PATH, expect: TEXT}}, got {shorten(repr(health))}", where, f"{key}.health")
+    static = entry.get("static", {})
+    if not isinstance(static, dict) or set(static) != ({"url", "dir"} if static else set()) or (static and not (
+            isinstance(static["url"], str) and _ABSOLUTE.match(static["url"]) and static["url"].endswith("/")
+            and isinstance(static["dir"], str) and _RELATIVE.match(static["dir"]))):
+        raise _fail(f"must be {{url: /PREFIX/, dir: FOLDER}} (a folder of the release), got {shorten(repr(static))}",
+                    where, f"{key}.static")
     user = entry.get("user", "www-data")
     if not isinstance(user, str) or not _PROGRAM.match(user):
         raise _fail(f"must be a user name, got {shorten(repr(user))}", where, f"{key}.user")
@@ -179,6 +188,7 @@ def parse_app(entry: Any, index: int, where: str, groups: set[str] | None) -> Ap
         writable=_strings(entry.get("writable", []), _RELATIVE, where, f"{key}.writable", "relative paths"),
         hooks=_hooks(entry.get("hooks", {}), where, f"{key}.hooks"),
         health_path=health.get("path", "/health"), health_expect=health.get("expect", ""), keep=keep, user=user,
+        static_url=static.get("url", ""), static_dir=static.get("dir", "").rstrip("/"),
     )
 
 
@@ -199,6 +209,13 @@ def parse_apps(value: Any, where: str, groups: set[str] | None) -> list[App]:
                 raise _fail(f"{what} {fact} is also app {seen[f'{what} {fact}']}'s", where, f"{APPS_KEY}[{app.name}]")
             seen[f"{what} {fact}"] = app.name
     return apps
+
+
+def served_here(values: dict[str, Any], runtime: str | None = None) -> list[App]:
+    """The apps a host serves (one of its ``group_names`` is among the app's ``serve``), of one runtime if given."""
+    mine = set(values.get("group_names") or [])
+    return [app for app in parse_apps(values.get(APPS_KEY), APPS_KEY, None)
+            if mine & set(app.serve) and runtime in (None, app.runtime.name)]
 
 
 def apps_source(root: Path, app: App) -> str:

@@ -25,7 +25,9 @@ from fabstack.errors import FabstackError, shorten
 REVISION_FILE = "REVISION"
 # Seconds a git command may take (a fetch over a slow link included) before the release gives up.
 GIT_TIMEOUT = 300
-_SKIPPED = {".git", "__pycache__", "node_modules", ".venv"}
+# Never copied from a local source folder (what a developer's machine left there), and never shipped.
+_NOT_SOURCE = {".git", "__pycache__", "node_modules", ".venv", "vendor"}
+_NOT_SHIPPED = {".git", "__pycache__"}
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,7 @@ def _folder_digest(folder: Path) -> str:
 def _tree_files(folder: Path) -> list[Path]:
     found = []
     for base, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if d not in _SKIPPED)
+        dirs[:] = sorted(d for d in dirs if d not in _NOT_SOURCE)
         found += [Path(base) / name for name in files if not (Path(base) / name).is_symlink()]
     return found
 
@@ -123,7 +125,7 @@ def pack(tree: Path, dest: Path) -> tuple[str, int]:
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for path in sorted(tree.rglob("*")):
             relative = path.relative_to(tree)
-            if _SKIPPED & set(relative.parts[:-1]) or (path.is_dir() and path.name in _SKIPPED):
+            if _NOT_SHIPPED & set(relative.parts):
                 continue
             info = tar.gettarinfo(str(path), arcname=str(relative))
             info.uid = info.gid = 0
@@ -172,7 +174,7 @@ def build(root: Path, app: App, ref: str | None = None, out: object = print) -> 
             _extract(archive, tree)
         else:
             shutil.copytree(root / app.source.path, tree, symlinks=True,
-                            ignore=shutil.ignore_patterns(*_SKIPPED))
+                            ignore=shutil.ignore_patterns(*_NOT_SOURCE))
         (tree / REVISION_FILE).write_text(commit + "\n")
         app.runtime.build(tree)
         sha, size = pack(tree, cache / "artifacts")

@@ -247,7 +247,7 @@ def seed_repository(folder: Path, bare: Path, message: str = "Initial import") -
     git("init", "--quiet", "--bare", "--initial-branch=main", str(bare), cwd=bare.parent)
     with tempfile.TemporaryDirectory(prefix="fabstack-seed-") as scratch:
         work = Path(scratch) / "work"
-        shutil.copytree(folder, work, ignore=shutil.ignore_patterns("__pycache__", "vendor", ".venv"))
+        shutil.copytree(folder, work, ignore=shutil.ignore_patterns("__pycache__", "vendor", ".venv", "node_modules"))
         git("init", "--quiet", "--initial-branch=main", cwd=work)
         git("add", "-A", cwd=work)
         git("commit", "--quiet", "-m", message, cwd=work)

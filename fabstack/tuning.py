@@ -108,8 +108,8 @@ def fpm_spare_servers(max_children: int) -> tuple[int, int, int]:
     return low, low, high
 
 
-def uvicorn_workers(cpus: int, configured: int = 0) -> int:
-    """ASGI workers: one per core (async code does not need more), unless configured."""
+def one_per_core(cpus: int, configured: int = 0) -> int:
+    """Processes of an event-loop server (uvicorn workers, Node.js instances): one per core, unless configured."""
     return configured if configured > 0 else max(1, cpus)
 
 

@@ -16,6 +16,13 @@ if ((${#missing[@]})); then
   apt-get install -y -q "${missing[@]}" >/dev/null
 fi
 
+# The controller builds Node.js apps (npm ci): Debian's npm, unless an npm is already there (NodeSource's nodejs
+# bundles its own, and Debian's npm would not install beside it).
+if ! command -v npm >/dev/null; then
+  echo "setup: installing Debian's npm"
+  apt-get install -y -q npm >/dev/null
+fi
+
 # crun fails on this kind of machine (cgroups hybrid mode) and runc cannot raise rlimits without
 # CAP_SYS_RESOURCE, so containers get explicit limits no higher than this shell's hard limit.
 nofile=$(ulimit -Hn)

@@ -84,6 +84,9 @@ EXPECTED = {
     "php": ("app1", "packages php8.2-cli php8.2-pgsql php8.2-redis php8.2-opcache", "php8.2-opcache",
             "php8.2-opcache"),
     "php_app": ("app1", "file /srv/php-app/shared/.env", "DB_PORT=6432", "DB_PORT=6432"),
+    "express_app": ("app1", "file /etc/fabstack/express.env", "DB_PORT=6432", "DB_PORT=6432"),
+    # the instance count follows cores: test_node_instances_follow_cores
+    "node": ("app1", "service fabstack-express@3000", '"state": "started"', '"enabled": true'),
     "fastapi_app": ("app2", "file /etc/fabstack/fastapi-app.env", "port=6432 dbname=app ",
                     "port=6432 dbname=app "),
     "postgresql_replica": ("db2", "command clone 10.213.0.31 into /var/lib/postgresql/15/main", "pg_basebackup",
@@ -112,6 +115,18 @@ def test_role_declares_for_small_and_large_hosts(role: str, both_sizes: tuple[De
         # a role that does not follow the host's size declares exactly the same on both
         assert [text_of(op) for name, op in small[host] if name == role] == \
             [text_of(op) for name, op in large[host] if name == role]
+
+
+def test_node_instances_follow_cores(both_sizes: tuple[Declared, Declared]) -> None:
+    small, large = both_sizes
+    for declared, cores in ((small, 1), (large, 32)):
+        instances = [op.id for name, op in declared["app1"] if name == "node" and op.id.startswith("service ")]
+        # each Node.js app (express, then nextweb) its instances, the next app 100 ports higher
+        assert instances == [f"service fabstack-{app}@{first + i}" for app, first in (("express", 3000),
+                                                                                      ("nextweb", 3100))
+                             for i in range(cores)]
+        [site] = [op for name, op in declared["app1"] if op.id == "file /etc/nginx/sites-enabled/fabstack.conf"]
+        assert len(re.findall(r"server 127\.0\.0\.1:30\d\d;", site.content.decode())) == cores  # in the upstream
 
 
 def everything_rendered(root: Path) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 import socket
 
@@ -13,6 +12,8 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI, HTTPException, Request, Response
 from psycopg_pool import AsyncConnectionPool
 from settings import RELEASED_AT, REVISION, load_settings
+
+import tasks
 
 SETTINGS = load_settings()
 app = FastAPI(title="fabstack demo")
@@ -93,11 +94,15 @@ async def index() -> dict:
 
 
 @app.get("/enqueue")
-async def enqueue(payload: str = "") -> dict:
-    """Push a job onto the Python workers' queue."""
-    job = {"id": secrets.token_hex(8), "kind": "fastapi", "payload": payload}
-    await redis_client.lpush("jobs:py", json.dumps(job))
-    return {"queued": job["id"], "queue": "jobs:py"}
+async def enqueue(payload: str = "", priority: str = "default", seconds: float = 0) -> dict:
+    """Send a Celery task to a queue (high, default or low); ``seconds`` makes it a long one."""
+    queue = priority if priority in tasks.QUEUES else "default"
+    job_id = secrets.token_hex(8)
+    if seconds > 0:
+        tasks.slow_job.apply_async((job_id, seconds), queue=queue, task_id=job_id)
+    else:
+        tasks.record_job.apply_async((job_id, payload), queue=queue, task_id=job_id)
+    return {"queued": job_id, "queue": queue}
 
 
 @app.get("/job")

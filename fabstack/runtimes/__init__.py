@@ -4,10 +4,10 @@ of ``current``, and how its workers move to the new code. One small module per r
 
 from __future__ import annotations
 
-from fabstack.runtimes import asgi, laravel
+from fabstack.runtimes import asgi, laravel, node
 from fabstack.runtimes.base import AppLike, Runtime, supervisor_restart
 
 # Every runtime an app may name, by name.
-RUNTIMES: dict[str, Runtime] = {runtime.name: runtime for runtime in (laravel.RUNTIME, asgi.RUNTIME)}
+RUNTIMES: dict[str, Runtime] = {runtime.name: runtime for runtime in (laravel.RUNTIME, asgi.RUNTIME, node.RUNTIME)}
 
 __all__ = ["RUNTIMES", "AppLike", "Runtime", "supervisor_restart"]

@@ -15,6 +15,7 @@ class AppLike(Protocol):
     dest: str
     user: str
     worker_programs: tuple[str, ...]
+    health_path: str
 
     @property
     def current(self) -> str:  # noqa: D102

@@ -28,6 +28,7 @@ def deploy(ctx: RoleContext) -> None:
     """Declare the Python packages the app needs (Debian's), its settings and its release."""
     v = ctx.vars
     ctx.packages("python3-fastapi", "python3-uvicorn", "python3-psycopg", "python3-psycopg-pool", "python3-redis",
+                 "python3-celery",
                  *RUNTIMES["asgi"].packages)
     ctx.directory("/etc/fabstack")
     ctx.template("fastapi-app.env.j2", "/etc/fabstack/fastapi-app.env", group="www-data", mode="0640",

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from fabstack import lb
-from fabstack.apps import APPS_KEY, App, parse_apps
+from fabstack.apps import APPS_KEY, App, parse_apps, served_here
 from fabstack.errors import FabstackError
 from fabstack.role import RoleContext
 from fabstack.rolecontract import Commitment, Inbound, out_of_bounds
+from fabstack.runtimes.node import instance_ports
 from fabstack.tuning import nginx_worker_connections, nginx_worker_processes, nginx_worker_rlimit_nofile
 
 # Settings holding TCP ports this role listens on: the engine refuses two roles sharing one on a host.
@@ -28,14 +29,8 @@ def inbound(values: dict[str, Any]) -> list[Inbound]:
                 Inbound((values["nginx_status_port"],), "stub_status")]
     ports = (values["nginx_listen_port"],)
     if values["nginx_site"] == "apps":
-        ports = tuple(sorted(app_ports(values)))
+        ports = tuple(sorted({app.port for app in served_here(values)}))
     return [Inbound(ports, "app behind the load balancer", (values["firewall_lb_group"],))]
-
-
-def app_ports(values: dict[str, Any]) -> set[int]:
-    """The ports of the apps this host serves (an app whose ``serve`` groups hold one of the host's)."""
-    mine = set(values.get("group_names") or [])
-    return {app.port for app in parse_apps(values.get(APPS_KEY), APPS_KEY, None) if mine & set(app.serve)}
 
 
 def check(values: dict[str, Any]) -> list[tuple[str, str]]:
@@ -58,6 +53,8 @@ def check(values: dict[str, Any]) -> list[tuple[str, str]]:
                 bool(route.get("group")) == bool(route.get("app")):
             problems.append(("nginx_lb_routes", f"each route needs a path starting with / and a group or an app: "
                                                 f"{route!r}"))
+        elif not isinstance(route.get("strip", True), bool):
+            problems.append(("nginx_lb_routes", f"strip must be true or false: {route!r}"))
     return problems
 
 
@@ -80,7 +77,8 @@ def upstreams(ctx: RoleContext, apps: list[App]) -> list[dict[str, Any]]:
                                     host=ctx.host)
             name, hosts, port = f"{group}_servers", ctx.groups[group], ctx.vars["nginx_upstream_port"]
         servers = [f"{ctx.address_of(h)}:{port}" for h in dict.fromkeys(hosts)]
-        found.append({"name": name, "path": route["path"], "servers": servers, "file": lb.upstream_path(name)})
+        found.append({"name": name, "path": route["path"], "servers": servers, "file": lb.upstream_path(name),
+                      "strip": route.get("strip", True)})
     return found
 
 
@@ -116,7 +114,9 @@ def deploy(ctx: RoleContext) -> None:
                                                         v["nginx_upstream_fail_timeout"], ctx.vars_managed()),
                      validate="nginx -t -q", notify="reload nginx")
     elif site == "apps":
-        extra["served"] = [app for app in apps if any(ctx.host in ctx.groups.get(g, []) for g in app.serve)]
+        extra["served"] = served_here(v)
+        extra["node_ports"] = {app.name: instance_ports(v, index, ctx.facts["cpus"])
+                               for index, app in enumerate(served_here(v, "node"))}
         extra["app_port"] = v.get("uvicorn_port", 8000)
         extra["app_idle"] = v.get("uvicorn_upstream_idle_seconds", 60)
     elif site == "uvicorn":

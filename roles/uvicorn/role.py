@@ -7,7 +7,7 @@ from typing import Any
 
 from fabstack.role import RoleContext
 from fabstack.rolecontract import Commitment
-from fabstack.tuning import app_keepalive_seconds, capped_nofile, uvicorn_workers
+from fabstack.tuning import app_keepalive_seconds, capped_nofile, one_per_core
 
 # Settings holding TCP ports this role listens on: the engine refuses two roles sharing one on a host.
 PORTS = ("uvicorn_port",)
@@ -29,7 +29,7 @@ def commitment(values: dict[str, Any], facts: dict[str, Any] | None) -> Commitme
     """Workers from cores, each with a pool on both database entries (rw and ro)."""
     if facts is None:
         return None
-    workers = uvicorn_workers(facts["cpus"], values["uvicorn_workers"])
+    workers = one_per_core(facts["cpus"], values["uvicorn_workers"])
     pool = values["fastapi_db_pool_size"]
     return Commitment(
         computed={"uvicorn_workers": workers}, memory=[("uvicorn workers", workers * values["uvicorn_worker_mb"])],

@@ -47,17 +47,17 @@ def lb_get(path: str) -> dict:
 
 
 def test_each_app_kind_answers_through_lb_with_rows_and_redis(deployed: list) -> None:
-    php, fastapi = lb_get("/"), lb_get("/api/")
-    assert php["app"] == "php" and fastapi["app"] == "fastapi"
-    assert {php["host"], fastapi["host"]} <= {"app1", "app2"}  # both app hosts serve both apps
-    for body in (php, fastapi):
+    php, fastapi, express = lb_get("/"), lb_get("/api/"), lb_get("/school/")
+    assert (php["app"], fastapi["app"], express["app"]) == ("php", "fastapi", "express")
+    assert {php["host"], fastapi["host"], express["host"]} <= {"app1", "app2"}  # the app hosts serve every app
+    for body in (php, fastapi, express):
         assert [row["name"] for row in body["rows"]][:2] == ["item 1", "item 2"]  # read through PgBouncer (ro)
         assert body["redis"]  # a value from Redis
         assert body["rw_is_standby"] is False  # the rw entry reaches the primary
 
 
 def test_queued_jobs_are_processed_and_reach_the_replica(deployed: list) -> None:
-    for prefix in ("", "/api"):
+    for prefix, kind in (("", "php"), ("/api", "fastapi"), ("/school", "express")):
         job = lb_get(f"{prefix}/enqueue?payload=e2e{prefix.strip('/')}")["queued"]
         for _ in range(50):
             found = in_host("db2", "runuser -u postgres -- psql -X -At -d app -c "
@@ -65,7 +65,7 @@ def test_queued_jobs_are_processed_and_reach_the_replica(deployed: list) -> None
             if found:
                 break
             time.sleep(0.2)
-        assert found == ("fastapi" if prefix else "php")
+        assert found == kind
 
 
 def test_container_sysctls_are_reported_skipped_with_reason(deployed: list) -> None:

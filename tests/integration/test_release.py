@@ -16,10 +16,11 @@ from tests.conftest import REPO
 from tests.integration.chaos import LB, Load
 from tests.integration.conftest import in_host
 
-# app -> (path through the LB, health path through the LB, file changed for a new commit, bare repository)
+# app -> (path through the LB, file changed for a new commit, a comment line in it, bare repository)
 APPS = {
-    "shop": ("/", "/health", "resources/views/about.blade.php", REPO / ".fabstack/sandbox/git/shop.git"),
-    "fastapi": ("/api/", "/api/health", "record_release.py", REPO / ".fabstack/sandbox/git/fastapi.git"),
+    "shop": ("/", "resources/views/about.blade.php", "{{-- %s --}}", REPO / ".fabstack/sandbox/git/shop.git"),
+    "fastapi": ("/api/", "record_release.py", "# %s", REPO / ".fabstack/sandbox/git/fastapi.git"),
+    "express": ("/school/", "record_release.js", "// %s", REPO / ".fabstack/sandbox/git/express.git"),
 }
 
 
@@ -28,9 +29,8 @@ def push_commit(app: str, tmp_path: Path, text: str, branch: str = "main", break
     work = tmp_path / f"work-{app}-{time.monotonic_ns()}"
     bare = APPS[app][3]
     git("clone", "--quiet", str(bare), str(work), cwd=tmp_path)
-    changed = work / APPS[app][2]
-    changed.write_text(changed.read_text() + f"\n{'#' if app == 'fastapi' else '{{-- '}{text}"
-                       f"{'' if app == 'fastapi' else ' --}}'}\n")
+    changed = work / APPS[app][1]
+    changed.write_text(changed.read_text() + "\n" + APPS[app][2] % text + "\n")
     if break_health:
         if app == "fastapi":
             main = work / "main.py"
@@ -72,7 +72,7 @@ def wait_for_job(app: str, lb_path: str) -> str:
 @pytest.mark.parametrize("app", list(APPS))
 def test_release_under_load_serves_new_code_with_no_failed_request(deployed: list, tmp_path: Path, app: str,
                                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    path, _, _, _ = APPS[app]
+    path = APPS[app][0]
     commit = push_commit(app, tmp_path, f"release under load {time.time_ns()}")
     with Load(path) as load:
         [figures] = release.release(REPO, "sandbox", app=app)
@@ -84,6 +84,12 @@ def test_release_under_load_serves_new_code_with_no_failed_request(deployed: lis
     assert after and set(after) == {commit[:12]}  # nothing old served once the release is done (OPcache included)
     assert db(f"select count(*) from app_releases where revision = '{commit}'") == "1"  # the once-hook ran once
     assert wait_for_job(app, path) == commit  # the workers run the new release
+    if app == "express":  # every instance runs the new release's own folder (nothing resolved before the switch)
+        for host in ("app1", "app2"):
+            cwds = in_host(host, "for u in $(systemctl list-units --plain --no-legend 'fabstack-express@*' | "
+                                 "awk '{print $1}'); do runuser -u www-data -- readlink "
+                                 "/proc/$(systemctl show -p MainPID --value $u)/cwd; done").stdout.split()
+            assert cwds and set(cwds) == {f"/srv/express-app/releases/{commit[:12]}"}, (host, cwds)
     again = release.release(REPO, "sandbox", app=app)
     assert again[0].changed == []  # the same ref again: 0 changed
     assert "changed=0" in capsys.readouterr().out
@@ -137,3 +143,38 @@ def test_stale_lock_is_reported_with_owner_and_age_and_removed_only_on_request(d
         assert figures.changed == []
     finally:
         in_host("app2", "rm -f /srv/fastapi-app/.fabstack-lock")
+
+
+def test_node_app_serves_again_after_its_host_reboots(deployed: list) -> None:
+    subprocess.run(["podman", "restart", "-t", "10", "fabstack-app2"], check=True, capture_output=True, timeout=120)
+    try:
+        for _ in range(120):  # the instances start at boot: no step of ours
+            if in_host("app2", "curl -sf http://127.0.0.1:8002/health").returncode == 0:
+                break
+            time.sleep(0.5)
+        out = in_host("app2", "curl -sf http://127.0.0.1:8002/")
+        assert out.returncode == 0 and '"app":"express"' in out.stdout
+    finally:
+        in_host("app2", "systemctl is-system-running --wait", timeout=120)
+
+
+def test_a_long_celery_task_running_during_a_release_completes_exactly_once(deployed: list, tmp_path: Path) -> None:
+    out = subprocess.run(["curl", "-sf", f"http://{LB}/api/enqueue?priority=high&seconds=20"], capture_output=True,
+                         text=True, timeout=20, check=True).stdout
+    task = out.split('"queued":"')[1].split('"')[0]
+    for _ in range(100):
+        if db(f"select count(*) from task_runs where task_id = '{task}'") == "1":
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError(f"task {task} never started")
+    commit = push_commit("fastapi", tmp_path, f"released while a task runs {time.time_ns()}")
+    release.release(REPO, "sandbox", app="fastapi")  # restarts the Celery workers: each finishes its task first
+    for _ in range(150):
+        if "finished" in db(f"select string_agg(state, ',') from task_runs where task_id = '{task}'"):
+            break
+        time.sleep(0.2)
+    runs = db(f"select string_agg(state || ':' || revision, ',' order by id) from task_runs where task_id = '{task}'")
+    assert runs.count("started") == 1 and runs.count("finished") == 1, runs  # once, not lost, not run twice
+    assert commit not in runs  # it finished on the release that took it
+    assert wait_for_job("fastapi", "/api/") == commit  # the new workers took over
