@@ -1,11 +1,16 @@
-"""wrk against the sandbox's load balancer: req/s and p95 with fabstack's tuned config against distro-default
-sizing, on the same hosts. Traffic goes only to the LB's sandbox address, for a bounded time per run.
+"""wrk against the sandbox's load balancer, two profiles on the same hosts. Traffic goes only to the LB's
+sandbox address, for a bounded time per run.
 
-"Distro default" means the values Debian ships: PHP-FPM's www pool (pm dynamic, max_children 5), nginx's
-worker_connections 768, and no idle keep-alive from the LB to the apps. The per-IP rate limit is lifted in
-both runs (wrk is one client IP). The tuned config is deployed again at the end.
+``--app php`` (default): fabstack's tuned config against distro-default sizing. "Distro default" means the values
+Debian ships: PHP-FPM's www pool (pm dynamic, max_children 5), nginx's worker_connections 768, and no idle
+keep-alive from the LB to the apps.
+``--app node``: the Express app (``/school/``) with one Node.js instance per core against a single instance per
+host (the roadmap's "clustering" claim).
 
-Usage: .venv/bin/python benchmarks/lb_wrk.py [--seconds 10] [--connections 64] [--path /]
+The per-IP rate limits are lifted in both runs (wrk is one client IP). The tuned config is deployed again at the
+end.
+
+Usage: .venv/bin/python benchmarks/lb_wrk.py [--app php|node] [--seconds 10] [--connections 64] [--path /]
 """
 
 from __future__ import annotations
@@ -22,6 +27,12 @@ from fabstack.inventory import load_inventory
 
 UNLIMITED = ["nginx_limit_req_rate=1000000", "nginx_limit_req_burst=1000000", "nginx_limit_conn=60000"]
 DISTRO = ["php_fpm_max_children=5", "nginx_worker_connections=768", "nginx_upstream_keepalive=1"]
+# app -> (default path, its two profiles: name -> overrides)
+PROFILES = {
+    "php": ("/", {"tuned": UNLIMITED, "distro-default": UNLIMITED + DISTRO}),
+    "node": ("/school/", {"one per core": UNLIMITED + ["express_app_rate_limit=1000000"],
+                          "single instance": UNLIMITED + ["express_app_rate_limit=1000000", "node_instances=1"]}),
+}
 
 
 def wrk(url: str, seconds: int, connections: int) -> dict[str, float]:
@@ -41,16 +52,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--path", default="/")
+    parser.add_argument("--app", choices=sorted(PROFILES), default="php")
+    parser.add_argument("--path", default=None)
     args = parser.parse_args()
+    path, profiles = PROFILES[args.app]
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: run scripts/setup.sh")
     sandbox_up()
     lb = load_inventory(REPO, "sandbox").resolve("lb1").values["ansible_host"]
-    url = f"http://{lb}{args.path}"
+    url = f"http://{lb}{args.path or path}"
     results = {}
     try:
-        for name, overrides in (("tuned", UNLIMITED), ("distro-default", UNLIMITED + DISTRO)):
+        for name, overrides in profiles.items():
             quiet_deploy(overrides=overrides)
             wrk(url, 2, 8)  # warm-up: OPcache, connections
             results[name] = wrk(url, args.seconds, args.connections)

@@ -29,6 +29,10 @@ module.exports = {
     port: Number(process.env.REDIS_PORT || 6379),
     username: process.env.REDIS_USER,
     password: process.env.REDIS_PASSWORD,
+    // the app's Redis user may not run INFO (fabstack's ACL refuses the dangerous commands to apps): no ready
+    // check, and BullMQ takes the server's version on trust
+    enableReadyCheck: false,
+    skipVersionCheck: true,
   },
   // requests per client address per second, shared by every instance through Redis
   rateLimit: Number(process.env.RATE_LIMIT_PER_SECOND || 200),

@@ -48,5 +48,12 @@ def deploy(ctx: RoleContext) -> None:
     for index, app in enumerate(served_here(ctx.vars, "node")):
         ctx.template("node-app@.service.j2", f"/etc/systemd/system/fabstack-{app.name}@.service", app=app,
                      entry=ENTRY, notify="reload systemd")
-        for port in instance_ports(ctx.vars, index, ctx.facts["cpus"]):
+        ports = instance_ports(ctx.vars, index, ctx.facts["cpus"])
+        for port in ports:
             ctx.service(f"fabstack-{app.name}@{port}")
+        # instances of an earlier, larger count (a smaller box, or node_instances lowered) are stopped
+        extra = (f"systemctl list-units --plain --no-legend --state=active,activating,reloading "
+                 f"'fabstack-{app.name}@*.service' | awk '{{print $1}}' "
+                 f"| grep -vxE 'fabstack-{app.name}@({'|'.join(map(str, ports))})\\.service'")
+        ctx.command(f"for u in $({extra}); do systemctl disable --now \"$u\"; done", unless=f"! {extra} >/dev/null",
+                    name=f"stop extra {app.name} instances")
