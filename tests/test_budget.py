@@ -32,7 +32,7 @@ def test_sandbox_plan_fits_and_sizes_postgres_from_pools(project_copy: Path) -> 
     assert budget.of("db1")["postgresql_max_connections"] == 63
     assert budget.of("db2")["postgresql_max_connections"] == 63  # a hot standby needs at least the primary's
     assert budget.of("app1")["php_fpm_max_children"] == 17
-    assert any("total database clients: 194" in line for line in budget.lines)
+    assert any("total database clients: 195" in line for line in budget.lines)
 
 
 def test_pools_above_max_connections_are_refused(project_copy: Path) -> None:
@@ -53,7 +53,7 @@ def test_fpm_children_above_memory_are_refused(project_copy: Path) -> None:
 def test_clients_above_max_client_conn_are_refused(project_copy: Path) -> None:
     budget = budget_for(project_copy, ["pgbouncer_max_client_conn=40"])
     problem = next(p for p in budget.problems if p.key == "pgbouncer_max_client_conn")
-    assert problem.host == "cache1" and "194 app clients exceed pgbouncer_max_client_conn 40" in problem.message
+    assert problem.host == "cache1" and "195 app clients exceed pgbouncer_max_client_conn 40" in problem.message
 
 
 def test_file_limit_too_small_for_max_client_conn_is_refused(project_copy: Path) -> None:

@@ -50,6 +50,8 @@ def test_each_app_kind_answers_through_lb_with_rows_and_redis(deployed: list) ->
     php, fastapi, express = lb_get("/"), lb_get("/api/"), lb_get("/school/")
     assert (php["app"], fastapi["app"], express["app"]) == ("php", "fastapi", "express")
     assert {php["host"], fastapi["host"], express["host"]} <= {"app1", "app2"}  # the app hosts serve every app
+    page = in_host("lb1", "curl -sf http://127.0.0.1/web/").stdout  # Next.js, rendered from the Express API
+    assert "item 1" in page and "cached at" in page, page[:300]
     for body in (php, fastapi, express):
         assert [row["name"] for row in body["rows"]][:2] == ["item 1", "item 2"]  # read through PgBouncer (ro)
         assert body["redis"]  # a value from Redis
