@@ -65,6 +65,8 @@ def release_apps(project: Project, *, check: bool, partial: bool) -> None:
         return
     for app in apps:
         rollout = Rollout(project, app)
+        if not rollout.all_hosts:
+            continue  # no host of this env serves it
         try:
             figures = release_app(rollout, build_artifact(project, app, None), check=check)
             print(f"release {app.name}: changed={len(figures.changed)} (already live on {len(figures.unchanged)})")

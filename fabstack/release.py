@@ -118,6 +118,13 @@ class HostState:
         """Whether the release is unpacked and prepared here."""
         return any(r["name"] == revision and r["ready"] for r in self.releases)
 
+    def stale(self, keep: int) -> list[str]:
+        """Releases past the newest ``keep``, newest first; the live one and the one before it are never stale."""
+        kept = {self.current, self.previous(set())}
+        newest = sorted(self.releases, key=lambda r: float(r["mtime"]), reverse=True)  # type: ignore[arg-type]
+        kept |= {str(r["name"]) for r in newest[:keep]}
+        return [str(r["name"]) for r in newest if str(r["name"]) not in kept]
+
     def previous(self, skip: set[str]) -> str:
         """The release live before the current one (not marked bad, still here), or ''."""
         good = {str(r["name"]) for r in self.releases if r["ready"] and not r["bad"]} - skip
@@ -165,6 +172,11 @@ class Rollout:
     def worker_hosts(self) -> list[str]:
         """Hosts that run only the app's workers."""
         return [h for h in _members(self.project, self.app.workers) if h not in self.web_hosts]
+
+    @property
+    def all_hosts(self) -> list[str]:
+        """Every host the app is released to: web hosts first, then worker-only ones."""
+        return self.web_hosts + self.worker_hosts
 
     @property
     def lb_hosts(self) -> list[str]:
@@ -334,11 +346,7 @@ class Rollout:
 
     def prune(self, name: str) -> None:
         """Remove releases beyond the newest ``keep`` (the live one and the one before it always stay)."""
-        state = self.state(name)
-        keep = {state.current, state.previous(set())}
-        newest = sorted(state.releases, key=lambda r: float(r["mtime"]), reverse=True)  # type: ignore[arg-type]
-        keep |= {str(r["name"]) for r in newest[: self.app.keep]}
-        stale = [str(r["name"]) for r in newest if str(r["name"]) not in keep]
+        stale = self.state(name).stale(self.app.keep)
         if stale:
             self.run_step(name, "prune", " && ".join(
                 f"rm -rf {shlex.quote(f'{self.app.releases_dir}/{n}')}" for n in stale))
@@ -405,7 +413,7 @@ def release_app(rollout: Rollout, artifact: Artifact, *, batch: str | None = Non
     started = time.monotonic()
     app, figures = rollout.app, rollout.figures
     figures.build_seconds = artifact.build_seconds
-    hosts = rollout.web_hosts + rollout.worker_hosts
+    hosts = rollout.all_hosts
     if force_unlock:
         rollout.unlock(hosts)
     states = {name: rollout.state(name, artifact) for name in hosts}
@@ -464,7 +472,7 @@ def rollback_app(rollout: Rollout, to: str | None, *, batch: str | None = None,
     same drain, reload and health steps; the release rolled away from is marked bad."""
     started = time.monotonic()
     app, figures = rollout.app, rollout.figures
-    hosts = rollout.web_hosts + rollout.worker_hosts
+    hosts = rollout.all_hosts
     states = {name: rollout.state(name) for name in hosts}
     first = states[hosts[0]]
     target = to or first.previous(set())
@@ -533,6 +541,9 @@ def release(root: Path, env: str, *, app: str | None = None, ref: str | None = N
     _, rollouts = open_rollouts(root, env, app, out)
     done = []
     for rollout in rollouts:
+        if not rollout.all_hosts:
+            out(f"release {rollout.app.name}: no host in this env serves it or runs its workers")
+            continue
         try:
             artifact = build_artifact(rollout.project, rollout.app, ref, out)
             figures = release_app(rollout, artifact, batch=batch, max_fail=max_fail, check=check,
@@ -551,6 +562,8 @@ def rollback(root: Path, env: str, *, app: str | None = None, to: str | None = N
     _, rollouts = open_rollouts(root, env, app, out)
     done = []
     for rollout in rollouts:
+        if not rollout.all_hosts:
+            continue
         try:
             figures = rollback_app(rollout, to, batch=batch, force_unlock=force_unlock)
             out(f"rollback {rollout.app.name}: changed={len(figures.changed)} in {figures.seconds} s")
@@ -566,7 +579,7 @@ def status(root: Path, env: str, *, app: str | None = None, out: Callable[[str],
     for rollout in rollouts:
         try:
             out(f"app {rollout.app.name} ({rollout.app.runtime.name})")
-            for name in rollout.web_hosts + rollout.worker_hosts:
+            for name in rollout.all_hosts:
                 state = rollout.state(name)
                 when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(state.activated)) if state.activated \
                     else "never"

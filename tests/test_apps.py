@@ -167,6 +167,17 @@ def test_rollback_target_skips_bad_and_missing_releases() -> None:
     assert HostState("a", 0, [release("a")], None, 0, ["a"], False).previous(set()) == ""
 
 
+def test_pruning_keeps_the_newest_and_never_the_live_one_or_the_one_before_it() -> None:
+    releases = [{"name": name, "mtime": mtime, "ready": True, "bad": False}
+                for name, mtime in (("a", 1), ("b", 2), ("c", 3), ("d", 4), ("e", 5))]
+    # rolled back to "a": it is live, "e" was live before it; keep 2 keeps the newest two too
+    state = HostState(current="a", activated=0, releases=releases, lock=None, lock_age=0,
+                      history=["a", "b", "c", "d", "e", "a"], artifact=False)
+    assert state.stale(2) == ["c", "b"]
+    assert HostState("e", 0, releases, None, 0, ["d", "e"], False).stale(2) == ["c", "b", "a"]
+    assert HostState("e", 0, releases, None, 0, ["e"], False).stale(5) == []
+
+
 def test_a_lock_owner_is_gone_only_when_its_process_on_this_machine_is() -> None:
     here = socket.gethostname()
     assert owner_gone(f"someone@{here} pid 99999999")

@@ -178,3 +178,36 @@ def test_a_long_celery_task_running_during_a_release_completes_exactly_once(depl
     assert runs.count("started") == 1 and runs.count("finished") == 1, runs  # once, not lost, not run twice
     assert commit not in runs  # it finished on the release that took it
     assert wait_for_job("fastapi", "/api/") == commit  # the new workers took over
+
+
+RATE_PROBE = r"""
+import json, sys, time, urllib.error, urllib.request
+ports, each = [int(p) for p in sys.argv[1].split(",")], int(sys.argv[2])
+time.sleep(1.02 - time.time() % 1)  # start at the top of a second: the limit counts per second
+codes, start = {}, time.time()
+for i in range(each * len(ports)):
+    request = urllib.request.Request(f"http://127.0.0.1:{ports[i % len(ports)]}/",
+                                     headers={"X-Forwarded-For": "203.0.113.9"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            code = response.status
+    except urllib.error.HTTPError as error:
+        code = error.code
+    codes[code] = codes.get(code, 0) + 1
+print(json.dumps({"codes": codes, "one_second": int(time.time()) == int(start)}))
+"""
+
+
+def test_express_rate_limit_is_shared_by_every_instance(deployed: list) -> None:
+    import json
+
+    # 110 requests to each of the two instances from one client within a second: 220 against a limit of 200, so
+    # only a limit the instances share (in Redis) refuses any
+    for _ in range(3):  # a burst that spilled into the next second counts in two windows: try again
+        out = in_host("app1", f"python3 -c '{RATE_PROBE}' 3000,3001 110")
+        assert out.returncode == 0, out.stderr
+        result = json.loads(out.stdout)
+        if result["one_second"]:
+            break
+    assert result["one_second"], result
+    assert result["codes"].get("429", 0) >= 20 and result["codes"].get("200", 0) <= 200, result
