@@ -62,6 +62,15 @@ class Commitment:
     memory_key: str = ""
 
 
+def pooled_processes(label: str, key: str, count: int, pool: int, process_mb: int) -> Commitment:
+    """The commitment of ``count`` app server processes (``key``: the setting that sizes them, e.g.
+    ``uvicorn_workers``), each with a pool of ``pool`` connections on both PgBouncer entries (rw and ro)."""
+    return Commitment(
+        computed={key: count}, memory=[(f"{label} {key.split('_', 1)[1]}", count * process_mb)],
+        db_clients=count * pool * 2, memory_key=key,
+        summary=f"{label:<9} {count} {key.split('_', 1)[1]} x {pool} pool x 2 entries (rw, ro) = {count * pool * 2}")
+
+
 @dataclass(frozen=True)
 class Name:
     """One name of the contract: whether a role must define it, what it must be, and its value when absent

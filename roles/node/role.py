@@ -7,7 +7,7 @@ from typing import Any
 
 from fabstack.apps import served_here
 from fabstack.role import RoleContext
-from fabstack.rolecontract import Commitment, out_of_bounds
+from fabstack.rolecontract import Commitment, out_of_bounds, pooled_processes
 from fabstack.runtimes.node import instance_ports
 from fabstack.tuning import one_per_core
 
@@ -32,12 +32,8 @@ def commitment(values: dict[str, Any], facts: dict[str, Any] | None) -> Commitme
     apps = served_here(values, "node")
     if facts is None or not apps:
         return None
-    instances = one_per_core(facts["cpus"], values["node_instances"]) * len(apps)
-    pool = values["node_db_pool_size"]
-    return Commitment(
-        computed={"node_instances": instances}, memory=[("node instances", instances * values["node_instance_mb"])],
-        db_clients=instances * pool * 2, memory_key="node_instances",
-        summary=f"node      {instances} instances x {pool} pool x 2 entries (rw, ro) = {instances * pool * 2}")
+    return pooled_processes("node", "node_instances", one_per_core(facts["cpus"], values["node_instances"]) * len(apps),
+                            values["node_db_pool_size"], values["node_instance_mb"])
 
 
 def deploy(ctx: RoleContext) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from fabstack.role import RoleContext
-from fabstack.rolecontract import Commitment
+from fabstack.rolecontract import Commitment, pooled_processes
 from fabstack.tuning import app_keepalive_seconds, capped_nofile, one_per_core
 
 # Settings holding TCP ports this role listens on: the engine refuses two roles sharing one on a host.
@@ -29,12 +29,8 @@ def commitment(values: dict[str, Any], facts: dict[str, Any] | None) -> Commitme
     """Workers from cores, each with a pool on both database entries (rw and ro)."""
     if facts is None:
         return None
-    workers = one_per_core(facts["cpus"], values["uvicorn_workers"])
-    pool = values["fastapi_db_pool_size"]
-    return Commitment(
-        computed={"uvicorn_workers": workers}, memory=[("uvicorn workers", workers * values["uvicorn_worker_mb"])],
-        db_clients=workers * pool * 2, memory_key="uvicorn_workers",
-        summary=f"uvicorn   {workers} workers x {pool} pool x 2 entries (rw, ro) = {workers * pool * 2}")
+    return pooled_processes("uvicorn", "uvicorn_workers", one_per_core(facts["cpus"], values["uvicorn_workers"]),
+                            values["fastapi_db_pool_size"], values["uvicorn_worker_mb"])
 
 
 def deploy(ctx: RoleContext) -> None:
