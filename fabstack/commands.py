@@ -46,32 +46,45 @@ def deploy(
     print(f"deploy env={env} hosts={len(setups)}{mode}", flush=True)
     reports = execute(project, setups, check=check, printer=printer, forks=forks)
     recap(reports)
+    releases: list[dict[str, Any]] = []
+    failure: FabstackError | None = None
     if not any(r.failed for r in reports):
-        release_apps(project, check=check, partial=limit is not None or roles is not None)
+        failure = release_apps(project, releases, check=check, partial=limit is not None or roles is not None)
     if json_path:
-        meta = {"env": env, "check": check, "seconds": round(time.monotonic() - started, 3)}
+        meta = {"env": env, "check": check, "seconds": round(time.monotonic() - started, 3), "releases": releases}
         write_json(Path(json_path), reports, project.masker, meta)
+    if failure is not None:
+        raise failure
     return reports
 
 
-def release_apps(project: Project, *, check: bool, partial: bool) -> None:
+def release_apps(project: Project, done: list[dict[str, Any]], *, check: bool, partial: bool
+                 ) -> FabstackError | None:
     """The release step of a deploy: each app's configured ref, with a release's every step (a whole-fleet run
-    only: a deploy of some hosts or roles leaves the apps as they are)."""
+    only: a deploy of some hosts or roles leaves the apps as they are). Each app's outcome is added to ``done``;
+    the first failure stops the step and is returned."""
     from fabstack.release import Rollout, build_artifact, release_app
 
     apps = project.apps
     if apps and partial:
         print("apps not released by a deploy of some hosts or roles: inv release does that")
-        return
+        return None
     for app in apps:
         rollout = Rollout(project, app)
         if not rollout.all_hosts:
             continue  # no host of this env serves it
         try:
-            figures = release_app(rollout, build_artifact(project, app, None), check=check)
+            artifact = build_artifact(project, app, None)
+            figures = release_app(rollout, artifact, check=check)
             print(f"release {app.name}: changed={len(figures.changed)} (already live on {len(figures.unchanged)})")
+            done.append({"app": app.name, "revision": artifact.revision, "changed": figures.changed,
+                         "already_live": figures.unchanged, "seconds": figures.seconds})
+        except FabstackError as exc:
+            done.append({"app": app.name, "error": exc.line()})
+            return exc
         finally:
             rollout.close()
+    return None
 
 
 def check_writable(path: Path, key: str) -> None:

@@ -96,7 +96,9 @@ def write_json(path: Path, reports: list[HostReport], masker: Masker, meta: dict
     data = {
         **meta,
         "failed": any(r.failed for r in reports),
-        "changed": sum(r.count("changed") for r in reports),
+        # a release that switched a host counts as a change of that host (what molecule's idempotence reads)
+        "changed": sum(r.count("changed") for r in reports)
+        + sum(len(app.get("changed", [])) for app in meta.get("releases", [])),  # type: ignore[attr-defined]
         "hosts": {r.host: {**r.totals(), "seconds": round(r.seconds, 3), "round_trips": r.round_trips,
                            "error": r.error, "events": [asdict(e) for e in r.events]} for r in reports},
     }
