@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fabstack import lb
@@ -20,6 +21,8 @@ HANDLERS = {
 }
 
 SITES = ("lb", "apps", "php", "uvicorn", "static")
+# The security headers every response carries (an include each server and header-adding location repeats).
+HEADERS_SNIPPET = "/etc/nginx/snippets/fabstack-security-headers.conf"
 
 
 def inbound(values: dict[str, Any]) -> list[Inbound]:
@@ -48,6 +51,11 @@ def check(values: dict[str, Any]) -> list[tuple[str, str]]:
         problems.append(("nginx_worker_processes", "must be 0 (from cores) or more"))
     if values["nginx_status_port"] == values["nginx_listen_port"]:
         problems.append(("nginx_status_port", f"collides with nginx_listen_port {values['nginx_listen_port']}"))
+    for name, value in values["nginx_security_headers"].items():
+        if not re.match(r"^[A-Za-z][A-Za-z0-9-]{0,63}$", str(name)) or not isinstance(value, str) or any(
+                c in value for c in '"\n;{}'):
+            problems.append(("nginx_security_headers", f"a header name and a value without quotes, ; or braces: "
+                                                       f"{name!r}: {value!r}"))
     for route in values["nginx_lb_routes"]:
         if not isinstance(route, dict) or not str(route.get("path", "")).startswith("/") or \
                 bool(route.get("group")) == bool(route.get("app")):
@@ -103,8 +111,11 @@ def deploy(ctx: RoleContext) -> None:
     ctx.template("nginx.conf.j2", "/etc/nginx/nginx.conf", validate="nginx -t -q -c %s", notify="reload nginx",
                   **tuning)
     ctx.absent("/etc/nginx/sites-enabled/default", notify="reload nginx")
+    ctx.directory("/etc/nginx/snippets")
+    ctx.template("security-headers.conf.j2", HEADERS_SNIPPET, validate="nginx -t -q", notify="reload nginx")
     site = v["nginx_site"]
-    extra: dict[str, Any] = {"private_address": ctx.facts["primary_address"]}
+    extra: dict[str, Any] = {"private_address": ctx.facts["primary_address"], "headers_snippet": HEADERS_SNIPPET,
+                             "status_allow": v["nginx_status_allow"] or v.get("firewall_admin_sources", [])}
     apps = parse_apps(v.get(APPS_KEY), APPS_KEY, set(ctx.groups))
     if site == "lb":
         extra["upstreams"] = upstreams(ctx, apps)

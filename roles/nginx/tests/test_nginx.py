@@ -84,8 +84,9 @@ def test_lb_routes_each_path_to_its_group(host: Any, hostvars: dict[str, Any], f
             servers = {f"{entry['vars']['ansible_host']}:{app.get('port', 80)}" for entry in fleet.values()
                        if set(app["serve"]) & set(entry["vars"]["group_names"])}
             out = host.check_output(f"curl -sfi http://127.0.0.1{route['path']}")
-            upstream = re.search(r"^x-upstream: (\S+)\r?$", out, re.I | re.M)
-            assert upstream and upstream.group(1) in servers, (route, out[:300])
+            assert re.search(r"^x-app-revision: \S+\r?$", out, re.I | re.M), (route, out[:300])  # the app answered
+            logged = host.check_output("tail -n 1 /var/log/nginx/access.log")  # who answered: logged, not sent
+            assert re.search(r"upstream=(\S+)", logged).group(1) in servers, (route, logged)
             continue
         marks = route_marks(fleet, route["group"])
         assert marks, f"route {route['path']}: no verified host of group {route['group']} serves it"
@@ -102,6 +103,25 @@ def test_lb_answers_429_past_the_per_ip_limit(host: Any, hostvars: dict[str, Any
     ).split()
     assert "429" in codes
     assert any(code != "429" for code in codes), "the limit turned away even the allowed requests"
+
+
+# Private (RFC 1918) addresses: the fleet's own, which no client may learn.
+PRIVATE = re.compile(r"\b(?:10|172\.(?:1[6-9]|2\d|3[01])|192\.168)\.\d{1,3}\.\d{1,3}(?:\.\d{1,3})?\b")
+
+
+def test_every_response_carries_the_security_headers_and_no_internal_address(host: Any,
+                                                                             hostvars: dict[str, Any]) -> None:
+    if hostvars["nginx_site"] != "lb":
+        pytest.skip("what clients see is the LB's")
+    paths = [route["path"] for route in hostvars["nginx_lb_routes"]]
+    missing = [f"{paths[0]}fabstack-missing.css", f"{paths[0]}fabstack-no-such-page"]  # static, and a page
+    for path in paths + missing:
+        out = host.check_output(f"curl -s -i http://127.0.0.1{path}")
+        headers = out.split("\r\n\r\n", 1)[0].lower()
+        assert headers.startswith("http/1.1 404" if path in missing else "http/1.1 2"), (path, headers[:200])
+        for name, value in hostvars["nginx_security_headers"].items():
+            assert f"\n{name.lower()}: {value.lower()}" in headers, (path, headers)
+        assert "x-upstream" not in headers and not PRIVATE.search(out), (path, out[:600])
 
 
 def test_stub_status_only_on_private_address(host: Any, hostvars: dict[str, Any]) -> None:
