@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from fabstack.errors import FabstackError, shorten
@@ -216,8 +215,3 @@ def served_here(values: dict[str, Any], runtime: str | None = None) -> list[App]
     mine = set(values.get("group_names") or [])
     return [app for app in parse_apps(values.get(APPS_KEY), APPS_KEY, None)
             if mine & set(app.serve) and runtime in (None, app.runtime.name)]
-
-
-def apps_source(root: Path, app: App) -> str:
-    """The source as shown to a user: the repository and ref, or the folder."""
-    return f"{app.source.git}@{app.source.ref}" if app.source.git else str(root / app.source.path)

@@ -148,7 +148,7 @@ def pack(tree: Path, dest: Path) -> tuple[str, int]:
     return sha, len(data)
 
 
-def build(root: Path, app: App, ref: str | None = None, out: object = print) -> Artifact:
+def build(root: Path, app: App, ref: str | None = None) -> Artifact:
     """The app's artifact for ``ref`` (or its configured source): taken from the cache when that commit (or that
     folder content) was built before, else exported, built with the runtime's build step, and packed."""
     cache = cache_dir(root, app)
