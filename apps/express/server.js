@@ -31,6 +31,9 @@ app.use(async (req, res, next) => {
   try {
     const key = `ratelimit:${req.ip}:${Math.floor(Date.now() / 1000)}`;
     const [[, count]] = await redis.multi().incr(key).expire(key, 2).exec();
+    // the IETF draft's headers (as express-rate-limit sends them): what is left of this second's allowance
+    res.set('RateLimit-Limit', String(config.rateLimit));
+    res.set('RateLimit-Remaining', String(Math.max(0, config.rateLimit - count)));
     if (count > config.rateLimit) return res.status(429).json({ error: 'too many requests' });
   } catch (err) {
     // Redis away: serve rather than refuse

@@ -181,33 +181,59 @@ def test_a_long_celery_task_running_during_a_release_completes_exactly_once(depl
 
 
 RATE_PROBE = r"""
-import json, sys, time, urllib.error, urllib.request
-ports, each = [int(p) for p in sys.argv[1].split(",")], int(sys.argv[2])
-time.sleep(1.02 - time.time() % 1)  # start at the top of a second: the limit counts per second
-codes, start = {}, time.time()
-for i in range(each * len(ports)):
-    request = urllib.request.Request(f"http://127.0.0.1:{ports[i % len(ports)]}/",
-                                     headers={"X-Forwarded-For": "203.0.113.9"})
+import json, sys, urllib.error, urllib.request
+ports, count, client = [int(p) for p in sys.argv[1].split(",")], int(sys.argv[2]), sys.argv[3]
+seen = []
+for i in range(count):
+    port = ports[i % len(ports)]
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/", headers={"X-Forwarded-For": client})
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
-            code = response.status
+            code, headers = response.status, response.headers
     except urllib.error.HTTPError as error:
-        code = error.code
-    codes[code] = codes.get(code, 0) + 1
-print(json.dumps({"codes": codes, "one_second": int(time.time()) == int(start)}))
+        code, headers = error.code, error.headers
+    seen.append([port, code, headers.get("RateLimit-Limit"), headers.get("RateLimit-Remaining")])
+print(json.dumps(seen))
 """
 
 
-def test_express_rate_limit_is_shared_by_every_instance(deployed: list) -> None:
+def rate_probe(ports: str, count: int, client: str) -> list[list]:
+    """Requests sent in turn to each instance port on app1 from one client address: (port, status, limit, left)."""
     import json
 
-    # 110 requests to each of the two instances from one client within a second: 220 against a limit of 200, so
-    # only a limit the instances share (in Redis) refuses any
-    for _ in range(3):  # a burst that spilled into the next second counts in two windows: try again
-        out = in_host("app1", f"python3 -c '{RATE_PROBE}' 3000,3001 110")
-        assert out.returncode == 0, out.stderr
-        result = json.loads(out.stdout)
-        if result["one_second"]:
-            break
-    assert result["one_second"], result
-    assert result["codes"].get("429", 0) >= 20 and result["codes"].get("200", 0) <= 200, result
+    out = in_host("app1", f"python3 -c '{RATE_PROBE}' {ports} {count} {client}")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_express_rate_limit_is_shared_by_every_instance(deployed: list) -> None:
+    # Requests in turn to the two instances: with one counter in Redis, each answer's allowance left is one less
+    # than the previous answer's (from the other instance), except where a new second began and the count
+    # restarted; with a counter per instance, two answers in a row would show the same allowance.
+    seen = rate_probe("3000,3001", 40, "203.0.113.7")
+    limit = int(seen[0][2])
+    left = [int(row[3]) for row in seen]
+    steps = [(a, b) for a, b in zip(left, left[1:], strict=False)]
+    assert all(b == a - 1 or b == limit - 1 for a, b in steps), seen
+    assert sum(b == a - 1 for a, b in steps) >= len(steps) // 2, seen
+
+
+def test_express_rate_limit_refuses_a_client_past_it_on_every_instance(deployed: list) -> None:
+    # The shared count for one client, set past the limit for the next seconds as other instances would leave it:
+    # every instance then refuses that client, and another client is still served.
+    client = "203.0.113.8"
+    env = dict(line.split("=", 1) for line in in_host("app1", "cat /etc/fabstack/express.env").stdout.splitlines()
+               if "=" in line and not line.startswith("#"))
+    cli = (f"REDISCLI_AUTH='{env['REDIS_PASSWORD']}' redis-cli --no-auth-warning --user {env['REDIS_USER']} "
+           "-h 127.0.0.1")
+    limit = int(rate_probe("3000", 1, "203.0.113.6")[0][2])
+    now = int(in_host("cache1", "date +%s").stdout)
+    fill = "\\n".join(f"SET ratelimit:{client}:{second} {limit} EX 30" for second in range(now, now + 30))
+    try:
+        out = in_host("cache1", f"printf '{fill}\\n' | {cli}")
+        assert out.returncode == 0 and "ERR" not in out.stdout, out.stdout + out.stderr
+        refused = rate_probe("3000,3001", 4, client)
+        assert [row[1] for row in refused] == [429] * 4 and {row[3] for row in refused} == {"0"}, refused
+        assert rate_probe("3000,3001", 2, "203.0.113.5")[0][1] == 200
+    finally:
+        in_host("cache1", f"{cli} --scan --pattern 'ratelimit:{client}:*' | xargs -r {cli} del")
