@@ -71,7 +71,7 @@ def kill_cycle(mode: str) -> dict[str, float]:
 def switchover_cycle() -> dict[str, float]:
     """A planned switchover under write and HTTP load."""
     reset_probe_table()
-    writer, http = Writer(max_seconds=90).start(), HttpProbe(url="http://10.213.0.11/", max_seconds=90).start()
+    writer, http = Writer(max_seconds=90).start(), HttpProbe(max_seconds=90).start()
     time.sleep(3)
     started = time.monotonic()
     with_fleet(lambda f: fo.switchover(f, None, check=False))

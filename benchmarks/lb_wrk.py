@@ -60,7 +60,7 @@ def main() -> None:
         raise SystemExit("wrk is missing: run scripts/setup.sh")
     sandbox_up()
     lb = load_inventory(REPO, "sandbox").resolve("lb1").values["ansible_host"]
-    url = f"http://{lb}{args.path or path}"
+    url = f"https://{lb}{args.path or path}"
     results = {}
     try:
         for name, overrides in profiles.items():

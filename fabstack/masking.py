@@ -7,6 +7,16 @@ from typing import Any
 
 SECRET_KEY = re.compile(r"(password|passwd|secret|token|private_key|api_key)", re.IGNORECASE)
 MASK = "********"
+_PEM_KEY = re.compile(r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----(.+?)-----END", re.S)
+
+
+def pem_key_parts(text: str) -> set[str]:
+    """A PEM private key anywhere in ``text``: the whole text and each line of the key's body, so that a key is
+    masked even when only some of its lines are printed."""
+    bodies = _PEM_KEY.findall(text)
+    if not bodies:
+        return set()
+    return {text} | {line.strip() for body in bodies for line in body.splitlines() if len(line.strip()) >= 16}
 
 
 def secret_values(variables: dict[str, Any]) -> set[str]:
@@ -20,6 +30,8 @@ def secret_values(variables: dict[str, Any]) -> set[str]:
         elif isinstance(value, list):
             for item in value:
                 walk(key, item)
+        elif isinstance(value, str) and pem_key_parts(value):
+            found.update(pem_key_parts(value))  # a private key is secret whatever its setting is called
         elif isinstance(value, str | int) and not isinstance(value, bool) and SECRET_KEY.search(key):
             text = str(value)
             if len(text) >= 3:

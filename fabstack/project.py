@@ -172,7 +172,7 @@ class Project:
         wanted = {name for role in roles for name in role.generated_secrets}
         if wanted:
             generated = generated_secrets(self.root, self.env, wanted)
-            self.masker.add(set(generated.values()))
+            self.masker.add(set(generated.values()) | secret_values(generated))
             defaults.update(generated)
             origins.update({k: str(secrets_path(self.root, self.env)) for k in generated})
         resolved = self.inventory.resolve(host, defaults, self.overrides)

@@ -32,6 +32,7 @@ class HostReport:
     error: str = ""
     seconds: float = 0.0
     round_trips: int = 0
+    warnings: list[str] = field(default_factory=list)
 
     def count(self, status: str) -> int:
         """How many events ended with ``status``."""
@@ -85,7 +86,8 @@ def recap(reports: list[HostReport], stream: TextIO | None = None) -> str:
         t = rep.totals()
         rows.append(f"{rep.host:<10}{t['ok']:>6}{t['changed']:>9}{t['failed']:>8}{t['skipped']:>9}"
                     f"{rep.seconds:>9.2f}{rep.round_trips:>7}")
-    text = "\n".join(["", "RECAP", *rows]) + "\n"
+    warnings = [f"{rep.host:<10}{warning}" for rep in reports for warning in rep.warnings]
+    text = "\n".join(["", "RECAP", *rows, *(["", "WARNINGS", *warnings] if warnings else [])]) + "\n"
     out.write(text)
     out.flush()
     return text
@@ -100,7 +102,8 @@ def write_json(path: Path, reports: list[HostReport], masker: Masker, meta: dict
         "changed": sum(r.count("changed") for r in reports)
         + sum(len(app.get("changed", [])) for app in meta.get("releases", [])),  # type: ignore[attr-defined]
         "hosts": {r.host: {**r.totals(), "seconds": round(r.seconds, 3), "round_trips": r.round_trips,
-                           "error": r.error, "events": [asdict(e) for e in r.events]} for r in reports},
+                           "error": r.error, "warnings": r.warnings, "events": [asdict(e) for e in r.events]}
+                  for r in reports},
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(masker(json.dumps(data, indent=2)) + "\n")

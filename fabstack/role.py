@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -147,6 +148,13 @@ class RoleContext:
     # every role site.yml gives the host, for a role that reads the others' declarations (the firewall)
     host_roles: list[Role] = field(default_factory=list)
     operations: list[ops.Operation] = field(default_factory=list)
+    # things the user should know that stop nothing (a certificate close to expiry), shown in the recap
+    warnings: list[str] = field(default_factory=list)
+
+    def warn(self, text: str) -> None:
+        """Say something in the run's recap that does not stop the run."""
+        if text not in self.warnings:
+            self.warnings.append(text)
 
     def _notify(self, notify: str | list[str] | None) -> list[str]:
         names = [notify] if isinstance(notify, str) else list(notify or [])
@@ -205,6 +213,15 @@ class RoleContext:
     def directory(self, path: str, *, owner: str = "root", group: str = "root", mode: str = "0755") -> ops.Operation:
         """A directory."""
         return self._add(ops.Directory(path, owner=owner, group=group, mode=mode))
+
+    def permissions(self, path: str, mode: str, *, owner: str = "root", group: str = "root") -> ops.Operation:
+        """Owner, group and mode of a file or folder another package installed (its content is left alone); a
+        path that does not exist is left alone too."""
+        quoted = shlex.quote(path)
+        want = f"{owner}:{group}:{int(mode, 8):o}"
+        return self.command(f"chown {owner}:{group} {quoted} && chmod {mode} {quoted}",
+                            unless=f'test ! -e {quoted} || test "$(stat -L -c %U:%G:%a {quoted})" = {want}',
+                            name=f"permissions {path}")
 
     def symlink(self, path: str, target: str, *, notify: str | list[str] | None = None) -> ops.Operation:
         """A symbolic link."""

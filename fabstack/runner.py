@@ -131,6 +131,10 @@ def declare(
             role.module.deploy(ctx)
         except FabstackError as exc:
             raise InputError(exc.message, where=exc.where, key=exc.key, host=exc.host or run.name) from exc
+        for text in ctx.warnings:
+            warning = f"{role.name}: {text}"
+            if warning not in run.report.warnings:
+                run.report.warnings.append(warning)
         for op in ctx.operations:
             if op.id in seen:
                 first_role, first = seen[op.id]

@@ -13,12 +13,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from fabstack.bundled import repo_or_bundled
+from fabstack.bundled import ENGINE_ROOT, repo_or_bundled
 from fabstack.errors import FabstackError
 from fabstack.inventory import Inventory, known_hosts_path
 from fabstack.podman import exists, podman
 from fabstack.topology import topology_path
-from fabstack.yamlfile import load_vars_location
+from fabstack.yamlfile import load_mapping, load_vars_location
 
 BASE_IMAGE = "localhost/debian:bookworm"
 HOST_IMAGE = "localhost/fabstack-host:bookworm"
@@ -183,10 +183,25 @@ def _running(container: str) -> bool:
     return podman("inspect", "--format", "{{.State.Running}}", container).strip() == "true"
 
 
+def network_sysctls() -> dict[str, str]:
+    """The kernel's network settings the roles ask for (common's accept queue, hardening's CIS profile): a container
+    cannot set them from inside, so the sandbox gives them to each host when it starts it, as a hypervisor would."""
+    roles = ENGINE_ROOT / "roles"
+    common = load_mapping(roles / "common" / "defaults" / "main.yml")
+    hardening = load_mapping(roles / "hardening" / "defaults" / "main.yml")
+    wanted = {"net.core.somaxconn": common["common_somaxconn"], **hardening["hardening_sysctls"]}
+    # Not forwarding: turning it off makes the kernel reset accept_redirects to 1, and runc applies the settings in
+    # no fixed order. A container's network is forwarded by podman anyway; the role reports it as skipped.
+    return {key: str(value) for key, value in wanted.items()
+            if key.startswith("net.") and key not in ("net.ipv4.conf.all.forwarding", "net.ipv4.ip_forward")}
+
+
 def start_host(host: SandboxHost, network: str, pubkey: Path) -> bool:
-    """Start one host container (systemd as PID 1); a stopped one is started again, one from another image or key
-    is replaced. Returns True when a new container was made."""
-    key_id = hashlib.sha256(pubkey.read_bytes() + host.memory.encode() + b"NET_ADMIN").hexdigest()[:16]
+    """Start one host container (systemd as PID 1); a stopped one is started again, one from another image, key or
+    kernel settings is replaced. Returns True when a new container was made."""
+    sysctls = [arg for key, value in sorted(network_sysctls().items()) for arg in ("--sysctl", f"{key}={value}")]
+    key_id = hashlib.sha256(pubkey.read_bytes() + host.memory.encode() + b"NET_ADMIN" +
+                            " ".join(sysctls).encode()).hexdigest()[:16]
     if exists("container", host.container):
         current = podman("inspect", "--format", '{{.Image}} {{index .Config.Labels "fabstack.key"}}',
                          host.container).split()
@@ -200,7 +215,7 @@ def start_host(host: SandboxHost, network: str, pubkey: Path) -> bool:
         "run", "-d", "--name", host.container, "--hostname", host.name, "--network", network,
         "--label", f"fabstack.key={key_id}", *(["--memory", host.memory] if host.memory else []),
         "--ip", host.address, "--systemd=always", "--cap-add", "NET_RAW", "--cap-add", "NET_ADMIN",
-        "--sysctl", "net.core.somaxconn=4096", "--shm-size", "256m",
+        *sysctls, "--shm-size", "256m",
         "-v", f"{pubkey}:/home/deploy/.ssh/authorized_keys:ro,Z",
         HOST_IMAGE, "/sbin/init",
     )

@@ -13,7 +13,19 @@ from pathlib import Path
 
 import yaml
 
+from fabstack import tls
 from fabstack.yamlfile import load_mapping
+
+# What a generated value is, by how its name ends: a self-signed TLS key and certificate (one PEM text) for names
+# ending in ``_self_signed_pem``, a random password for any other name.
+SELF_SIGNED_SUFFIX = "_self_signed_pem"
+
+
+def new_value(name: str, env: str) -> str:
+    """A fresh generated value for the setting ``name`` of ``env``."""
+    if name.endswith(SELF_SIGNED_SUFFIX):
+        return tls.self_signed_pem(f"fabstack-{env}")
+    return secrets.token_urlsafe(24)
 
 
 def secrets_path(root: Path, env: str) -> Path:
@@ -36,7 +48,7 @@ def generated_secrets(root: Path, env: str, names: set[str]) -> dict[str, str]:
         unsaved = _UNSAVED.setdefault(path, {})
         for name in sorted(names):
             if name not in store and name not in unsaved:
-                unsaved[name] = secrets.token_urlsafe(24)
+                unsaved[name] = new_value(name, env)
         return {name: str(store.get(name, unsaved.get(name))) for name in names}
 
 

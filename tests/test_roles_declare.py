@@ -98,6 +98,8 @@ EXPECTED = {
     "sshd": ("lb1", "file /etc/ssh/sshd_config.d/60-fabstack.conf", "PasswordAuthentication no",
              "PasswordAuthentication no"),
     "firewall": ("db1", "file /etc/nftables.conf", "5432", "5432"),
+    "hardening": ("db1", "file /etc/fail2ban/jail.local", "banaction = nftables-multiport",
+                  "banaction = nftables-multiport"),
 }
 
 

@@ -53,6 +53,9 @@ async function query(entry, sql, args = []) {
 
 app.get('/health', (req, res) => res.json({ ok: true }));
 
+// The request as the app sees it behind the load balancer: the scheme the client used and its address.
+app.get('/client', (req, res) => res.json({ scheme: req.protocol, address: req.ip }));
+
 app.get('/', async (req, res, next) => {
   try {
     let cached = await redis.get('school:greeting');

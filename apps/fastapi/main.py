@@ -79,6 +79,12 @@ async def health() -> dict:
     return {"ok": True}
 
 
+@app.get("/client")
+async def client(request: Request) -> dict:
+    """The request as the app sees it behind the load balancer: the scheme the client used and its address."""
+    return {"scheme": request.url.scheme, "address": request.client.host if request.client else ""}
+
+
 @app.get("/")
 async def index() -> dict:
     """Rows read from the replica, the rw entry's role, and a cached Redis value."""

@@ -11,6 +11,12 @@ HANDLERS = {
 }
 
 
+def check(values: dict[str, Any]) -> list[tuple[str, str]]:
+    """The SSH rate needs room for fabstack's own connections."""
+    keys = ("firewall_ssh_rate", "firewall_ssh_burst")
+    return [(key, f"must be between 1 and 1000, got {values[key]}") for key in keys if not 1 <= values[key] <= 1000]
+
+
 def sources(ctx: RoleContext, groups: tuple[str, ...]) -> list[str]:
     """The /32 of every host in the groups, plus the admin sources."""
     found = []

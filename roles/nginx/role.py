@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
 
-from fabstack import lb
+from fabstack import lb, tls
 from fabstack.apps import APPS_KEY, App, parse_apps, served_here
 from fabstack.errors import FabstackError
 from fabstack.role import RoleContext
@@ -14,7 +15,12 @@ from fabstack.runtimes.node import instance_ports
 from fabstack.tuning import nginx_worker_connections, nginx_worker_processes, nginx_worker_rlimit_nofile
 
 # Settings holding TCP ports this role listens on: the engine refuses two roles sharing one on a host.
-PORTS = ("nginx_listen_port", "nginx_status_port")
+PORTS = ("nginx_listen_port", "nginx_status_port", "nginx_tls_port")
+# The load balancer's self-signed key and certificate when the env gives none (fabstack.secrets makes it).
+GENERATED_SECRETS = ("nginx_tls_self_signed_pem",)
+TLS_DIR = "/etc/nginx/tls"
+TLS_CERTIFICATE = f"{TLS_DIR}/fabstack.crt"
+TLS_KEY = f"{TLS_DIR}/fabstack.key"
 
 HANDLERS = {
     "reload nginx": "systemctl reload nginx",
@@ -28,7 +34,8 @@ HEADERS_SNIPPET = "/etc/nginx/snippets/fabstack-security-headers.conf"
 def inbound(values: dict[str, Any]) -> list[Inbound]:
     """The load balancer is open to the world (its status page to admins); an app's nginx to the load balancers."""
     if values["nginx_site"] == "lb":
-        return [Inbound((values["nginx_listen_port"], 443), "the load balancer", anywhere=True),
+        ports = (values["nginx_listen_port"], *((values["nginx_tls_port"],) if values["nginx_tls"] else ()))
+        return [Inbound(ports, "the load balancer", anywhere=True),
                 Inbound((values["nginx_status_port"],), "stub_status")]
     ports = (values["nginx_listen_port"],)
     if values["nginx_site"] == "apps":
@@ -49,6 +56,19 @@ def check(values: dict[str, Any]) -> list[tuple[str, str]]:
                                        "nginx_worker_processes": (0, 1024)})
     if values["nginx_worker_processes"] < 0:
         problems.append(("nginx_worker_processes", "must be 0 (from cores) or more"))
+    for key in ("nginx_health_path", "nginx_acme_root"):
+        if not re.fullmatch(r"/[A-Za-z0-9._/-]*", values[key]):
+            problems.append((key, f"must be an absolute path of letters, digits, . _ / -, got {values[key]!r}"))
+    if not 1 <= values["nginx_tls_port"] <= 65535:
+        problems.append(("nginx_tls_port", f"must be a port number, got {values['nginx_tls_port']}"))
+    if not values["nginx_tls_protocols"] or set(values["nginx_tls_protocols"]) - {"TLSv1.2", "TLSv1.3"}:
+        problems.append(("nginx_tls_protocols", "TLSv1.2 and/or TLSv1.3 only (older versions are broken)"))
+    if any(not re.fullmatch(r"[A-Z0-9-]+", str(c)) for c in values["nginx_tls_ciphers"]):
+        problems.append(("nginx_tls_ciphers", "OpenSSL cipher names only"))
+    if values["nginx_tls_resolver"] and not re.fullmatch(r"[A-Za-z0-9.:\[\] -]+", values["nginx_tls_resolver"]):
+        problems.append(("nginx_tls_resolver", "addresses separated by spaces"))
+    if bool(values["nginx_tls_certificate"]) != bool(values["nginx_tls_private_key"]):
+        problems.append(("nginx_tls_certificate", "give both the certificate and nginx_tls_private_key, or neither"))
     if values["nginx_status_port"] == values["nginx_listen_port"]:
         problems.append(("nginx_status_port", f"collides with nginx_listen_port {values['nginx_listen_port']}"))
     for name, value in values["nginx_security_headers"].items():
@@ -90,6 +110,48 @@ def upstreams(ctx: RoleContext, apps: list[App]) -> list[dict[str, Any]]:
     return found
 
 
+def pem_text(ctx: RoleContext, key: str) -> str:
+    """A PEM setting's text: the value itself, or the file of the deployment repo it names."""
+    value = ctx.vars[key]
+    if "-----BEGIN" in value:
+        return value
+    path = ctx.repo_path(value)
+    if not path.is_file():
+        raise FabstackError(f"{value} is neither PEM text nor a file of the deployment repo", key=key, host=ctx.host)
+    return path.read_text(errors="replace")
+
+
+def tls_pair(ctx: RoleContext) -> tls.Pair:
+    """The load balancer's certificate and key, checked here before any host sees them (they parse, they belong
+    together); the env's self-signed pair when none is given."""
+    given = bool(ctx.vars["nginx_tls_certificate"])
+    key = "nginx_tls_certificate" if given else "nginx_tls_self_signed_pem"
+    try:
+        if given:
+            return tls.parse_pair(pem_text(ctx, "nginx_tls_certificate"), pem_text(ctx, "nginx_tls_private_key"))
+        generated = ctx.vars["nginx_tls_self_signed_pem"]
+        return tls.parse_pair(generated, generated)
+    except tls.TlsError as exc:
+        raise FabstackError(str(exc), key=key, host=ctx.host) from None
+
+
+def declare_tls(ctx: RoleContext) -> dict[str, Any]:
+    """The certificate and key files (the key 0600, hidden from diffs; nginx -t checks the pair before a reload),
+    the ACME folder, and a warning when the certificate is close to expiry. Returns what the site template needs."""
+    pair = tls_pair(ctx)
+    days = pair.days_left(dt.datetime.now(dt.UTC))
+    if days < ctx.vars["nginx_tls_expiry_warning_days"]:
+        until = f"{pair.leaf.not_valid_after_utc:%Y-%m-%d}"
+        ctx.warn(f"the TLS certificate {TLS_CERTIFICATE} expires in {days:.0f} days ({until})" if days >= 0
+                 else f"the TLS certificate {TLS_CERTIFICATE} expired on {until}")
+    ctx.directory(TLS_DIR, mode="0700")
+    ctx.file(TLS_CERTIFICATE, pair.chain, notify="reload nginx")
+    ctx.file(TLS_KEY, pair.key, mode="0600", secret=True, validate="nginx -t -q", notify="reload nginx")
+    ctx.directory(ctx.vars["nginx_acme_root"])
+    return {"tls": {"certificate": TLS_CERTIFICATE, "key": TLS_KEY,
+                    "stapling": pair.has_chain and bool(ctx.vars["nginx_tls_resolver"])}}
+
+
 def commitment(values: dict[str, Any], facts: dict[str, Any] | None) -> Commitment | None:
     """About 32 MB per worker process."""
     if facts is None:
@@ -106,18 +168,25 @@ def deploy(ctx: RoleContext) -> None:
         "worker_processes": nginx_worker_processes(ctx.facts["cpus"], v["nginx_worker_processes"]),
         "worker_rlimit_nofile": rlimit,
         "worker_connections": nginx_worker_connections(v["nginx_worker_connections"], rlimit),
+        "lb_addresses": [] if v["nginx_site"] == "lb" else
+        [ctx.address_of(h) for h in ctx.groups.get(v.get("firewall_lb_group", "lb"), [])],
     }
     ctx.packages("nginx")
     ctx.template("nginx.conf.j2", "/etc/nginx/nginx.conf", validate="nginx -t -q -c %s", notify="reload nginx",
                   **tuning)
     ctx.absent("/etc/nginx/sites-enabled/default", notify="reload nginx")
-    ctx.directory("/etc/nginx/snippets")
-    ctx.template("security-headers.conf.j2", HEADERS_SNIPPET, validate="nginx -t -q", notify="reload nginx")
     site = v["nginx_site"]
+    https = site == "lb" and v["nginx_tls"]
+    ctx.directory("/etc/nginx/snippets")
+    ctx.template("security-headers.conf.j2", HEADERS_SNIPPET, validate="nginx -t -q", notify="reload nginx",
+                 hsts=v["nginx_hsts_max_age"] if https else 0)
     extra: dict[str, Any] = {"private_address": ctx.facts["primary_address"], "headers_snippet": HEADERS_SNIPPET,
                              "status_allow": v["nginx_status_allow"] or v.get("firewall_admin_sources", [])}
     apps = parse_apps(v.get(APPS_KEY), APPS_KEY, set(ctx.groups))
     if site == "lb":
+        extra["tls"] = None
+        if https:
+            extra.update(declare_tls(ctx))
         extra["upstreams"] = upstreams(ctx, apps)
         ctx.directory(lb.UPSTREAMS_DIR)
         for upstream in extra["upstreams"]:

@@ -5,6 +5,7 @@ and time."""
 from __future__ import annotations
 
 import http.client
+import ssl
 import threading
 import time
 import urllib.error
@@ -116,7 +117,7 @@ class Writer(Loop):
 class HttpProbe(Loop):
     """GETs through the LB in a loop, counting failed requests (bounded in count and time)."""
 
-    url: str = "http://10.213.0.11/"
+    url: str = "https://10.213.0.11/"
     max_requests: int = 100_000
     ok: int = 0
     failed: int = 0
@@ -125,7 +126,7 @@ class HttpProbe(Loop):
         deadline = time.monotonic() + self.max_seconds
         while not self._stop.is_set() and self.ok + self.failed < self.max_requests and time.monotonic() < deadline:
             try:
-                with urllib.request.urlopen(self.url, timeout=10) as response:
+                with urllib.request.urlopen(self.url, timeout=10, context=sandbox_tls()) as response:
                     response.read()
                     self.ok += 1
             except (urllib.error.URLError, OSError):
@@ -133,8 +134,17 @@ class HttpProbe(Loop):
             time.sleep(0.05)  # about 15 requests a second: under the per-IP rate limit
 
 
-# The load balancer's address on the sandbox network.
+# The load balancer's address on the sandbox network, and its front door (plain HTTP only redirects there).
 LB = "10.213.0.11"
+LB_URL = f"https://{LB}/"
+
+
+def sandbox_tls() -> ssl.SSLContext:
+    """A client context that takes the sandbox LB's self-signed certificate (its own side is what tests check)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 class Load:
@@ -147,12 +157,13 @@ class Load:
         self.errors: list[str] = []
         self.revisions: list[tuple[float, str]] = []
         self._stop = threading.Event()
+        self._tls = sandbox_tls()
         self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(2)]
 
     def _run(self) -> None:
         deadline = time.monotonic() + self.seconds
         while not self._stop.is_set() and time.monotonic() < deadline and self.total < self.limit:
-            conn = http.client.HTTPConnection(LB, 80, timeout=10)
+            conn = http.client.HTTPSConnection(LB, 443, timeout=10, context=self._tls)
             try:
                 conn.request("GET", self.path, headers={"Connection": "close"})
                 response = conn.getresponse()

@@ -41,7 +41,7 @@ def test_files_are_owned_by_root_though_we_log_in_as_deploy(deployed: list) -> N
 
 def lb_get(path: str) -> dict:
     """A request through the load balancer, made on the LB host itself (sandbox traffic only)."""
-    out = in_host("lb1", f"curl -sf 'http://127.0.0.1{path}'")
+    out = in_host("lb1", f"curl -sfk 'https://127.0.0.1{path}'")
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
@@ -50,7 +50,7 @@ def test_each_app_kind_answers_through_lb_with_rows_and_redis(deployed: list) ->
     php, fastapi, express = lb_get("/"), lb_get("/api/"), lb_get("/school/")
     assert (php["app"], fastapi["app"], express["app"]) == ("php", "fastapi", "express")
     assert {php["host"], fastapi["host"], express["host"]} <= {"app1", "app2"}  # the app hosts serve every app
-    page = in_host("lb1", "curl -sf http://127.0.0.1/web/").stdout  # Next.js, rendered from the Express API
+    page = in_host("lb1", "curl -sfk https://127.0.0.1/web/").stdout  # Next.js, rendered from the Express API
     assert "item 1" in page and "cached at" in page, page[:300]
     for body in (php, fastapi, express):
         assert [row["name"] for row in body["rows"]][:2] == ["item 1", "item 2"]  # read through PgBouncer (ro)
@@ -107,7 +107,7 @@ def test_broken_nginx_value_keeps_old_config_and_nginx_serving(deployed: list, t
     assert "validation failed" in failed[0].message and reports[0].host == "lb1"
     assert in_host("lb1", "sha256sum /etc/nginx/nginx.conf").stdout == before
     assert in_host("lb1", "systemctl is-active nginx").stdout.strip() == "active"
-    assert '"app":"php"' in in_host("lb1", "curl -sf http://127.0.0.1/").stdout
+    assert '"app":"php"' in in_host("lb1", "curl -sfk https://127.0.0.1/").stdout
 
 
 def test_bad_template_variable_on_one_host_changes_no_host(deployed: list, tmp_path: Path) -> None:

@@ -16,10 +16,8 @@ from fabstack import failover as fo
 from fabstack.errors import FabstackError
 from fabstack.project import load_project
 from tests.conftest import REPO
-from tests.integration.chaos import HttpProbe, Writer, probe_ids, reset_probe_table
+from tests.integration.chaos import LB_URL, HttpProbe, Writer, probe_ids, reset_probe_table
 from tests.integration.conftest import in_host
-
-LB_URL = "http://10.213.0.11/"
 
 
 def fleet() -> fo.Fleet:

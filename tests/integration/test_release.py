@@ -58,7 +58,7 @@ def db(sql: str) -> str:
 
 def wait_for_job(app: str, lb_path: str) -> str:
     """Queue a job through the LB and return the revision of the worker that ran it."""
-    out = subprocess.run(["curl", "-sf", f"http://{LB}{lb_path}enqueue?payload=release-test"], capture_output=True,
+    out = subprocess.run(["curl", "-sfk", f"https://{LB}{lb_path}enqueue?payload=release-test"], capture_output=True,
                          text=True, timeout=20, check=True).stdout
     job = out.split('"queued":"')[1].split('"')[0]
     for _ in range(100):
@@ -159,7 +159,7 @@ def test_node_app_serves_again_after_its_host_reboots(deployed: list) -> None:
 
 
 def test_a_long_celery_task_running_during_a_release_completes_exactly_once(deployed: list, tmp_path: Path) -> None:
-    out = subprocess.run(["curl", "-sf", f"http://{LB}/api/enqueue?priority=high&seconds=20"], capture_output=True,
+    out = subprocess.run(["curl", "-sfk", f"https://{LB}/api/enqueue?priority=high&seconds=20"], capture_output=True,
                          text=True, timeout=20, check=True).stdout
     task = out.split('"queued":"')[1].split('"')[0]
     for _ in range(100):

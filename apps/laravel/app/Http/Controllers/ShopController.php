@@ -17,6 +17,12 @@ class ShopController
         return new JsonResponse(['ok' => true]);
     }
 
+    /** The request as the app sees it behind the load balancer: the scheme the client used and its address. */
+    public function client(Request $request): JsonResponse
+    {
+        return new JsonResponse(['scheme' => $request->getScheme(), 'address' => $request->ip()]);
+    }
+
     public function index(): JsonResponse
     {
         $cached = Redis::get('demo:greeting');
