@@ -154,7 +154,9 @@ class HostConnection:
         assert transport is not None
         channel = transport.open_session(timeout=30)
         channel.settimeout(timeout)
-        channel.exec_command(command)
+        # from /, not the login user's home: a command run as another user (runuser, sudo -u) cannot enter a home
+        # kept 0750, and would say so in its output
+        channel.exec_command(f"cd / && {command}")
         if stdin:
             channel.sendall(stdin)
         channel.shutdown_write()

@@ -113,27 +113,6 @@ class Writer(Loop):
             conn.close()
 
 
-@dataclass
-class HttpProbe(Loop):
-    """GETs through the LB in a loop, counting failed requests (bounded in count and time)."""
-
-    url: str = "https://10.213.0.11/"
-    max_requests: int = 100_000
-    ok: int = 0
-    failed: int = 0
-
-    def _run(self) -> None:
-        deadline = time.monotonic() + self.max_seconds
-        while not self._stop.is_set() and self.ok + self.failed < self.max_requests and time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(self.url, timeout=10, context=sandbox_tls()) as response:
-                    response.read()
-                    self.ok += 1
-            except (urllib.error.URLError, OSError):
-                self.failed += 1
-            time.sleep(0.05)  # about 15 requests a second: under the per-IP rate limit
-
-
 # The load balancer's address on the sandbox network, and its front door (plain HTTP only redirects there).
 LB = "10.213.0.11"
 LB_URL = f"https://{LB}/"
@@ -145,6 +124,28 @@ def sandbox_tls() -> ssl.SSLContext:
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     return context
+
+
+@dataclass
+class HttpProbe(Loop):
+    """GETs through the LB in a loop, counting failed requests (bounded in count and time)."""
+
+    url: str = LB_URL
+    max_requests: int = 100_000
+    ok: int = 0
+    failed: int = 0
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.max_seconds
+        context = sandbox_tls()
+        while not self._stop.is_set() and self.ok + self.failed < self.max_requests and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.url, timeout=10, context=context) as response:
+                    response.read()
+                    self.ok += 1
+            except (urllib.error.URLError, OSError):
+                self.failed += 1
+            time.sleep(0.05)  # about 15 requests a second: under the per-IP rate limit
 
 
 class Load:
