@@ -98,6 +98,10 @@ EXPECTED = {
     "sshd": ("lb1", "file /etc/ssh/sshd_config.d/60-fabstack.conf", "PasswordAuthentication no",
              "PasswordAuthentication no"),
     "firewall": ("db1", "file /etc/nftables.conf", "5432", "5432"),
+    "node_exporter": ("db1", "file /etc/default/prometheus-node-exporter", "--web.listen-address=10.213.0.31:9100",
+                      "--web.listen-address=10.213.0.31:9100"),
+    "prometheus": ("mon1", "file /etc/prometheus/prometheus.yml", 'targets: ["10.213.0.41:9100"]',
+                   'targets: ["10.213.0.41:9100"]'),
     "hardening": ("db1", "file /etc/fail2ban/jail.local", "banaction = nftables-multiport",
                   "banaction = nftables-multiport"),
 }

@@ -1,0 +1,86 @@
+"""prometheus: Prometheus and Alertmanager (Debian's packages) on the monitoring hosts; scrape targets from the
+inventory, alert rules with the roadmaps' thresholds, each config checked by promtool / amtool before use."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fabstack.role import RoleContext
+from fabstack.rolecontract import Inbound
+
+PORTS = ("prometheus_port", "alertmanager_port", "alert_receiver_port")
+
+HANDLERS = {
+    "reload systemd": "systemctl daemon-reload",
+    "reload prometheus": "systemctl reload prometheus",
+    "restart prometheus": "systemctl restart prometheus",
+    "reload alertmanager": "systemctl reload prometheus-alertmanager",
+    "restart alertmanager": "systemctl restart prometheus-alertmanager",
+    "restart alert receiver": "systemctl restart fabstack-alert-receiver",
+}
+
+RULES = "/etc/prometheus/rules/fabstack.yml"
+# Exporter roles: (job name, the setting holding the port a host of that role exposes). A host is a target of a
+# job when it carries the role, i.e. when its variables hold that role's port setting.
+EXPORTERS = (("node", "node_exporter_port"),)
+_DURATION = re.compile(r"^\d+[smhd]$")
+
+
+def inbound(values: dict[str, Any]) -> list[Inbound]:
+    """Prometheus's page for the admins (Alertmanager and the receiver listen on 127.0.0.1 only)."""
+    return [Inbound((values["prometheus_port"],), "Prometheus: admins")]
+
+
+def check(values: dict[str, Any]) -> list[tuple[str, str]]:
+    """Durations Prometheus can read, thresholds in range, a webhook that is a URL."""
+    problems = []
+    for key in ("prometheus_scrape_interval", "prometheus_evaluation_interval", "prometheus_retention",
+                "alertmanager_group_wait", "alertmanager_repeat_interval", "alert_target_down_for",
+                "alert_unit_failed_for", "alert_disk_full_for", "alert_memory_for"):
+        if not _DURATION.match(str(values[key])):
+            problems.append((key, f"must be a duration such as 30s, 5m, 4h or 15d, got {values[key]!r}"))
+    if not 1 <= values["alert_disk_full_hours"] <= 24 * 90:
+        problems.append(("alert_disk_full_hours", "must be between 1 and 2160"))
+    if not 1 <= values["alert_memory_available_percent"] <= 90:
+        problems.append(("alert_memory_available_percent", "must be between 1 and 90"))
+    url = values["alertmanager_webhook_url"]
+    if url and not re.fullmatch(r"https?://[^\s\"'\\\\]+", url):
+        problems.append(("alertmanager_webhook_url", "must be an http(s) URL without quotes or spaces"))
+    return problems
+
+
+def scrape_jobs(ctx: RoleContext) -> list[dict[str, Any]]:
+    """One job per exporter kind, with every host of the env that carries it (its address and port)."""
+    jobs = []
+    for job, port_key in EXPORTERS:
+        targets = [{"host": name, "address": f"{ctx.address_of(name)}:{values[port_key]}"}
+                   for name, values in sorted(ctx.hostvars.items()) if port_key in values]
+        if targets:
+            jobs.append({"name": job, "targets": targets})
+    return jobs
+
+
+def deploy(ctx: RoleContext) -> None:
+    """Declare Prometheus, Alertmanager, the rules and (without a webhook) the recording receiver."""
+    v = ctx.vars
+    address = ctx.facts["primary_address"]
+    ctx.packages("prometheus", "prometheus-alertmanager")
+    ctx.directory("/etc/prometheus/rules")
+    ctx.template("alerts.yml.j2", RULES, validate="promtool check rules %s", notify="reload prometheus")
+    ctx.template("prometheus.yml.j2", "/etc/prometheus/prometheus.yml", validate="promtool check config %s",
+                 notify="reload prometheus", address=address, rules_file=RULES, jobs=scrape_jobs(ctx))
+    ctx.template("prometheus.default.j2", "/etc/default/prometheus", notify="restart prometheus", address=address)
+    webhook = v["alertmanager_webhook_url"] or f"http://127.0.0.1:{v['alert_receiver_port']}/"
+    ctx.template("alertmanager.yml.j2", "/etc/prometheus/alertmanager.yml", validate="amtool check-config %s",
+                 notify="reload alertmanager", webhook_url=webhook)
+    ctx.template("alertmanager.default.j2", "/etc/default/prometheus-alertmanager", notify="restart alertmanager")
+    if not v["alertmanager_webhook_url"]:
+        ctx.directory("/usr/local/lib/fabstack")
+        ctx.file("/usr/local/lib/fabstack/alert-receiver.py",
+                 (ctx.role.path / "files" / "alert-receiver.py").read_bytes(), notify="restart alert receiver")
+        ctx.template("fabstack-alert-receiver.service.j2", "/etc/systemd/system/fabstack-alert-receiver.service",
+                     notify=["reload systemd", "restart alert receiver"])
+        ctx.service("fabstack-alert-receiver")
+    ctx.service("prometheus")
+    ctx.service("prometheus-alertmanager")

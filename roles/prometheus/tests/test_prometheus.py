@@ -1,0 +1,92 @@
+"""testinfra checks of the prometheus role: every target the inventory names is up, the rules pass promtool's
+unit tests with synthetic series, and an alert travels to the receiver."""
+
+import json
+from typing import Any
+
+RULES = "/etc/prometheus/rules/fabstack.yml"
+
+
+def query(host: Any, hostvars: dict[str, Any], expr: str) -> list[dict[str, Any]]:
+    """An instant query against this host's Prometheus."""
+    out = host.check_output(f"curl -sf --get http://{hostvars['ansible_host']}:{hostvars['prometheus_port']}"
+                            f"/api/v1/query --data-urlencode 'query={expr}'")
+    return json.loads(out)["data"]["result"]
+
+
+def test_every_exporter_host_of_the_inventory_is_a_target_and_up(host: Any, hostvars: dict[str, Any],
+                                                                fleet: dict[str, Any]) -> None:
+    import time
+
+    wanted = {name for name, entry in fleet.items() if "node_exporter" in entry["roles"]}
+    for _ in range(40):  # a target added by this deploy is scraped within a scrape interval or two
+        up = {r["metric"]["host"]: r["value"][1] for r in query(host, hostvars, 'up{job="node"}')}
+        if wanted <= set(up) and all(up[h] == "1" for h in wanted):
+            break
+        time.sleep(1)
+    assert wanted <= set(up) and all(up[h] == "1" for h in wanted), up
+
+
+def rule_tests(hostvars: dict[str, Any]) -> str:
+    """promtool unit tests of the rules, from this env's thresholds: each alert fires on a series past its
+    threshold for its 'for', and stays quiet on one just inside it."""
+    percent = hostvars["alert_memory_available_percent"]
+    tests = {
+        "rule_files": [RULES],
+        "evaluation_interval": "1m",
+        "tests": [
+            {"interval": "1m",
+             "input_series": [
+                 {"series": 'up{job="node",host="a"}', "values": "0x15"},
+                 {"series": 'up{job="node",host="b"}', "values": "1x15"},
+                 {"series": 'node_systemd_unit_state{state="failed",name="nginx.service",host="a"}',
+                  "values": "1x15"},
+                 {"series": 'node_memory_MemTotal_bytes{host="a"}', "values": "1000x15"},
+                 {"series": 'node_memory_MemAvailable_bytes{host="a"}', "values": f"{percent * 10 - 5}x15"},
+                 {"series": 'node_memory_MemTotal_bytes{host="b"}', "values": "1000x15"},
+                 {"series": 'node_memory_MemAvailable_bytes{host="b"}', "values": f"{percent * 10 + 5}x15"},
+             ],
+             "alert_rule_test": [
+                 {"eval_time": "15m", "alertname": "TargetDown",
+                  "exp_alerts": [{"exp_labels": {"severity": "critical", "job": "node", "host": "a"},
+                                  "exp_annotations": {"summary": "node on a is not answering scrapes"}}]},
+                 {"eval_time": "15m", "alertname": "SystemdUnitFailed",
+                  "exp_alerts": [{"exp_labels": {"severity": "warning", "state": "failed", "name": "nginx.service",
+                                                 "host": "a"},
+                                  "exp_annotations": {"summary": "unit nginx.service failed on a"}}]},
+                 {"eval_time": "15m", "alertname": "MemoryLow",
+                  "exp_alerts": [{"exp_labels": {"severity": "warning", "host": "a"},
+                                  "exp_annotations": {"summary": f"a has under {percent} % of its memory "
+                                                                 "available"}}]},
+                 {"eval_time": "15m", "alertname": "MemoryCritical", "exp_alerts": []},
+             ]},
+        ],
+    }
+    return json.dumps(tests)  # JSON is YAML
+
+
+def test_rules_pass_promtool_check_and_unit_tests(host: Any, hostvars: dict[str, Any]) -> None:
+    assert host.run(f"promtool check rules {RULES}").rc == 0
+    path = "/tmp/fabstack-rules-test.yml"
+    host.check_output(f"cat > {path} <<'EOF'\n{rule_tests(hostvars)}\nEOF")
+    try:
+        out = host.run(f"promtool test rules {path}")
+        assert out.rc == 0, out.stdout + out.stderr
+    finally:
+        host.run(f"rm -f {path}")
+
+
+def test_alertmanager_delivers_to_the_receiver(host: Any, hostvars: dict[str, Any]) -> None:
+    import time
+
+    if hostvars["alertmanager_webhook_url"]:
+        return  # a real webhook: nothing of ours records what it gets
+    marker = f"fabstack-verify-{time.time_ns()}"
+    alert = json.dumps([{"labels": {"alertname": marker, "host": "verify"}}])
+    host.check_output(f"curl -sf -XPOST -H 'Content-Type: application/json' "
+                      f"http://127.0.0.1:{hostvars['alertmanager_port']}/api/v2/alerts -d '{alert}'")
+    for _ in range(60):
+        if marker in host.run("cat /var/lib/fabstack-alerts/received.jsonl").stdout:
+            break
+        time.sleep(1)
+    assert marker in host.run("cat /var/lib/fabstack-alerts/received.jsonl").stdout
