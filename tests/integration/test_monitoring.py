@@ -1,0 +1,66 @@
+"""Monitoring proven by breaking things on the sandbox: each failure is caused for real, and its alert must reach
+the receiver on the monitoring host within twice its 'for' plus a scrape interval (the delay is printed)."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+from fabstack.inventory import load_inventory
+from tests.conftest import REPO
+from tests.integration.conftest import in_host
+
+RECEIVED = "/var/lib/fabstack-alerts/received.jsonl"
+
+
+def seconds(duration: str) -> float:
+    """A Prometheus duration (30s, 5m, 1h) in seconds."""
+    number, unit = re.fullmatch(r"(\d+)([smhd])", duration).groups()
+    return int(number) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+
+
+def firing(since: float) -> list[dict]:
+    """Alerts the receiver recorded as firing after ``since`` (epoch seconds), with when each arrived."""
+    found = []
+    for line in in_host("mon1", f"cat {RECEIVED} 2>/dev/null").stdout.splitlines():
+        entry = json.loads(line)
+        if entry["received"] < since:
+            continue
+        found += [dict(alert["labels"], received=entry["received"]) for alert in entry["notification"]["alerts"]
+                  if alert["status"] == "firing"]
+    return found
+
+
+def wait_for_alerts(wanted: dict[str, dict[str, str]], since: float, bound: float) -> dict[str, float]:
+    """Wait until each wanted alert (name -> labels it must carry) has arrived; returns each one's delay."""
+    delays: dict[str, float] = {}
+    deadline = time.time() + bound + 30  # the assertion below holds each to its own bound
+    while time.time() < deadline and len(delays) < len(wanted):
+        for alert in firing(since):
+            name = alert["alertname"]
+            if name in wanted and name not in delays and all(alert.get(k) == v for k, v in wanted[name].items()):
+                delays[name] = alert["received"] - since
+        time.sleep(2)
+    return delays
+
+
+def test_a_stopped_exporter_and_a_failed_unit_reach_the_receiver_in_time(deployed: list) -> None:
+    values = load_inventory(REPO, "sandbox").resolve("mon1").values
+    scrape = seconds(values.get("prometheus_scrape_interval", "15s"))
+    bounds = {"TargetDown": 2 * seconds(values.get("alert_target_down_for", "1m")) + scrape,
+              "SystemdUnitFailed": 2 * seconds(values.get("alert_unit_failed_for", "1m")) + scrape}
+    since = time.time()
+    try:
+        in_host("cache1", "systemctl stop prometheus-node-exporter")  # a service stopped: its target goes down
+        in_host("db2", "systemd-run --unit fabstack-doomed --property=Restart=no /bin/false")  # a unit fails
+        delays = wait_for_alerts({"TargetDown": {"host": "cache1", "job": "node"},
+                                  "SystemdUnitFailed": {"host": "db2", "name": "fabstack-doomed.service"}},
+                                 since, max(bounds.values()))
+    finally:
+        in_host("cache1", "systemctl start prometheus-node-exporter")
+        in_host("db2", "systemctl reset-failed fabstack-doomed.service")
+    for name, bound in bounds.items():
+        print(f"{name}: reached the receiver {delays.get(name, float('nan')):.0f}s after the failure "
+              f"(bound {bound:.0f}s)")
+        assert name in delays and delays[name] <= bound, (name, delays, bounds)
