@@ -116,6 +116,16 @@ def capacity(c: Context, env: str = "sandbox", limit: str | None = None, set_: l
         raise Exit(code=2)
 
 
+@task(name="status", help={"env": "inventory/ENV.yml", "root": "the deployment repo", **VAULT})
+def fleet_status(c: Context, env: str = "sandbox", root: str = ".", vault_password_file: str | None = None,
+                 ask_vault_pass: bool = False) -> None:
+    """What the env's Prometheus says now: each alert rule's value per host against its threshold, and the alerts
+    firing."""
+    from fabstack.fleetstatus import status
+
+    _run(lambda: status(Path(root), env), vault_password_file, ask_vault_pass)
+
+
 @task(name="inventory", help={"env": "inventory/ENV.yml", "json": "print ansible-inventory --list JSON",
                               "root": "the deployment repo", **VAULT})
 def inventory_(c: Context, env: str = "sandbox", json: bool = False, root: str = ".",
@@ -279,7 +289,7 @@ def hosts_trust(c: Context, env: str = "sandbox", limit: str | None = None, upda
     _run(lambda: trust_hosts(Path(root), env, limit, update))
 
 
-namespace = Collection(deploy, verify, capacity, failover, inventory_,
+namespace = Collection(deploy, verify, capacity, failover, inventory_, fleet_status,
                        Collection("release", release_run, release_rollback, release_status),
                        Collection("backup", backup_run, backup_list, backup_restore, backup_verify),
                        Collection("vault", vault_encrypt, vault_decrypt, vault_view, vault_edit),
