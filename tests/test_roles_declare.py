@@ -100,6 +100,7 @@ EXPECTED = {
     "firewall": ("db1", "file /etc/nftables.conf", "5432", "5432"),
     "node_exporter": ("db1", "file /etc/default/prometheus-node-exporter", "--web.listen-address=10.213.0.31:9100",
                       "--web.listen-address=10.213.0.31:9100"),
+    "nginx_exporter": ("lb1", "file /etc/default/mtail", "HOST=10.213.0.11", "HOST=10.213.0.11"),
     "prometheus": ("mon1", "file /etc/prometheus/prometheus.yml", 'targets: ["10.213.0.41:9100"]',
                    'targets: ["10.213.0.41:9100"]'),
     "hardening": ("db1", "file /etc/fail2ban/jail.local", "banaction = nftables-multiport",
