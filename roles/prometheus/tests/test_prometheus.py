@@ -60,6 +60,20 @@ def rule_tests(hostvars: dict[str, Any]) -> str:
                                                                  "available"}}]},
                  {"eval_time": "15m", "alertname": "MemoryCritical", "exp_alerts": []},
              ]},
+            {"interval": "1m",
+             "input_series": [  # shop: 10 % of its answers are errors; api: none
+                 {"series": 'fabstack_http_requests_total{app="shop",status="200"}', "values": "0+90x20"},
+                 {"series": 'fabstack_http_requests_total{app="shop",status="500"}', "values": "0+10x20"},
+                 {"series": 'fabstack_http_requests_total{app="api",status="200"}', "values": "0+100x20"},
+             ],
+             "alert_rule_test": [
+                 {"eval_time": "20m", "alertname": "AppErrorRateHigh",
+                  "exp_alerts": [{"exp_labels": {"severity": severity, "app": "shop"},
+                                  "exp_annotations": {"summary": f"over {hostvars[key]} % of shop's answers through "
+                                                                 "the LB are errors"}}
+                                 for severity, key in (("warning", "alert_error_rate_warning_percent"),
+                                                       ("critical", "alert_error_rate_critical_percent"))]},
+             ]},
         ],
     }
     return json.dumps(tests)  # JSON is YAML
