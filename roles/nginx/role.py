@@ -21,6 +21,8 @@ GENERATED_SECRETS = ("nginx_tls_self_signed_pem",)
 TLS_DIR = "/etc/nginx/tls"
 TLS_CERTIFICATE = f"{TLS_DIR}/fabstack.crt"
 TLS_KEY = f"{TLS_DIR}/fabstack.key"
+# node_exporter's textfile collector reads metrics left here (the node_exporter role's --collector.textfile)
+TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"
 
 HANDLERS = {
     "reload nginx": "systemctl reload nginx",
@@ -148,6 +150,12 @@ def declare_tls(ctx: RoleContext) -> dict[str, Any]:
     ctx.file(TLS_CERTIFICATE, pair.chain, notify="reload nginx")
     ctx.file(TLS_KEY, pair.key, mode="0600", secret=True, validate="nginx -t -q", notify="reload nginx")
     ctx.directory(ctx.vars["nginx_acme_root"])
+    # for node_exporter's textfile collector: the "certificate expiring" alert reads it
+    ctx.directory(TEXTFILE_DIR)
+    ctx.file(f"{TEXTFILE_DIR}/fabstack_tls.prom",
+             "# HELP fabstack_tls_certificate_expiry_timestamp_seconds When the LB's certificate expires.\n"
+             "# TYPE fabstack_tls_certificate_expiry_timestamp_seconds gauge\n"
+             f"fabstack_tls_certificate_expiry_timestamp_seconds {pair.leaf.not_valid_after_utc.timestamp():.0f}\n")
     return {"tls": {"certificate": TLS_CERTIFICATE, "key": TLS_KEY,
                     "stapling": pair.has_chain and bool(ctx.vars["nginx_tls_resolver"])}}
 

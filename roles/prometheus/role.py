@@ -40,6 +40,9 @@ def check(values: dict[str, Any]) -> list[tuple[str, str]]:
                 "alert_unit_failed_for", "alert_disk_full_for", "alert_memory_for", "alert_http_for"):
         if not _DURATION.match(str(values[key])):
             problems.append((key, f"must be a duration such as 30s, 5m, 4h or 15d, got {values[key]!r}"))
+    for key in ("alert_backup_age_hours", "alert_certificate_days"):
+        if not 1 <= values[key] <= 10_000:
+            problems.append((key, f"must be between 1 and 10000, got {values[key]}"))
     if not 1 <= values["alert_disk_full_hours"] <= 24 * 90:
         problems.append(("alert_disk_full_hours", "must be between 1 and 2160"))
     if not 1 <= values["alert_memory_available_percent"] <= 90:

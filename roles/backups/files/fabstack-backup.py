@@ -225,6 +225,20 @@ def prune(settings: dict, now: dt.datetime) -> None:
                 shutil.rmtree(folder)
 
 
+def record_metric(settings: dict, folder: Path = Path("/var/lib/prometheus/node-exporter")) -> None:
+    """The newest good backup's time, for node_exporter's textfile collector (the "backup too old" alert); left
+    out where no exporter reads that folder."""
+    good = [when for when, found in backups(Path(settings["dir"])) if is_good(found)]
+    if not good or not folder.is_dir():
+        return
+    tmp = folder / ".fabstack_backup.prom.tmp"
+    tmp.write_text("# HELP fabstack_backup_last_good_timestamp_seconds When the newest good backup was taken.\n"
+                   "# TYPE fabstack_backup_last_good_timestamp_seconds gauge\n"
+                   f"fabstack_backup_last_good_timestamp_seconds {max(good).timestamp():.0f}\n")
+    tmp.chmod(0o644)
+    tmp.replace(folder / "fabstack_backup.prom")
+
+
 def option(argv: list[str], name: str) -> str | None:
     """The value after ``name`` in ``argv``, if given."""
     if name in argv:
@@ -247,6 +261,7 @@ def main(argv: list[str]) -> int:
         elif command in ("run", "scheduled"):
             run(settings)
             prune(settings, dt.datetime.now(dt.UTC))  # reckoned after the backup just taken, which must count
+            record_metric(settings)
         elif command == "prune":
             prune(settings, now)
         elif command == "list":
