@@ -101,6 +101,8 @@ EXPECTED = {
     "node_exporter": ("db1", "file /etc/default/prometheus-node-exporter", "--web.listen-address=10.213.0.31:9100",
                       "--web.listen-address=10.213.0.31:9100"),
     "nginx_exporter": ("lb1", "file /etc/default/mtail", "HOST=10.213.0.11", "HOST=10.213.0.11"),
+    "redis_exporter": ("cache1", "file /etc/default/prometheus-redis-exporter", "db0=bull:school-jobs:wait",
+                       "db0=bull:school-jobs:wait"),
     "prometheus": ("mon1", "file /etc/prometheus/prometheus.yml", 'targets: ["10.213.0.41:9100"]',
                    'targets: ["10.213.0.41:9100"]'),
     "hardening": ("db1", "file /etc/fail2ban/jail.local", "banaction = nftables-multiport",

@@ -23,7 +23,8 @@ HANDLERS = {
 RULES = "/etc/prometheus/rules/fabstack.yml"
 # Exporter roles: (job name, the setting holding the port a host of that role exposes). A host is a target of a
 # job when it carries the role, i.e. when its variables hold that role's port setting.
-EXPORTERS = (("node", "node_exporter_port"), ("nginx", "nginx_exporter_port"), ("nginx_log", "nginx_log_exporter_port"))
+EXPORTERS = (("node", "node_exporter_port"), ("nginx", "nginx_exporter_port"), ("nginx_log", "nginx_log_exporter_port"),
+             ("redis", "redis_exporter_port"))
 _DURATION = re.compile(r"^\d+[smhd]$")
 
 
@@ -37,10 +38,11 @@ def check(values: dict[str, Any]) -> list[tuple[str, str]]:
     problems = []
     for key in ("prometheus_scrape_interval", "prometheus_evaluation_interval", "prometheus_retention",
                 "alertmanager_group_wait", "alertmanager_repeat_interval", "alert_target_down_for",
-                "alert_unit_failed_for", "alert_disk_full_for", "alert_memory_for", "alert_http_for"):
+                "alert_unit_failed_for", "alert_disk_full_for", "alert_memory_for", "alert_http_for",
+                "alert_queue_for"):
         if not _DURATION.match(str(values[key])):
             problems.append((key, f"must be a duration such as 30s, 5m, 4h or 15d, got {values[key]!r}"))
-    for key in ("alert_backup_age_hours", "alert_certificate_days"):
+    for key in ("alert_backup_age_hours", "alert_certificate_days", "alert_queue_depth"):
         if not 1 <= values[key] <= 10_000:
             problems.append((key, f"must be between 1 and 10000, got {values[key]}"))
     if not 1 <= values["alert_disk_full_hours"] <= 24 * 90:
@@ -48,7 +50,7 @@ def check(values: dict[str, Any]) -> list[tuple[str, str]]:
     if not 1 <= values["alert_memory_available_percent"] <= 90:
         problems.append(("alert_memory_available_percent", "must be between 1 and 90"))
     for key in ("alert_p95_warning_seconds", "alert_p95_critical_seconds", "alert_error_rate_warning_percent",
-                "alert_error_rate_critical_percent"):
+                "alert_error_rate_critical_percent", "alert_redis_memory_percent"):
         if not 0 < values[key] <= 100:
             problems.append((key, f"must be above 0 and at most 100, got {values[key]}"))
     url = values["alertmanager_webhook_url"]

@@ -1,0 +1,36 @@
+"""redis_exporter: Redis's memory and the apps' queue depths on the private address, for the monitoring hosts."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fabstack.role import RoleContext
+from fabstack.rolecontract import Inbound
+
+PORTS = ("redis_exporter_port",)
+
+HANDLERS = {
+    "restart redis exporter": "systemctl restart prometheus-redis-exporter",
+}
+
+
+def inbound(values: dict[str, Any]) -> list[Inbound]:
+    """Scraped by the monitoring hosts alone."""
+    return [Inbound((values["redis_exporter_port"],), "redis exporter: monitoring",
+                    (values["firewall_monitoring_group"],))]
+
+
+def check(values: dict[str, Any]) -> list[tuple[str, str]]:
+    """Queue keys the exporter's comma-separated flag can carry."""
+    bad = [k for k in values["redis_exporter_queue_keys"] if not re.fullmatch(r"[A-Za-z0-9:_.@-]+", str(k))]
+    return [("redis_exporter_queue_keys", f"keys of letters, digits and : _ . @ - only: {bad!r}")] if bad else []
+
+
+def deploy(ctx: RoleContext) -> None:
+    """Declare the exporter with its arguments and credentials."""
+    ctx.packages("prometheus-redis-exporter")
+    ctx.template("prometheus-redis-exporter.j2", "/etc/default/prometheus-redis-exporter", group="prometheus",
+                 mode="0640", secret=True, notify="restart redis exporter", address=ctx.facts["primary_address"],
+                 single_keys=",".join(f"db0={key}" for key in ctx.vars["redis_exporter_queue_keys"]))
+    ctx.service("prometheus-redis-exporter")
