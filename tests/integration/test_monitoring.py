@@ -64,3 +64,25 @@ def test_a_stopped_exporter_and_a_failed_unit_reach_the_receiver_in_time(deploye
         print(f"{name}: reached the receiver {delays.get(name, float('nan')):.0f}s after the failure "
               f"(bound {bound:.0f}s)")
         assert name in delays and delays[name] <= bound, (name, delays, bounds)
+
+
+def test_a_queue_filled_past_its_threshold_reaches_the_receiver_in_time(deployed: list) -> None:
+    values = load_inventory(REPO, "sandbox").resolve("mon1").values
+    depth = int(values.get("alert_queue_depth", 1000))
+    bound = 2 * seconds(values.get("alert_queue_for", "1m")) + seconds(values.get("prometheus_scrape_interval", "15s"))
+    admin = in_host("cache1", "sed -n 's/^REDIS_PASSWORD=//p' /etc/default/prometheus-redis-exporter").stdout.strip()
+    cli = f"REDISCLI_AUTH='{admin}' redis-cli --no-auth-warning --user admin -h 127.0.0.1"
+    since = time.time()
+    # the queue's consumer stopped (as when workers die), then more jobs than the threshold: placeholders that
+    # no worker ever sees, removed before the consumer comes back
+    in_host("cache1", "supervisorctl stop celery-low")
+    try:
+        out = in_host("cache1", f"seq {depth + 1} | sed 's/^/RPUSH low fabstack-test-/' | {cli} >/dev/null && "
+                                f"{cli} llen low")
+        assert out.stdout.strip() == str(depth + 1), out.stdout + out.stderr
+        delays = wait_for_alerts({"QueueDepthHigh": {"host": "cache1", "key": "low"}}, since, bound)
+    finally:
+        in_host("cache1", f"{cli} del low; supervisorctl start celery-low")
+    print(f"QueueDepthHigh: reached the receiver {delays.get('QueueDepthHigh', float('nan')):.0f}s after the queue "
+          f"passed {depth} (bound {bound:.0f}s)")
+    assert delays.get("QueueDepthHigh", bound + 1) <= bound, delays
