@@ -45,6 +45,29 @@ def wait_for_alerts(wanted: dict[str, dict[str, str]], since: float, bound: floa
     return delays
 
 
+def reachable(source: str, address: str, port: int) -> bool:
+    """Whether a TCP connection from the sandbox host ``source`` to ``address:port`` opens."""
+    return in_host(source, f"timeout 2 bash -c '</dev/tcp/{address}/{port}'").returncode == 0
+
+
+def test_every_exporter_answers_the_monitoring_host_alone(deployed: list) -> None:
+    from fabstack.project import load_project
+    from fabstack.role import load_role
+
+    project = load_project(REPO, "sandbox")
+    exporters = load_role(REPO / "roles", "prometheus").module.EXPORTERS
+    checked = 0
+    for name in project.inventory.hosts:
+        values = project.setup(name, None).vars
+        for job, port_key in exporters:
+            if port_key in values:
+                outsider = "app1" if name != "app1" else "app2"
+                assert reachable("mon1", values["ansible_host"], values[port_key]), (name, job)
+                assert not reachable(outsider, values["ansible_host"], values[port_key]), (name, job, outsider)
+                checked += 1
+    assert checked >= len(project.inventory.hosts) + 3  # node everywhere; nginx, its log and redis once each
+
+
 def test_a_stopped_exporter_and_a_failed_unit_reach_the_receiver_in_time(deployed: list) -> None:
     values = load_inventory(REPO, "sandbox").resolve("mon1").values
     scrape = seconds(values.get("prometheus_scrape_interval", "15s"))
