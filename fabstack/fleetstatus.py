@@ -32,9 +32,9 @@ def closest_per_host(series: list[dict[str, Any]], threshold: str) -> dict[str, 
     best: dict[str, tuple[tuple[bool, float], float, str]] = {}
     for entry in series:
         labels, value = entry["metric"], float(entry["value"][1])
-        detail = labels.get("name") or labels.get("mountpoint") or labels.get("job", "")
+        detail = labels.get("name") or labels.get("mountpoint") or labels.get("key") or labels.get("job", "")
         rank = (not (op in _COMPARE and _COMPARE[op](value, limit)), abs(value - limit))
-        host = labels.get("host", "-")
+        host = labels.get("host") or labels.get("app", "-")
         if host not in best or rank < best[host][0]:
             best[host] = (rank, value, detail)
     return {host: (value, detail) for host, (_, value, detail) in sorted(best.items())}

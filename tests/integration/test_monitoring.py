@@ -95,13 +95,13 @@ def test_a_queue_filled_past_its_threshold_reaches_the_receiver_in_time(deployed
     bound = 2 * seconds(values.get("alert_queue_for", "1m")) + seconds(values.get("prometheus_scrape_interval", "15s"))
     admin = in_host("cache1", "sed -n 's/^REDIS_PASSWORD=//p' /etc/default/prometheus-redis-exporter").stdout.strip()
     cli = f"REDISCLI_AUTH='{admin}' redis-cli --no-auth-warning --user admin -h 127.0.0.1"
-    since = time.time()
     # the queue's consumer stopped (as when workers die), then more jobs than the threshold: placeholders that
     # no worker ever sees, removed before the consumer comes back
     in_host("cache1", "supervisorctl stop celery-low")
     try:
         out = in_host("cache1", f"seq {depth + 1} | sed 's/^/RPUSH low fabstack-test-/' | {cli} >/dev/null && "
                                 f"{cli} llen low")
+        since = time.time()  # the queue is past its threshold from now on
         assert out.stdout.strip() == str(depth + 1), out.stdout + out.stderr
         delays = wait_for_alerts({"QueueDepthHigh": {"host": "cache1", "key": "low"}}, since, bound)
     finally:
