@@ -46,6 +46,12 @@ class Inbound:
     anywhere: bool = False
 
 
+def for_monitoring(values: dict[str, Any], *port_keys: str, what: str) -> list[Inbound]:
+    """An exporter's ports (the settings ``port_keys``), open to the env's monitoring hosts alone."""
+    return [Inbound(tuple(values[key] for key in port_keys), f"{what}: monitoring",
+                    (values["firewall_monitoring_group"],))]
+
+
 @dataclass
 class Commitment:
     """What a role takes on one host, for the env's budget (``inv capacity``, and refusing a plan that cannot fit).

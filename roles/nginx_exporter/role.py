@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from fabstack.role import RoleContext
-from fabstack.rolecontract import Inbound
+from fabstack.rolecontract import Inbound, for_monitoring
 
 PORTS = ("nginx_exporter_port", "nginx_log_exporter_port")
 
@@ -18,8 +18,7 @@ HANDLERS = {
 
 def inbound(values: dict[str, Any]) -> list[Inbound]:
     """Scraped by the monitoring hosts alone."""
-    return [Inbound((values["nginx_exporter_port"], values["nginx_log_exporter_port"]), "nginx exporters: monitoring",
-                    (values["firewall_monitoring_group"],))]
+    return for_monitoring(values, "nginx_exporter_port", "nginx_log_exporter_port", what="nginx exporters")
 
 
 def deploy(ctx: RoleContext) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fabstack.role import RoleContext
-from fabstack.rolecontract import Inbound
+from fabstack.rolecontract import Inbound, for_monitoring
 
 PORTS = ("node_exporter_port",)
 
@@ -16,8 +16,7 @@ HANDLERS = {
 
 def inbound(values: dict[str, Any]) -> list[Inbound]:
     """Scraped by the monitoring hosts alone."""
-    return [Inbound((values["node_exporter_port"],), "node exporter: monitoring",
-                    (values["firewall_monitoring_group"],))]
+    return for_monitoring(values, "node_exporter_port", what="node exporter")
 
 
 def deploy(ctx: RoleContext) -> None:

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from fabstack.role import RoleContext
-from fabstack.rolecontract import Inbound
+from fabstack.rolecontract import Inbound, for_monitoring
 
 PORTS = ("redis_exporter_port",)
 
@@ -17,8 +17,7 @@ HANDLERS = {
 
 def inbound(values: dict[str, Any]) -> list[Inbound]:
     """Scraped by the monitoring hosts alone."""
-    return [Inbound((values["redis_exporter_port"],), "redis exporter: monitoring",
-                    (values["firewall_monitoring_group"],))]
+    return for_monitoring(values, "redis_exporter_port", what="redis exporter")
 
 
 def check(values: dict[str, Any]) -> list[tuple[str, str]]:
