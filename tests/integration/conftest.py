@@ -30,7 +30,7 @@ def podman_root() -> None:
 
 @pytest.fixture(scope="session")
 def sandbox(podman_root: None) -> Iterator[None]:
-    """The six sandbox hosts, up and reachable (removed at the end unless FABSTACK_KEEP_SANDBOX is set)."""
+    """The sandbox hosts, up and reachable (removed at the end unless FABSTACK_KEEP_SANDBOX is set)."""
     commands.sandbox_up(REPO, "sandbox")
     yield
     if not os.environ.get("FABSTACK_KEEP_SANDBOX"):
