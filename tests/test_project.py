@@ -11,7 +11,7 @@ from fabstack.errors import FabstackError
 from fabstack.project import load_project, parse_overrides
 from fabstack.role import RoleContext
 from fabstack.templating import environment
-from tests.conftest import copy_project
+from tests.conftest import REPO, copy_project
 
 FACTS = {"cpus": 2, "memory_mb": 2048, "nofile_hard": 20000, "container": "podman", "primary_address": "10.0.0.9"}
 
@@ -83,3 +83,10 @@ def test_every_template_starts_with_the_managed_header() -> None:
 def test_set_values_are_read_as_yaml_scalars() -> None:
     assert parse_overrides(["a=8", "b=true", "c=x y", "d="]) == {"a": 8, "b": True, "c": "x y", "d": ""}
     assert "key=value" in error_of(lambda: parse_overrides(["novalue"]))
+
+
+@pytest.mark.parametrize("env", sorted(p.stem for p in (REPO / "inventory").glob("*.yml")
+                                       if not p.stem.endswith(".topology")))
+def test_every_inventory_of_the_repo_loads_with_site_yml(env: str) -> None:
+    # a group site.yml names but an env lacks (a new tier) is refused at load: each env must declare it, if empty
+    assert load_project(REPO, env).inventory.hosts
