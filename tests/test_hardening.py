@@ -8,19 +8,13 @@ from pathlib import Path
 import pytest
 
 from fabstack.errors import FabstackError
-from fabstack.project import load_project
-from fabstack.runner import declare_offline
 from tests.conftest import REPO
-from tests.test_roles_declare import SMALL, host_facts
+from tests.test_roles_declare import ops_by_host
 
 
 def declared(container: str, *overrides: str) -> dict[str, dict[str, object]]:
     """Each sandbox host's operations by id, planned from offline facts of a VM or of a container."""
-    project = load_project(REPO, "sandbox")
-    project.set_overrides(list(overrides))
-    facts = {name: dict(host_facts(project.setup(name, None).vars["ansible_host"], name, SMALL), container=container)
-             for name in project.inventory.hosts}
-    return {host: {op.id: op for _, op in items} for host, items in declare_offline(project, facts).items()}
+    return ops_by_host(overrides=overrides, container=container)
 
 
 def test_the_audit_trail_and_accounting_come_only_where_the_kernel_lets_them_run() -> None:

@@ -10,19 +10,13 @@ import pytest
 import yaml
 
 from fabstack.errors import FabstackError
-from fabstack.project import load_project
-from fabstack.runner import declare_offline
 from tests.conftest import REPO, copy_project
-from tests.test_roles_declare import SMALL, host_facts
+from tests.test_roles_declare import ops_by_host
 
 
 def declared(root: Path = REPO, *overrides: str) -> dict[str, dict[str, object]]:
     """Each sandbox host's operations by id, planned from offline facts."""
-    project = load_project(root, "sandbox")
-    project.set_overrides(list(overrides))
-    facts = {name: host_facts(project.setup(name, None).vars["ansible_host"], name, SMALL)
-             for name in project.inventory.hosts}
-    return {host: {op.id: op for _, op in items} for host, items in declare_offline(project, facts).items()}
+    return ops_by_host(root, overrides)
 
 
 def targets(ops: dict[str, object]) -> dict[str, list[str]]:

@@ -61,6 +61,16 @@ def find(declared: Declared, host: str, role: str, op_id: str) -> str:
     raise AssertionError(f"{role} on {host} did not declare {op_id!r}; it declared {ids}")
 
 
+def ops_by_host(root: Path = REPO, overrides: tuple[str, ...] = (), container: str = "") -> dict[str, dict[str, Any]]:
+    """Each sandbox host's operations by id, planned from offline facts of small VMs (or containers), with
+    ``--set`` overrides; an input problem raises its one-line error."""
+    project = load_project(root, "sandbox")
+    project.set_overrides(list(overrides))
+    facts = {name: dict(host_facts(project.setup(name, None).vars["ansible_host"], name, SMALL), container=container)
+             for name in project.inventory.hosts}
+    return {host: {op.id: op for _, op in items} for host, items in declare_offline(project, facts).items()}
+
+
 @pytest.fixture(scope="module")
 def both_sizes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Declared, Declared]:
     """The sandbox env declared for small hosts and for large ones, from one copy (so the same secrets)."""
