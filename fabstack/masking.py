@@ -30,7 +30,7 @@ def secret_values(variables: dict[str, Any]) -> set[str]:
         elif isinstance(value, list):
             for item in value:
                 walk(key, item)
-        elif isinstance(value, str) and pem_key_parts(value):
+        elif isinstance(value, str) and "PRIVATE KEY-----" in value:
             found.update(pem_key_parts(value))  # a private key is secret whatever its setting is called
         elif isinstance(value, str | int) and not isinstance(value, bool) and SECRET_KEY.search(key):
             text = str(value)

@@ -3,6 +3,7 @@ leaves sshd not answering is undone."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fabstack.role import RoleContext
@@ -41,8 +42,10 @@ def check(values: dict[str, Any]) -> list[tuple[str, str]]:
     for key in ("sshd_max_sessions", "sshd_per_source_max_startups", "sshd_login_grace_time", "sshd_max_auth_tries"):
         if not 1 <= values[key] <= 1000:
             problems.append((key, f"must be between 1 and 1000, got {values[key]}"))
-    if any(c in values["sshd_banner"] + values["sshd_max_startups"] for c in "\n \t#"):
-        problems.append(("sshd_banner", "a path and MaxStartups take no spaces, newlines or #"))
+    if any(c in values["sshd_banner"] for c in "\n \t#"):
+        problems.append(("sshd_banner", "a file path without spaces, newlines or #"))
+    if not re.fullmatch(r"\d+(:\d+:\d+)?", values["sshd_max_startups"]):
+        problems.append(("sshd_max_startups", f"must be N or start:rate:full, got {values['sshd_max_startups']!r}"))
     return problems
 
 
