@@ -614,6 +614,10 @@ def apply_packages(step: Request, _journal: Journal) -> bool:
 def apply_service(step: Request, _journal: Journal) -> bool:
     name = step["name"]
     verbs = service_actions(service_state(name), step)
+    if verbs and run(["systemctl", "show", "--property=NeedDaemonReload", "--value", "--", name])[1].strip() == "yes":
+        # its unit file changed in this run: start it as the file now says, not as systemd last read it (the
+        # role's own "reload systemd" handler would only come after)
+        run(["systemctl", "daemon-reload"])
     if verbs[:1] == ["unmask"]:
         systemctl("unmask", name)
         verbs = service_actions(service_state(name), step)

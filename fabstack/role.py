@@ -21,6 +21,10 @@ from fabstack.templating import render
 from fabstack.varstemplate import render_shell
 from fabstack.yamlfile import load_mapping
 
+# Where fabstack puts its own scripts on a host (exporters, the alert receiver, their shared HTTP helper).
+HOST_LIB = "/usr/local/lib/fabstack"
+# The account fabstack's own exporters run as (each unit adds the one group it needs).
+EXPORTER_USER = "fabstack-exporter"
 _CRON_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,6 +106,15 @@ def out_of_bounds(values: dict[str, Any], bounds: dict[str, tuple[int, int]]) ->
     what any host can carry is a typo, refused before it reaches a config."""
     return [(key, f"must be from {low} to at most {high}, got {values[key]}")
             for key, (low, high) in bounds.items() if not low <= values[key] <= high]
+
+
+SQL_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+def not_identifiers(values: dict[str, Any], *keys: str) -> list[tuple[str, str]]:
+    """``check`` problems for settings that must name a plain lowercase SQL identifier (a role, a database)."""
+    return [(key, f"must be a lowercase SQL identifier, got {values[key]!r}")
+            for key in keys if not SQL_IDENTIFIER.match(str(values[key]))]
 
 
 def _near_miss(defined: str) -> str | None:

@@ -113,6 +113,13 @@ EXPECTED = {
     "nginx_exporter": ("lb1", "file /etc/default/mtail", "HOST=10.213.0.11", "HOST=10.213.0.11"),
     "redis_exporter": ("cache1", "file /etc/default/prometheus-redis-exporter", "db0=bull:school-jobs:wait",
                        "db0=bull:school-jobs:wait"),
+    "postgres_exporter": ("db2", "file /etc/default/prometheus-postgres-exporter",
+                          "--web.listen-address=10.213.0.32:9187", "--web.listen-address=10.213.0.32:9187"),
+    "pgbouncer_exporter": ("cache1", "file /etc/systemd/system/fabstack-pgbouncer-exporter.service",
+                           "--user pgbouncer_stats", "--user pgbouncer_stats"),
+    # the pool's max_children follows the host's memory, like php_fpm's
+    "php_fpm_exporter": ("app1", "file /etc/systemd/system/fabstack-php-fpm-exporter.service",
+                         "--max-children 7", "--max-children 612"),
     "prometheus": ("mon1", "file /etc/prometheus/prometheus.yml", 'targets: ["10.213.0.41:9100"]',
                    'targets: ["10.213.0.41:9100"]'),
     "hardening": ("db1", "file /etc/fail2ban/jail.local", "banaction = nftables-multiport",

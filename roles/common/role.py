@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fabstack.role import RoleContext
+from fabstack.role import HOST_LIB, RoleContext
 from fabstack.tuning import capped_nofile
 
 HANDLERS = {
@@ -37,5 +37,8 @@ def deploy(ctx: RoleContext) -> None:
     nofile = capped_nofile(v["common_nofile_limit"], ctx.facts["nofile_hard"])
     ctx.template("limits.conf.j2", "/etc/security/limits.d/60-fabstack.conf", nofile=nofile)
     ctx.directory("/etc/systemd/system.conf.d")
+    # the HTTP side of fabstack's own exporters (those of the roles that have one import it from here)
+    ctx.directory(HOST_LIB)
+    ctx.file(f"{HOST_LIB}/metrics_server.py", (ctx.role.path / "files" / "metrics_server.py").read_bytes())
     ctx.template("systemd-limits.conf.j2", "/etc/systemd/system.conf.d/60-fabstack-limits.conf", nofile=nofile,
                   notify="reexec systemd")

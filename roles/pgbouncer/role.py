@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from fabstack.role import RoleContext
-from fabstack.rolecontract import Inbound, out_of_bounds
+from fabstack.rolecontract import Inbound, not_identifiers, out_of_bounds
 
-GENERATED_SECRETS = ("postgresql_app_password", "pgbouncer_admin_password")
+GENERATED_SECRETS = ("postgresql_app_password", "pgbouncer_admin_password", "pgbouncer_stats_password")
 
 # Settings holding TCP ports this role listens on: the engine refuses two roles sharing one on a host.
 PORTS = ("pgbouncer_listen_port",)
@@ -26,12 +26,13 @@ def inbound(values: dict[str, Any]) -> list[Inbound]:
 
 
 def check(values: dict[str, Any]) -> list[tuple[str, str]]:
-    """Sizes must be positive."""
-    return [(key, f"must be a positive number, got {values[key]}")
-            for key in ("pgbouncer_max_client_conn", "pgbouncer_default_pool_size", "pgbouncer_listen_port")
-            if values[key] <= 0] + out_of_bounds(values, {"pgbouncer_max_client_conn": (1, 1_000_000),
-                                                          "pgbouncer_default_pool_size": (1, 10_000),
-                                                          "pgbouncer_reserve_pool_size": (0, 10_000)})
+    """Sizes must be positive; console users plain names (they are written into the user list)."""
+    positive = [(key, f"must be a positive number, got {values[key]}")
+                for key in ("pgbouncer_max_client_conn", "pgbouncer_default_pool_size", "pgbouncer_listen_port")
+                if values[key] <= 0]
+    return positive + not_identifiers(values, "pgbouncer_admin_user", "pgbouncer_stats_user") + out_of_bounds(
+        values, {"pgbouncer_max_client_conn": (1, 1_000_000), "pgbouncer_default_pool_size": (1, 10_000),
+                 "pgbouncer_reserve_pool_size": (0, 10_000)})
 
 
 def address_of(ctx: RoleContext, name: str) -> str:

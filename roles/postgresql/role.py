@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from fabstack.role import RoleContext
-from fabstack.rolecontract import Inbound
+from fabstack.rolecontract import SQL_IDENTIFIER, Inbound, not_identifiers
 
 GENERATED_SECRETS = ("postgresql_app_password", "postgresql_replication_password")
 
@@ -25,7 +25,6 @@ HANDLERS = {
 REWIND_GRANTS = ("pg_ls_dir(text, boolean, boolean)", "pg_stat_file(text, boolean)",
                  "pg_read_binary_file(text)", "pg_read_binary_file(text, bigint, bigint, boolean)")
 
-_IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
 _SLOT = re.compile(r"^[a-z0-9_]{1,63}$")
 
 
@@ -37,12 +36,9 @@ def inbound(values: dict[str, Any]) -> list[Inbound]:
 
 def check(values: dict[str, Any]) -> list[tuple[str, str]]:
     """Names must be plain SQL identifiers; numbers must make sense."""
-    problems = []
-    for key in ("postgresql_app_user", "postgresql_replication_user"):
-        if not _IDENT.match(values[key]):
-            problems.append((key, f"must be a lowercase SQL identifier, got {values[key]!r}"))
+    problems = not_identifiers(values, "postgresql_app_user", "postgresql_replication_user")
     for name in values["postgresql_databases"]:
-        if not isinstance(name, str) or not _IDENT.match(name):
+        if not isinstance(name, str) or not SQL_IDENTIFIER.match(name):
             problems.append(("postgresql_databases", f"must list lowercase SQL identifiers, got {name!r}"))
     for index in values["postgresql_indexes"]:
         if not isinstance(index, dict) or not _valid_index(index):
@@ -51,7 +47,7 @@ def check(values: dict[str, Any]) -> list[tuple[str, str]]:
     if not _SLOT.match(values["postgresql_slot"]):
         problems.append(("postgresql_slot", f"must be a slot name (a-z, 0-9, _; at most 63), got "
                                             f"{values['postgresql_slot']!r}"))
-    if not _IDENT.match(values["postgresql_cluster"]):
+    if not SQL_IDENTIFIER.match(values["postgresql_cluster"]):
         problems.append(("postgresql_cluster", f"must be a plain cluster name, got {values['postgresql_cluster']!r}"))
     for key in ("postgresql_max_connections", "postgresql_superuser_reserved_connections",
                 "postgresql_admin_connections"):
@@ -63,7 +59,7 @@ def check(values: dict[str, Any]) -> list[tuple[str, str]]:
 def _valid_index(index: dict[str, Any]) -> bool:
     names = [str(index.get(f, "")) for f in ("database", "name", "table")]
     columns = [c.strip() for c in str(index.get("columns", "")).split(",")]
-    return all(_IDENT.match(n) for n in names + columns)
+    return all(SQL_IDENTIFIER.match(n) for n in names + columns)
 
 
 def sql_literal(text: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fabstack.role import RoleContext
+from fabstack.role import HOST_LIB, RoleContext
 from fabstack.rolecontract import Inbound
 
 PORTS = ("prometheus_port", "alertmanager_port", "alert_receiver_port")
@@ -24,7 +24,8 @@ RULES = "/etc/prometheus/rules/fabstack.yml"
 # Exporter roles: (job name, the setting holding the port a host of that role exposes). A host is a target of a
 # job when it carries the role, i.e. when its variables hold that role's port setting.
 EXPORTERS = (("node", "node_exporter_port"), ("nginx", "nginx_exporter_port"), ("nginx_log", "nginx_log_exporter_port"),
-             ("redis", "redis_exporter_port"))
+             ("redis", "redis_exporter_port"), ("postgres", "postgres_exporter_port"),
+             ("pgbouncer", "pgbouncer_exporter_port"), ("php_fpm", "php_fpm_exporter_port"))
 _DURATION = re.compile(r"^\d+[smhd]$")
 
 
@@ -39,10 +40,14 @@ def check(values: dict[str, Any]) -> list[tuple[str, str]]:
     for key in ("prometheus_scrape_interval", "prometheus_evaluation_interval", "prometheus_retention",
                 "alertmanager_group_wait", "alertmanager_repeat_interval", "alert_target_down_for",
                 "alert_unit_failed_for", "alert_disk_full_for", "alert_memory_for", "alert_http_for",
-                "alert_queue_for"):
+                "alert_http_window", "alert_queue_for", "alert_postgres_down_for", "alert_db_connections_for",
+                "alert_replica_for", "alert_replication_lag_for", "alert_slot_for", "alert_pgbouncer_for",
+                "alert_phpfpm_for"):
         if not _DURATION.match(str(values[key])):
             problems.append((key, f"must be a duration such as 30s, 5m, 4h or 15d, got {values[key]!r}"))
-    for key in ("alert_backup_age_hours", "alert_certificate_days", "alert_queue_depth"):
+    for key in ("alert_backup_age_hours", "alert_certificate_days", "alert_queue_depth",
+                "alert_replication_lag_mb", "alert_replication_lag_seconds", "alert_slot_retained_mb",
+                "alert_pgbouncer_waiting_clients"):
         if not 1 <= values[key] <= 10_000:
             problems.append((key, f"must be between 1 and 10000, got {values[key]}"))
     if not 1 <= values["alert_disk_full_hours"] <= 24 * 90:
@@ -50,7 +55,8 @@ def check(values: dict[str, Any]) -> list[tuple[str, str]]:
     if not 1 <= values["alert_memory_available_percent"] <= 90:
         problems.append(("alert_memory_available_percent", "must be between 1 and 90"))
     for key in ("alert_p95_warning_seconds", "alert_p95_critical_seconds", "alert_error_rate_warning_percent",
-                "alert_error_rate_critical_percent", "alert_redis_memory_percent"):
+                "alert_error_rate_critical_percent", "alert_redis_memory_percent", "alert_db_connections_percent",
+                "alert_disk_free_critical_percent"):
         if not 0 < values[key] <= 100:
             problems.append((key, f"must be above 0 and at most 100, got {values[key]}"))
     url = values["alertmanager_webhook_url"]
@@ -85,10 +91,10 @@ def deploy(ctx: RoleContext) -> None:
                  notify="reload alertmanager", webhook_url=webhook)
     ctx.template("alertmanager.default.j2", "/etc/default/prometheus-alertmanager", notify="restart alertmanager")
     if not v["alertmanager_webhook_url"]:
-        ctx.directory("/usr/local/lib/fabstack")
-        ctx.file("/usr/local/lib/fabstack/alert-receiver.py",
+        ctx.file(f"{HOST_LIB}/alert-receiver.py",
                  (ctx.role.path / "files" / "alert-receiver.py").read_bytes(), notify="restart alert receiver")
         ctx.template("fabstack-alert-receiver.service.j2", "/etc/systemd/system/fabstack-alert-receiver.service",
+                     script=f"{HOST_LIB}/alert-receiver.py",
                      notify=["reload systemd", "restart alert receiver"])
         ctx.service("fabstack-alert-receiver")
     ctx.service("prometheus")
