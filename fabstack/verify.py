@@ -19,10 +19,12 @@ def verify(root: Path, env: str, limit: str | None = None, extra_args: list[str]
     """Run testinfra over SSH (ControlMaster shared) for the selected hosts; returns pytest's exit status."""
     project = load_project(root, env)
     hosts = project.inventory.select_limit(limit)
-    setups = [project.setup(host, None) for host in hosts]
+    everyone = {name: project.setup(name, None) for name in project.inventory.hosts}
+    setups = [everyone[host] for host in hosts]
     runs, hostfacts = gather_fleet(project, setups)
     close_all(runs)
-    budget = compute_budget(project, {s.name: s for s in setups}, hostfacts)
+    # every host's setup, even under --limit: a database's max_connections depends on every PgBouncer's pools
+    budget = compute_budget(project, everyone, hostfacts)
     host_map = {}
     test_dirs: list[str] = []
     for setup in setups:

@@ -10,12 +10,19 @@ def test_exporter_answers_on_the_private_address(host: Any, hostvars: dict[str, 
     assert host.run(f"curl -sf -m 2 http://127.0.0.1:{port}/metrics").rc != 0  # not on every address
 
 
-def test_only_the_monitoring_hosts_reach_it(host: Any, hostvars: dict[str, Any], fleet: dict[str, Any]) -> None:
+def test_only_the_monitoring_hosts_reach_any_exporter(host: Any, hostvars: dict[str, Any],
+                                                     fleet: dict[str, Any]) -> None:
+    """Every exporter port of every other host (the prometheus role's list), probed from this host."""
+    from fabstack.bundled import ENGINE_ROOT
+    from fabstack.role import load_role
+
+    exporters = load_role(ENGINE_ROOT / "roles", "prometheus").module.EXPORTERS
     me = host.backend.get_hostname()
+    monitoring = hostvars["firewall_monitoring_group"] in hostvars["group_names"]
     for other, entry in fleet.items():
-        if other == me or "node_exporter" not in entry["roles"]:
-            continue
-        address = entry["vars"]["ansible_host"]
-        port = entry["vars"]["node_exporter_port"]
-        opened = host.run(f"timeout 1 bash -c '</dev/tcp/{address}/{port}'").rc == 0
-        assert opened == (hostvars["firewall_monitoring_group"] in hostvars["group_names"]), (other, opened)
+        for job, port_key in exporters:
+            if other == me or port_key not in entry["vars"]:
+                continue
+            address, port = entry["vars"]["ansible_host"], entry["vars"][port_key]
+            opened = host.run(f"timeout 1 bash -c '</dev/tcp/{address}/{port}'").rc == 0
+            assert opened == monitoring, (other, job, opened)

@@ -14,17 +14,23 @@ def query(host: Any, hostvars: dict[str, Any], expr: str) -> list[dict[str, Any]
     return json.loads(out)["data"]["result"]
 
 
-def test_every_exporter_host_of_the_inventory_is_a_target_and_up(host: Any, hostvars: dict[str, Any],
-                                                                fleet: dict[str, Any]) -> None:
+def test_every_exporter_of_the_inventory_is_a_target_and_up(host: Any, hostvars: dict[str, Any],
+                                                            fleet: dict[str, Any]) -> None:
     import time
 
-    wanted = {name for name, entry in fleet.items() if "node_exporter" in entry["roles"]}
+    from fabstack.bundled import ENGINE_ROOT
+    from fabstack.role import load_role
+
+    exporters = load_role(ENGINE_ROOT / "roles", "prometheus").module.EXPORTERS
+    wanted = {(job, name) for name, entry in fleet.items() for job, port_key in exporters
+              if port_key in entry["vars"]}
     for _ in range(40):  # a target added by this deploy is scraped within a scrape interval or two
-        up = {r["metric"]["host"]: r["value"][1] for r in query(host, hostvars, 'up{job="node"}')}
-        if wanted <= set(up) and all(up[h] == "1" for h in wanted):
+        up = {(r["metric"]["job"], r["metric"]["host"]): r["value"][1] for r in query(host, hostvars, "up")}
+        if wanted <= set(up) and all(up[target] == "1" for target in wanted):
             break
         time.sleep(1)
-    assert wanted <= set(up) and all(up[h] == "1" for h in wanted), up
+    assert wanted <= set(up), sorted(wanted - set(up))
+    assert all(up[target] == "1" for target in wanted), {t: up[t] for t in wanted if up[t] != "1"}
 
 
 def rule_tests(hostvars: dict[str, Any]) -> str:
