@@ -80,9 +80,74 @@ def rule_tests(hostvars: dict[str, Any]) -> str:
                                  for severity, key in (("warning", "alert_error_rate_warning_percent"),
                                                        ("critical", "alert_error_rate_critical_percent"))]},
              ]},
+            database_tests(hostvars),
         ],
     }
     return json.dumps(tests)  # JSON is YAML
+
+
+def fired(severity: str, summary: str, **labels: str) -> dict[str, Any]:
+    """One alert promtool must see firing: its labels (severity included) and its summary."""
+    return {"exp_labels": {"severity": severity, **labels}, "exp_annotations": {"summary": summary}}
+
+
+def database_tests(v: dict[str, Any]) -> dict[str, Any]:
+    """The database tier's rules and the disk's: each past its threshold for 20 minutes (longer than any 'for'),
+    beside a series just inside it that must stay quiet."""
+    mb = 1048576
+    used = v["alert_db_connections_percent"]
+    waiting = v["alert_pgbouncer_waiting_clients"]
+    lag_mb, lag_s = v["alert_replication_lag_mb"], v["alert_replication_lag_seconds"]
+    slot_mb = v["alert_slot_retained_mb"]
+    free = v["alert_disk_free_critical_percent"]
+    series = {
+        'pg_up{host="db1"}': "1x20", 'pg_up{host="db2"}': "0x20",
+        'fabstack_pg_connections_max{host="db1"}': "100x20",
+        'fabstack_pg_connections_used{host="db1"}': f"{used + 1}x20",
+        'fabstack_pg_connections_max{host="db3"}': "100x20",
+        'fabstack_pg_connections_used{host="db3"}': f"{used}x20",
+        'fabstack_pg_slot_active{host="db1",slot="db2"}': "0x20",
+        'fabstack_pg_slot_retained_bytes{host="db1",slot="db2"}': f"{(slot_mb + 1) * mb}x20",
+        'fabstack_pg_slot_active{host="db1",slot="db3"}': "1x20",
+        'fabstack_pg_slot_retained_bytes{host="db1",slot="db3"}': f"{(slot_mb + 1) * mb}x20",
+        'fabstack_pg_replica_streaming{host="db3"}': "0x20",
+        'fabstack_pg_replica_lag_seconds{host="db3"}': f"{lag_s + 1}x20",
+        'fabstack_pg_replication_lag_bytes{host="db1",replica="db3"}': f"{(lag_mb + 1) * mb}x20",
+        'fabstack_pg_replication_lag_bytes{host="db1",replica="db4"}': f"{lag_mb * mb}x20",
+        'pgbouncer_pools_client_waiting_connections{host="cache1",database="app",user="app"}': f"{waiting + 1}x20",
+        'pgbouncer_pools_client_waiting_connections{host="cache1",database="app_ro",user="app"}': f"{waiting}x20",
+        'node_filesystem_size_bytes{host="db1",mountpoint="/srv",fstype="ext4"}': "100x20",
+        'node_filesystem_avail_bytes{host="db1",mountpoint="/srv",fstype="ext4"}': f"{free - 1}x20",
+    }
+    return {
+        "interval": "1m",
+        "input_series": [{"series": name, "values": values} for name, values in series.items()],
+        "alert_rule_test": [
+            {"eval_time": "20m", "alertname": "PostgresDown",
+             "exp_alerts": [fired("critical", "PostgreSQL on db2 does not answer", host="db2")]},
+            {"eval_time": "20m", "alertname": "DatabaseConnectionsHigh",
+             "exp_alerts": [fired("warning", f"PostgreSQL on db1 uses over {used} % of max_connections",
+                                  host="db1")]},
+            {"eval_time": "20m", "alertname": "ReplicaNotStreaming",
+             "exp_alerts": [fired("critical", "no replica streams through slot db2 on db1", host="db1",
+                                  slot="db2"),
+                            fired("critical", "replica db3 is not streaming from its primary", host="db3")]},
+            {"eval_time": "20m", "alertname": "ReplicationLagHigh",
+             "exp_alerts": [fired("warning", f"replica db3 of db1 is over {lag_mb} MB of WAL behind",
+                                  host="db1", replica="db3"),
+                            fired("warning", f"replica db3 replays over {lag_s} s behind its primary",
+                                  host="db3")]},
+            {"eval_time": "20m", "alertname": "ReplicationSlotRetainingWal",
+             "exp_alerts": [fired("warning", f"unused slot db2 on db1 holds over {slot_mb} MB of WAL",
+                                  host="db1", slot="db2")]},
+            {"eval_time": "20m", "alertname": "PgBouncerClientsWaiting",
+             "exp_alerts": [fired("warning", f"over {waiting} clients wait for a server connection to app "
+                                                 "on cache1", host="cache1", database="app")]},
+            {"eval_time": "20m", "alertname": "DiskAlmostFull",
+             "exp_alerts": [fired("critical", f"/srv on db1 has under {free} % of its space left", host="db1",
+                                  mountpoint="/srv", fstype="ext4")]},
+        ],
+    }
 
 
 def test_rules_pass_promtool_check_and_unit_tests(host: Any, hostvars: dict[str, Any]) -> None:
