@@ -23,18 +23,35 @@ class Problem:
     where: str = ""
 
 
+@dataclass(frozen=True)
+class Bar:
+    """One use of a limited resource on one host, against its limit (for the capacity report's bars)."""
+
+    tier: str
+    host: str
+    used: int
+    limit: int
+    unit: str = ""
+
+
 @dataclass
 class Budget:
-    """Per-host computed values, the tier summary lines, and any problems."""
+    """Per-host computed values, the tier summary lines, each host's own summaries, the bars, and any problems."""
 
     values: dict[str, dict[str, Any]] = field(default_factory=dict)
     lines: list[str] = field(default_factory=list)
     memory: dict[str, list[tuple[str, int, str]]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    summaries: dict[str, list[str]] = field(default_factory=dict)
+    bars: list[Bar] = field(default_factory=list)
 
     def of(self, host: str) -> dict[str, Any]:
         """The computed values for one host (an empty mapping if none)."""
         return self.values.setdefault(host, {})
+
+    def summarize(self, host: str, text: str) -> None:
+        """Record one line of what a host carries (a pool's size, a limit), for the topology picture."""
+        self.summaries.setdefault(host, []).append(" ".join(text.split()))
 
     def commit(self, host: str, what: str, mb: int, key: str = "") -> None:
         """Record memory a component commits on a host, and the setting that sizes it."""
@@ -68,6 +85,7 @@ def compute_budget(project: Any, setups: dict[str, Any], hostfacts: dict[str, di
                 budget.commit(host, what, mb, taken.memory_key)
             if taken.summary:
                 lines.append(f"  {host:<8} {taken.summary}")
+                budget.summarize(host, taken.summary)
             clients += taken.db_clients
     lines.append(f"  total database clients: {clients}")
 
@@ -102,6 +120,8 @@ def _pgbouncer_and_postgresql(
         budget.commit(host, "pgbouncer", 20 + max_client // 256)
         lines.append(f"  {host:<8} max_client_conn {max_client} (app clients {clients}); pool {pool}+{reserve} "
                      f"reserve per user: rw -> {primary}, ro -> {replica}; open files {files}")
+        budget.summarize(host, f"pgbouncer pool {pool}+{reserve} per user: rw -> {primary}, ro -> {replica}")
+        budget.bars.append(Bar("PgBouncer clients", host, clients, max_client))
         origin = setup.resolved.origin("pgbouncer_max_client_conn")
         if clients > max_client:
             budget.problems.append(Problem(
@@ -137,6 +157,9 @@ def _pgbouncer_and_postgresql(
         lines.append(f"  {host:<8} max_connections {max_conn} ({how}; needs pgbouncer pools {pools} + reserved "
                      f"{reserved} + admin {v['postgresql_admin_connections']}); shared_buffers "
                      f"{settings['shared_buffers']}, work_mem {settings['work_mem']}")
+        budget.summarize(host, f"postgresql max_connections {max_conn}, shared_buffers {settings['shared_buffers']}")
+        budget.bars.append(Bar("PostgreSQL connections", host, pools + reserved + v["postgresql_admin_connections"],
+                               max_conn))
         if pools > max_conn - reserved:
             budget.problems.append(Problem(
                 f"PgBouncer pools need {pools} server connections but max_connections {max_conn} leaves "
@@ -153,6 +176,7 @@ def _memory(setups: dict[str, Any], hostfacts: dict[str, dict[str, Any]], budget
         have = hostfacts[host]["memory_mb"]
         detail = ", ".join(f"{what} {mb}MB" for what, mb, _ in parts)
         budget.lines.append(f"  {host:<8} {total}MB / {have}MB: {detail}")
+        budget.bars.append(Bar("Memory", host, total, have, "MB"))
         if total > have:
             # name the setting behind the largest share: the first one to change
             key = max(((mb, key) for _, mb, key in parts if key), default=(0, ""))[1]

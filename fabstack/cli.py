@@ -107,11 +107,15 @@ def failover(c: Context, action: str, env: str = "sandbox", replica: str | None 
 
 @task(iterable=["set_"], help={"env": "inventory/ENV.yml", "limit": "hosts, groups or patterns",
                                "set": "override a variable: --set key=value", "root": "the deployment repo",
+                               "report": "where the HTML report goes (default .fabstack/reports/ENV-capacity.html)",
                                **VAULT})
 def capacity(c: Context, env: str = "sandbox", limit: str | None = None, set_: list[str] | None = None,
-             root: str = ".", vault_password_file: str | None = None, ask_vault_pass: bool = False) -> None:
-    """Print the connection and memory budget of every tier; exits non-zero if it does not fit."""
-    problems = _run(lambda: commands.capacity(Path(root), env, limit, set_), vault_password_file, ask_vault_pass)
+             root: str = ".", report: str | None = None, vault_password_file: str | None = None,
+             ask_vault_pass: bool = False) -> None:
+    """Print the connection and memory budget of every tier, and write an HTML report with the topology picture
+    and each tier's bars against its limit; exits non-zero if it does not fit."""
+    problems = _run(lambda: commands.capacity(Path(root), env, limit, set_, Path(report) if report else None),
+                    vault_password_file, ask_vault_pass)
     if problems:
         raise Exit(code=2)
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from fabstack import sandbox, vault
 from fabstack.budget import compute_budget
+from fabstack.capacityreport import write_report
 from fabstack.errors import FabstackError, shorten
 from fabstack.inventory import load_inventory
 from fabstack.masking import Masker
@@ -95,8 +96,10 @@ def check_writable(path: Path, key: str) -> None:
         raise FabstackError(f"cannot write {shorten(str(path), 120)}", key=key)
 
 
-def capacity(root: Path, env: str, limit: str | None = None, overrides: list[str] | None = None) -> int:
-    """Print the env's connection and memory budget per tier; returns the number of problems found.
+def capacity(root: Path, env: str, limit: str | None = None, overrides: list[str] | None = None,
+             report: Path | None = None) -> int:
+    """Print the env's connection and memory budget per tier and write the HTML report (``report``, by default
+    ``.fabstack/reports/ENV-capacity.html``); returns the number of problems found.
 
     Facts come from the hosts (one round trip each); a host that cannot be reached is planned from its
     ``fabstack_facts`` in the inventory if it has them, and left out otherwise.
@@ -120,6 +123,9 @@ def capacity(root: Path, env: str, limit: str | None = None, overrides: list[str
         report_error(FabstackError(problem.message, where=problem.where, key=problem.key, host=problem.host))
     if not budget.problems:
         print("budget fits")
+    written = write_report(report or project.root / ".fabstack" / "reports" / f"{env}-capacity.html", env,
+                           {s.name: s for s in setups}, project.groups(), hostfacts, budget)
+    print(f"report: {written}")
     return len(budget.problems)
 
 
