@@ -4,6 +4,7 @@ threshold, and the alerts firing."""
 from __future__ import annotations
 
 import json
+import math
 import re
 import urllib.parse
 import urllib.request
@@ -85,12 +86,14 @@ def status(root: Path, env: str, out: Callable[[str], None] = print) -> int:
     rules = [rule for group in prometheus.get("/api/v1/rules")["groups"] for rule in group["rules"]
              if rule.get("type") == "alerting"]
     firing = 0
-    out(f"{'ALERT':<22}{'HOST':<10}{'VALUE':>14}  THRESHOLD")
+    width = max((len(rule["name"]) for rule in rules), default=5) + 2
+    out(f"{'ALERT':<{width}}{'HOST / APP':<14}{'VALUE':>12}  THRESHOLD")
     for rule in rules:
         left, threshold = split_threshold(rule["query"])
         measured = prometheus.get("/api/v1/query", query=left)["result"]
         for where, (value, detail) in closest_per_host(measured, threshold).items():
-            out(f"{rule['name']:<22}{where:<10}{value:>14.4g}  {threshold or rule['query']}"
+            shown = "no data" if math.isnan(value) else f"{value:.4g}"  # a rate over a window without requests
+            out(f"{rule['name']:<{width}}{where:<14}{shown:>12}  {threshold or rule['query']}"
                 f"{'  (' + detail + ')' if detail else ''}")
     out("")
     for rule in rules:

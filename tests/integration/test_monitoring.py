@@ -226,3 +226,21 @@ def test_a_disk_filling_up_reaches_the_receiver_in_time(deployed: list) -> None:
         since = time.time()
         delays = wait_for_alerts({name: {"host": "db1", "mountpoint": mountpoint} for name in bounds}, since, bounds)
     check_delays(delays, bounds, f"{mountpoint} filled up")
+
+
+def test_status_and_the_capacity_report_read_the_sandbox(deployed: list, tmp_path: Any) -> None:
+    from fabstack import commands
+    from fabstack.fleetstatus import status
+
+    lines: list[str] = []
+    status(REPO, "sandbox", out=lines.append)
+    rows = {tuple(line.split()[:2]) for line in lines[1:] if line and not line.startswith("FIRING")}
+    for alert, host in (("TargetDown", "mon1"), ("DatabaseConnectionsHigh", "db1"), ("ReplicaNotStreaming", "db2"),
+                        ("PgBouncerClientsWaiting", "cache1"), ("PhpFpmPoolSaturated", "app1"),
+                        ("QueueDepthHigh", "cache1")):
+        assert (alert, host) in rows, (alert, host, lines)
+    assert commands.capacity(REPO, "sandbox", report=tmp_path / "capacity.html") == 0
+    page = (tmp_path / "capacity.html").read_text()
+    hosts = load_project(REPO, "sandbox").inventory.hosts
+    assert all(f">{host}</text>" in page for host in hosts)
+    assert f"scrapes the exporters of {len(hosts)} hosts" in page
