@@ -33,3 +33,13 @@ def sandbox_up(root: Path = REPO, env: str = "sandbox") -> float:
     with redirect_stdout(io.StringIO()):
         commands.sandbox_up(root, env)
     return time.monotonic() - started
+
+
+def write_plot(name: str, title: str, samples: list[tuple[float, float, bool]]) -> Path:
+    """A latency-over-time plot (failed requests marked) as ``.fabstack/reports/NAME.svg``; returns its path."""
+    from fabstack.svg import time_plot
+
+    path = REPO / ".fabstack" / "reports" / f"{name}.svg"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(time_plot(title, sorted(samples)))
+    return path

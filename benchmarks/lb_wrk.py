@@ -7,8 +7,9 @@ keep-alive from the LB to the apps.
 ``--app node``: the Express app (``/school/``) with one Node.js instance per core against a single instance per
 host (the roadmap's "clustering" claim).
 
-The per-IP rate limits are lifted in both runs (wrk is one client IP). The tuned config is deployed again at the
-end.
+The per-IP rate limits are lifted in both runs (wrk is one client IP). Beside wrk, a probe client sends requests
+of its own and each profile's plot of its latency over the run (failed requests marked) goes to
+.fabstack/reports/. The tuned config is deployed again at the end.
 
 Usage: .venv/bin/python benchmarks/lb_wrk.py [--app php|node] [--seconds 10] [--connections 64] [--path /]
 """
@@ -21,9 +22,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from common import REPO, quiet_deploy, sandbox_up
+from common import REPO, quiet_deploy, sandbox_up, write_plot
 
 from fabstack.inventory import load_inventory
+from tests.integration.chaos import Load
 
 UNLIMITED = ["nginx_limit_req_rate=1000000", "nginx_limit_req_burst=1000000", "nginx_limit_conn=60000"]
 DISTRO = ["php_fpm_max_children=5", "nginx_worker_connections=768", "nginx_upstream_keepalive=1"]
@@ -61,12 +63,17 @@ def main() -> None:
     sandbox_up()
     lb = load_inventory(REPO, "sandbox").resolve("lb1").values["ansible_host"]
     url = f"https://{lb}{args.path or path}"
-    results = {}
+    results, plots = {}, []
     try:
         for name, overrides in profiles.items():
             quiet_deploy(overrides=overrides)
             wrk(url, 2, 8)  # warm-up: OPcache, connections
-            results[name] = wrk(url, args.seconds, args.connections)
+            # a probe client beside wrk: the latency one more user sees over the run
+            with Load(args.path or path, seconds=args.seconds + 2) as probe:
+                results[name] = wrk(url, args.seconds, args.connections)
+            plots.append(write_plot(f"lb_wrk-{args.app}-{name.replace(' ', '-')}",
+                                    f"{name}: a probe's latency under wrk's {args.connections} connections",
+                                    probe.samples))
     finally:
         quiet_deploy()
     print(f"wrk {url}: {args.connections} connections, 2 threads, {args.seconds}s per run")
@@ -74,6 +81,8 @@ def main() -> None:
     for name, r in results.items():
         print(f"{name:<16}{r['rps']:>10.1f}{r['p50_ms']:>9.1f}{r['p95_ms']:>9.1f}{r['p99_ms']:>9.1f}"
               f"{int(r['non2xx']):>9}{int(r['errors']):>8}")
+    for plot in plots:
+        print(f"plot: {plot}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Release benchmark on the sandbox: a new commit of each app released under load through the load balancer,
 then rolled back under load. Prints build seconds, bytes shipped per host, release and rollback wall time, and
-requests served / failed during each. Asserts nothing.
+requests served / failed during each, and writes a plot of each one's latency over time (failed requests marked)
+to .fabstack/reports/. Asserts nothing.
 
 All traffic goes to sandbox addresses; the load is bounded in count and time (tests.integration.chaos.Load).
 Usage: .venv/bin/python benchmarks/release.py
@@ -14,7 +15,7 @@ import time
 from contextlib import redirect_stdout
 from pathlib import Path
 
-from common import REPO, quiet_deploy, sandbox_up
+from common import REPO, quiet_deploy, sandbox_up, write_plot
 
 from fabstack import release
 from fabstack.artifact import build
@@ -62,6 +63,11 @@ def main() -> None:
             print(f"  rollback {back.seconds:.2f} s over {len(back.changed)} hosts: "
                   f"{during_rollback.total} requests, {during_rollback.failed} non-2xx, "
                   f"{len(during_rollback.errors)} connection errors")
+            for what, load, seconds in (("release", during_release, shipped.seconds),
+                                        ("rollback", during_rollback, back.seconds)):
+                plot = write_plot(f"release-{app}-{what}", f"{app}: latency through the LB during a {what} "
+                                                           f"({seconds:.1f} s)", load.samples)
+                print(f"  plot: {plot}")
 
 
 if __name__ == "__main__":

@@ -71,7 +71,7 @@ def time_plot(title: str, samples: list[tuple[float, float, bool]], *, y_label: 
     for step in range(6):
         t, x = t_max * step / 5, left + plot_w * step / 5
         svg.text(x, top + plot_h + 14, f"{t:.0f}s", size=10, anchor="middle")
-    svg.text(14, top + plot_h / 2, y_label, size=10)
+    svg.text(left - 6, top - 8, y_label, size=10)
     svg.polyline([(left + plot_w * t / t_max, top + plot_h - plot_h * v / v_max) for t, v in ok], width=1)
     failures = [t for t, _, failed in samples if failed]
     for t in failures:

@@ -157,6 +157,9 @@ class Load:
         self.statuses: dict[int, int] = {}
         self.errors: list[str] = []
         self.revisions: list[tuple[float, str]] = []
+        # (seconds since the load began, latency in ms, failed: an error or a non-2xx), for the benchmarks' plots
+        self.samples: list[tuple[float, float, bool]] = []
+        self._began = time.monotonic()
         self._stop = threading.Event()
         self._tls = sandbox_tls()
         self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(2)]
@@ -165,14 +168,18 @@ class Load:
         deadline = time.monotonic() + self.seconds
         while not self._stop.is_set() and time.monotonic() < deadline and self.total < self.limit:
             conn = http.client.HTTPSConnection(LB, 443, timeout=10, context=self._tls)
+            sent = time.monotonic()
             try:
                 conn.request("GET", self.path, headers={"Connection": "close"})
                 response = conn.getresponse()
                 response.read()
                 self.statuses[response.status] = self.statuses.get(response.status, 0) + 1
                 self.revisions.append((time.monotonic(), response.getheader("X-App-Revision") or ""))
+                self.samples.append((sent - self._began, (time.monotonic() - sent) * 1000,
+                                     not 200 <= response.status < 300))
             except OSError as exc:
                 self.errors.append(f"{type(exc).__name__}: {exc}")
+                self.samples.append((sent - self._began, (time.monotonic() - sent) * 1000, True))
             finally:
                 conn.close()
             time.sleep(0.06)
@@ -188,6 +195,7 @@ class Load:
         return sum(n for status, n in self.statuses.items() if not 200 <= status < 300)
 
     def __enter__(self) -> Load:
+        self._began = time.monotonic()
         for thread in self._threads:
             thread.start()
         time.sleep(0.5)
