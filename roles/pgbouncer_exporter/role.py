@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fabstack.role import EXPORTER_USER, HOST_LIB, RoleContext
+from fabstack.ownexporter import own_exporter
+from fabstack.role import RoleContext
 from fabstack.rolecontract import Inbound, for_monitoring
 
 PORTS = ("pgbouncer_exporter_port",)
@@ -14,7 +15,6 @@ HANDLERS = {
     "restart pgbouncer exporter": "systemctl restart fabstack-pgbouncer-exporter",
 }
 
-SCRIPT = f"{HOST_LIB}/pgbouncer-exporter.py"
 SECRET = "/etc/fabstack-pgbouncer-exporter.secret"
 
 
@@ -24,12 +24,6 @@ def inbound(values: dict[str, Any]) -> list[Inbound]:
 
 
 def deploy(ctx: RoleContext) -> None:
-    """Declare the exporter script, its account, the stats user's password (root-only) and its service."""
-    ctx.user(EXPORTER_USER)
-    ctx.file(SCRIPT, (ctx.role.path / "files" / "pgbouncer-exporter.py").read_bytes(), mode="0755",
-             notify="restart pgbouncer exporter")
+    """Declare the stats user's password (root-only), then the exporter (fabstack's own)."""
     ctx.template("exporter.secret.j2", SECRET, mode="0600", secret=True, notify="restart pgbouncer exporter")
-    ctx.template("fabstack-pgbouncer-exporter.service.j2", "/etc/systemd/system/fabstack-pgbouncer-exporter.service",
-                 notify=["reload systemd", "restart pgbouncer exporter"], script=SCRIPT, user=EXPORTER_USER,
-                 secret_file=SECRET, address=ctx.facts["primary_address"])
-    ctx.service("fabstack-pgbouncer-exporter")
+    own_exporter(ctx, "pgbouncer", secret_file=SECRET)
