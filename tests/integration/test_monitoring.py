@@ -151,11 +151,15 @@ def test_a_slow_endpoint_under_load_reaches_the_receiver_in_time(deployed: list)
     bounds = {f"AppLatencyHigh/{severity}": bound("alert_http_for") for severity in ("warning", "critical")}
     window = seconds(settings()["alert_http_window"])
     cycles = int((max(bounds.values()) + window + 30) / 2) + 1
-    # the replica the FastAPI page reads from stalls, as on a saturated disk: its PostgreSQL processes are
-    # stopped for 2 s again and again, so each request waits up to 2 s; bounded in cycles, resumed on leaving
-    in_host("db2", f"systemd-run --unit fabstack-test-stalls --property=RuntimeMaxSec={cycles * 3} sh -c "
-                   f"'for i in $(seq {cycles}); do pkill -STOP -x postgres; sleep 2; pkill -CONT -x postgres; "
-                   f"sleep 0.1; done'")
+    # the replica the FastAPI page reads from stalls, as on a saturated disk: the app's sessions there are
+    # stopped for 2 s again and again (new ones still open), so each request waits up to 2 s; bounded in cycles,
+    # resumed on leaving
+    script = (f"for i in $(seq {cycles}); do pkill -STOP -f '^postgres: [^ ]+: app app '; sleep 2; "
+              "pkill -CONT -f '^postgres: [^ ]+: app app '; sleep 0.1; done\n")
+    in_host("db2", f"cat > /run/fabstack-test-stalls.sh <<'EOF'\n{script}EOF")
+    started = in_host("db2", f"systemd-run --unit fabstack-test-stalls --property=RuntimeMaxSec={cycles * 3} "
+                             "sh /run/fabstack-test-stalls.sh && sleep 1 && systemctl is-active fabstack-test-stalls")
+    assert started.stdout.strip() == "active", started.stdout + started.stderr
     try:
         with Load("/api/", limit=2000, seconds=max(bounds.values()) + window + 30) as load:
             since = time.time()
@@ -163,7 +167,7 @@ def test_a_slow_endpoint_under_load_reaches_the_receiver_in_time(deployed: list)
                                      since, bounds)
     finally:
         in_host("db2", "systemctl stop fabstack-test-stalls; systemctl reset-failed fabstack-test-stalls; "
-                       "pkill -CONT -x postgres")
+                       "pkill -CONT -u postgres; rm -f /run/fabstack-test-stalls.sh")
     print(f"load: {load.statuses} answers, {len(load.errors)} failed connections")
     check_delays(delays, bounds, "the replica began stalling")
 
@@ -219,7 +223,8 @@ def small_disk(host: str, mountpoint: str, megabytes: int = 64) -> Iterator[str]
 
 def test_a_disk_filling_up_reaches_the_receiver_in_time(deployed: list) -> None:
     bounds = {"DiskAlmostFull": bound("alert_disk_full_for"), "DiskFullSoon": bound("alert_disk_full_for")}
-    with small_disk("db1", "/srv/fabstack-test-disk") as mountpoint:
+    # a mount point of its own each run: a new series, whose trend no earlier run's samples bend
+    with small_disk("db1", f"/srv/fabstack-test-disk-{time.time_ns()}") as mountpoint:
         time.sleep(2 * seconds(settings()["prometheus_scrape_interval"]))  # seen empty first: a trend to follow
         # what a runaway log does, in a few steps: all but about 1 % of the file system, then it stays full
         in_host("db1", f"fallocate -l $(( $(stat -f -c '%a*%S' {mountpoint}) - 600*1024 )) {mountpoint}/fill")
