@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 
-debian_packages=(podman runc debootstrap uidmap openssh-client python3-venv python3-pip curl podman-docker wrk git composer lynis openssl)
+debian_packages=(podman runc debootstrap uidmap openssh-client python3-venv python3-pip curl podman-docker wrk git composer lynis openssl e2fsprogs util-linux)
 missing=()
 for pkg in "${debian_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
