@@ -9,13 +9,8 @@ from pathlib import Path
 import paramiko
 
 from fabstack.errors import FabstackError
-from fabstack.inventory import known_hosts_path
+from fabstack.inventory import host_entry, known_hosts_path
 from fabstack.project import Project, load_project
-
-
-def host_entry(address: str, port: int) -> str:
-    """How known_hosts names a host: the address, or ``[address]:port`` off port 22."""
-    return address if port == 22 else f"[{address}]:{port}"
 
 
 def fetch_key(address: str, port: int, timeout: float = 10) -> paramiko.PKey:

@@ -61,6 +61,9 @@ class Inventory:
     root: Path
     groups: dict[str, Group]
     hosts: dict[str, Host]
+    # groups that other envs of the same repo declare and this one does not (a tier this env does not run): a
+    # pattern naming one matches no host here instead of being refused as a typo
+    elsewhere: set[str] = field(default_factory=set)
 
     def host_groups(self, host: str) -> list[Group]:
         """Every group the host belongs to, ancestors included, in Ansible's order (depth, priority, name)."""
@@ -159,6 +162,8 @@ class Inventory:
     def _match(self, term: str) -> list[str]:
         if term in self.groups:
             return self._group_hosts(term)
+        if term in self.elsewhere:
+            return []
         if term in self.hosts:
             return [term]
         if any(ch in term for ch in "*?["):
@@ -220,9 +225,41 @@ def inventory_path(root: Path, env: str) -> Path:
     raise FabstackError(f"unknown env {env!r} (inventories here: {listed})", where=str(folder), key="--env")
 
 
+def host_entry(address: str, port: int) -> str:
+    """How known_hosts names a host: the address, or ``[address]:port`` off port 22."""
+    return address if port == 22 else f"[{address}]:{port}"
+
+
 def known_hosts_path(inv: Inventory) -> Path:
     """The known_hosts file kept beside an env's inventory (``inventory/ENV.known_hosts``)."""
     return inv.path.with_suffix(".known_hosts")
+
+
+def group_names_in(path: Path) -> set[str]:
+    """Every group an inventory file declares (an unreadable file declares none: it is its own env's business)."""
+    try:
+        data = load_yaml(path)
+    except FabstackError:
+        return set()
+    found: set[str] = set()
+
+    def walk(groups: Any) -> None:
+        for name, body in (groups or {}).items() if isinstance(groups, dict) else ():
+            found.add(str(name))
+            if isinstance(body, dict):
+                walk(body.get("children"))
+
+    walk(data)
+    return found
+
+
+def groups_of_other_envs(inv: Inventory) -> set[str]:
+    """The groups the repo's other inventories declare and this one does not."""
+    others: set[str] = set()
+    for path in sorted(inv.path.parent.glob("*.yml")):
+        if path != inv.path and not path.name.endswith(".topology.yml"):
+            others |= group_names_in(path)
+    return others - set(inv.groups)
 
 
 def load_inventory(root: Path, env: str) -> Inventory:
@@ -241,6 +278,7 @@ def load_inventory(root: Path, env: str) -> Inventory:
     _compute_depths(inv)
     if not inv.hosts:
         raise FabstackError("the inventory lists no hosts", where=str(path))
+    inv.elsewhere = groups_of_other_envs(inv)
     return inv
 
 

@@ -16,6 +16,7 @@ import jinja2
 from fabstack import operations as ops
 from fabstack.bundled import repo_or_bundled
 from fabstack.errors import FabstackError, shorten
+from fabstack.inventory import host_entry
 from fabstack.rolecontract import Commitment, Inbound, check_role_module, contract_value
 from fabstack.templating import render
 from fabstack.varstemplate import render_shell
@@ -154,6 +155,8 @@ class RoleContext:
     operations: list[ops.Operation] = field(default_factory=list)
     # things the user should know that stop nothing (a certificate close to expiry), shown in the recap
     warnings: list[str] = field(default_factory=list)
+    # the env's recorded SSH host keys (inventory/ENV.known_hosts)
+    known_hosts: Path | None = None
 
     def warn(self, text: str) -> None:
         """Say something in the run's recap that does not stop the run."""
@@ -178,6 +181,17 @@ class RoleContext:
     def address_of(self, name: str) -> str:
         """Another host's address (its ``ansible_host``)."""
         return str(self.hostvars[name].get("ansible_host", name))
+
+    def host_key_lines(self, name: str) -> list[str]:
+        """Another host's recorded SSH host keys as known_hosts lines (for a host that must reach it over SSH);
+        refused when none is recorded, since a key learnt on first contact could be anybody's."""
+        values = self.hostvars[name]
+        entry = host_entry(self.address_of(name), int(values.get("ansible_port", 22)))
+        text = self.known_hosts.read_text() if self.known_hosts and self.known_hosts.is_file() else ""
+        lines = [line for line in text.splitlines() if line.split(" ", 1)[0] == entry]
+        if not lines:
+            raise FabstackError(f"no recorded SSH host key for {name}: run inv hosts.trust first", host=name)
+        return lines
 
     def peer(self, group: str) -> dict[str, Any]:
         """The first host of ``group``: its resolved variables plus ``address`` (empty if the group is empty)."""

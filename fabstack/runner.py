@@ -126,7 +126,8 @@ def declare(
         jinja = environment([role.templates_dir, project.root / "templates"])
         ctx = RoleContext(role=role, host=run.name, vars=run.setup.vars, facts=run.facts, jinja=jinja,
                           groups=groups, hostvars=hostvars, hostfacts=hostfacts, computed=budget.of(run.name),
-                          root=project.root, host_roles=project.roles_for(run.name))
+                          root=project.root, host_roles=project.roles_for(run.name),
+                          known_hosts=known_hosts_path(project.inventory))
         try:
             role.module.deploy(ctx)
         except FabstackError as exc:

@@ -13,18 +13,22 @@ from pathlib import Path
 
 import yaml
 
-from fabstack import tls
+from fabstack import sshkeys, tls
 from fabstack.yamlfile import load_mapping
 
 # What a generated value is, by how its name ends: a self-signed TLS key and certificate (one PEM text) for names
-# ending in ``_self_signed_pem``, a random password for any other name.
+# ending in ``_self_signed_pem``, an ed25519 SSH private key for ``_ssh_private_key``, a random password for any
+# other name.
 SELF_SIGNED_SUFFIX = "_self_signed_pem"
+SSH_KEY_SUFFIX = "_ssh_private_key"
 
 
 def new_value(name: str, env: str) -> str:
     """A fresh generated value for the setting ``name`` of ``env``."""
     if name.endswith(SELF_SIGNED_SUFFIX):
         return tls.self_signed_pem(f"fabstack-{env}")
+    if name.endswith(SSH_KEY_SUFFIX):
+        return sshkeys.new_private_key()
     return secrets.token_urlsafe(24)
 
 

@@ -116,3 +116,21 @@ def one_per_core(cpus: int, configured: int = 0) -> int:
 def app_keepalive_seconds(nginx_upstream_idle_seconds: int) -> int:
     """The app server's keep-alive must outlast nginx's idle upstream connections, or nginx reuses dead ones."""
     return nginx_upstream_idle_seconds + 15
+
+
+def mariadb_web(memory_mb: int, cpus: int, buffer_pool_share: float, max_connections: int) -> dict[str, int]:
+    """InnoDB and thread settings for a MariaDB host serving web apps (sizes in MB).
+
+    The buffer pool takes its share of memory (at least 128 MB); the redo log a quarter of the pool (48 MB to
+    2 GB: large enough for bursts of writes, small enough for a quick crash recovery); a thread cache of
+    8 + max_connections / 100 (MySQL's own formula, at most 100); 400 open tables per core, 2000 at least;
+    one buffer-pool instance per GB at most 8 (below 1 GB, one)."""
+    pool = max(128, int(memory_mb * buffer_pool_share))
+    return {
+        "innodb_buffer_pool_size_mb": pool,
+        "innodb_log_file_size_mb": min(2048, max(48, pool // 4)),
+        "innodb_buffer_pool_instances": max(1, min(8, pool // 1024)),
+        "thread_cache_size": min(100, 8 + max_connections // 100),
+        "table_open_cache": max(2000, 400 * cpus),
+        "max_connections": max_connections,
+    }

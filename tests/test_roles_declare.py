@@ -37,9 +37,9 @@ def host_facts(address: str, hostname: str, size: dict[str, int]) -> dict[str, A
 Declared = dict[str, list[tuple[str, ops.Operation]]]
 
 
-def declared_for(root: Path, size: dict[str, int]) -> Declared:
-    """Each sandbox host's (role name, operation) list when every host has the given size."""
-    project = load_project(root, "sandbox")
+def declared_for(root: Path, size: dict[str, int], env: str = "sandbox") -> Declared:
+    """Each host's (role name, operation) list when every host of the env has the given size."""
+    project = load_project(root, env)
     facts = {name: host_facts(project.setup(name, None).vars["ansible_host"], name, size)
              for name in project.inventory.hosts}
     return {host: [(role.name, op) for role, op in items]
@@ -72,12 +72,24 @@ def ops_by_host(root: Path = REPO, overrides: tuple[str, ...] = (), container: s
 
 
 @pytest.fixture(scope="module")
-def both_sizes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Declared, Declared]:
-    """The sandbox env declared for small hosts and for large ones, from one copy (so the same secrets)."""
+def sized_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One copy of the repo (so the same secrets for both sizes), with host keys recorded for the MariaDB env
+    (a replica trusts only its primary's recorded key)."""
     from tests.conftest import copy_project
 
     root = copy_project(tmp_path_factory.mktemp("declare") / "repo")
-    return declared_for(root, SMALL), declared_for(root, LARGE)
+    project = load_project(root, "mariadb")
+    (root / "inventory" / "mariadb.known_hosts").write_text("".join(
+        f"{project.setup(name, None).vars['ansible_host']} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG9V710kHYLR9oKQAcJ9W"
+        f"+vNDIqigpWC3vUQmNR3aST/\n" for name in project.inventory.hosts))
+    return root
+
+
+@pytest.fixture(scope="module")
+def both_sizes(sized_copy: Path) -> dict[str, tuple[Declared, Declared]]:
+    """Each env declared for small hosts and for large ones."""
+    return {env: (declared_for(sized_copy, SMALL, env), declared_for(sized_copy, LARGE, env))
+            for env in ("sandbox", "mariadb")}
 
 
 # role -> (host, operation, what a small host gets, what a large host gets); the same text for both when the
@@ -120,6 +132,11 @@ EXPECTED = {
     # the pool's max_children follows the host's memory, like php_fpm's
     "php_fpm_exporter": ("app1", "file /etc/systemd/system/fabstack-php-fpm-exporter.service",
                          "--max-children 7", "--max-children 612"),
+    # the buffer pool follows the host's memory
+    "mariadb": ("mdb1", "file /etc/mysql/mariadb.conf.d/60-fabstack.cnf", "innodb_buffer_pool_size = 512M",
+                "innodb_buffer_pool_size = 32768M"),
+    "mariadb_replica": ("mdb2", "command seed from mdb1 and replicate by GTID", "fabstack-mariadb-seed",
+                        "fabstack-mariadb-seed"),
     "prometheus": ("mon1", "file /etc/prometheus/prometheus.yml", 'targets: ["10.213.0.41:9100"]',
                    'targets: ["10.213.0.41:9100"]'),
     "hardening": ("db1", "file /etc/fail2ban/jail.local", "banaction = nftables-multiport",
@@ -127,13 +144,18 @@ EXPECTED = {
 }
 
 
+# roles the sandbox env does not run, and the env whose hosts carry them
+OTHER_ENV = {"mariadb": "mariadb", "mariadb_replica": "mariadb"}
+
+
 def test_every_bundled_role_has_an_expectation() -> None:
     assert sorted(EXPECTED) == sorted(p.name for p in (REPO / "roles").iterdir() if (p / "role.py").is_file())
 
 
 @pytest.mark.parametrize("role", sorted(EXPECTED))
-def test_role_declares_for_small_and_large_hosts(role: str, both_sizes: tuple[Declared, Declared]) -> None:
-    small, large = both_sizes
+def test_role_declares_for_small_and_large_hosts(role: str,
+                                                 both_sizes: dict[str, tuple[Declared, Declared]]) -> None:
+    small, large = both_sizes[OTHER_ENV.get(role, "sandbox")]
     host, op_id, for_small, for_large = EXPECTED[role]
     assert for_small in find(small, host, role, op_id)
     assert for_large in find(large, host, role, op_id)
@@ -143,8 +165,8 @@ def test_role_declares_for_small_and_large_hosts(role: str, both_sizes: tuple[De
             [text_of(op) for name, op in large[host] if name == role]
 
 
-def test_node_instances_follow_cores(both_sizes: tuple[Declared, Declared]) -> None:
-    small, large = both_sizes
+def test_node_instances_follow_cores(both_sizes: dict[str, tuple[Declared, Declared]]) -> None:
+    small, large = both_sizes["sandbox"]
     for declared, cores in ((small, 1), (large, 32)):
         instances = [op.id for name, op in declared["app1"] if name == "node" and op.id.startswith("service ")]
         # each Node.js app (express, then nextweb) its instances, the next app 100 ports higher

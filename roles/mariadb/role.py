@@ -1,0 +1,120 @@
+"""mariadb: Debian's MariaDB tuned from facts, binary logs in ROW format with GTID, accounts from group_vars, and
+the means for a replica to seed itself from whichever host is the primary (a backup stream over SSH)."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+from typing import Any
+
+from fabstack import sshkeys, tuning
+from fabstack.role import RoleContext
+from fabstack.rolecontract import Commitment, Inbound, not_identifiers, out_of_bounds
+
+GENERATED_SECRETS = ("mariadb_app_password", "mariadb_replication_password", "mariadb_seed_ssh_private_key")
+PORTS = ("mariadb_port",)
+
+HANDLERS = {
+    "restart mariadb": "systemctl restart mariadb",
+}
+
+# The seed account's home, and the stream its forced command runs.
+SEED_HOME = "/var/lib/fabstack-seed"
+STREAM = "/usr/local/sbin/fabstack-mariadb-backup-stream"
+ACCOUNTS_DIGEST = "/var/lib/fabstack/mariadb-accounts.sha256"
+
+
+def inbound(values: dict[str, Any]) -> list[Inbound]:
+    """The apps and workers, and the tier's own hosts (replication)."""
+    return [Inbound((values["mariadb_port"],), "MariaDB: apps, workers and the tier's replicas",
+                    (*values["mariadb_client_groups"], values["mariadb_primary_group"],
+                     values["mariadb_replica_group"]))]
+
+
+def check(values: dict[str, Any]) -> list[tuple[str, str]]:
+    """Names that go into SQL must be identifiers; sizes must make sense."""
+    problems = not_identifiers(values, "mariadb_app_user", "mariadb_replication_user")
+    if not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", values["mariadb_seed_user"]):
+        problems.append(("mariadb_seed_user", f"must be a Unix user name, got {values['mariadb_seed_user']!r}"))
+    problems += [("mariadb_databases", f"must list lowercase SQL identifiers, got {name!r}")
+                 for name in values["mariadb_databases"] if not_identifiers({"d": name}, "d")]
+    if not 0.1 <= values["mariadb_buffer_pool_share"] <= 0.8:
+        problems.append(("mariadb_buffer_pool_share", "must be from 0.1 to 0.8"))
+    return problems + out_of_bounds(values, {"mariadb_max_connections": (0, 100_000),
+                                             "mariadb_app_connections": (1, 100_000),
+                                             "mariadb_binlog_expire_days": (1, 365)})
+
+
+def max_connections(values: dict[str, Any]) -> int:
+    """max_connections: configured, or the apps' connections plus the admins'."""
+    configured = values["mariadb_max_connections"]
+    return configured if configured > 0 else values["mariadb_app_connections"] + values["mariadb_admin_connections"]
+
+
+def commitment(values: dict[str, Any], facts: dict[str, Any] | None) -> Commitment | None:
+    """The buffer pool and the connections' memory, from the host's facts."""
+    if facts is None:
+        return None
+    settings = tuning.mariadb_web(facts["memory_mb"], facts["cpus"], values["mariadb_buffer_pool_share"],
+                                  max_connections(values))
+    return Commitment(
+        computed={"mariadb_tuning": settings},
+        memory=[("mariadb buffer pool", settings["innodb_buffer_pool_size_mb"]),
+                ("mariadb connections", settings["max_connections"] // 4)],
+        memory_key="mariadb_buffer_pool_share",
+        summary=f"mariadb   buffer pool {settings['innodb_buffer_pool_size_mb']}MB, max_connections "
+                f"{settings['max_connections']}")
+
+
+def server_id(address: str) -> int:
+    """A server_id unique in the tier: the host's IPv4 address as a number (1 for an address that is not one)."""
+    try:
+        return int(ipaddress.IPv4Address(address)) or 1
+    except ValueError:
+        return 1
+
+
+def addresses(ctx: RoleContext, groups: list[str]) -> list[str]:
+    """The addresses of every host in the groups, in inventory order, once each."""
+    found = []
+    for group in groups:
+        for name in ctx.groups.get(group, []):
+            if ctx.address_of(name) not in found:
+                found.append(ctx.address_of(name))
+    return found
+
+
+def deploy(ctx: RoleContext) -> None:
+    """Declare the server, its config, (on the primary) the databases and accounts, and the seed source."""
+    v = ctx.vars
+    tier = [v["mariadb_primary_group"], v["mariadb_replica_group"]]
+    is_primary = ctx.host in ctx.groups.get(v["mariadb_primary_group"], [])
+    ctx.packages("mariadb-server", "mariadb-backup", "percona-toolkit")
+    ctx.template("fabstack.cnf.j2", "/etc/mysql/mariadb.conf.d/60-fabstack.cnf", notify="restart mariadb",
+                 address=ctx.facts["primary_address"], tuning=ctx.computed["mariadb_tuning"],
+                 server_id=server_id(ctx.address_of(ctx.host)), read_only=not is_primary)
+    ctx.service("mariadb")
+    seed_source(ctx, addresses(ctx, tier))
+    if not is_primary:
+        return
+    sql = ctx.render("accounts.sql.j2", client_addresses=addresses(ctx, v["mariadb_client_groups"]),
+                     replication_addresses=addresses(ctx, tier))
+    digest = hashlib.sha256(sql.encode()).hexdigest()
+    ctx.directory("/var/lib/fabstack", mode="0700")
+    ctx.command(f"mariadb --batch && echo {digest} > {ACCOUNTS_DIGEST}", name="mariadb databases and accounts",
+                unless=f"test \"$(cat {ACCOUNTS_DIGEST} 2>/dev/null)\" = {digest}", stdin=sql)
+
+
+def seed_source(ctx: RoleContext, tier: list[str]) -> None:
+    """Let the tier's hosts pull a consistent copy of this one over SSH: an account whose only command is the
+    backup stream (as root through sudo, that script alone), reachable from the tier's addresses only."""
+    user = ctx.vars["mariadb_seed_user"]
+    public = sshkeys.public_line(ctx.vars["mariadb_seed_ssh_private_key"], f"{user}@{ctx.host}")
+    ctx.user(user, shell="/bin/sh", home=SEED_HOME)
+    ctx.file(STREAM, (ctx.role.path / "files" / "fabstack-mariadb-backup-stream").read_bytes(), mode="0755")
+    ctx.template("sudoers.j2", "/etc/sudoers.d/fabstack-seed", mode="0440", validate="visudo -cq -f %s",
+                 seed_user=user)
+    ctx.directory(f"{SEED_HOME}/.ssh", owner=user, group=user, mode="0700")
+    ctx.template("authorized_keys.j2", f"{SEED_HOME}/.ssh/authorized_keys", owner=user, group=user,
+                 mode="0600", sources=tier, public_key=public)

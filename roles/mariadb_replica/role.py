@@ -1,0 +1,30 @@
+"""mariadb_replica: seed once from the primary (mariadb-backup over SSH), then replicate by GTID, read_only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fabstack.role import RoleContext
+from fabstack.rolecontract import out_of_bounds
+
+SEED = "/usr/local/sbin/fabstack-mariadb-seed"
+KEY = "/etc/mysql/fabstack-seed.key"
+KNOWN_HOSTS = "/etc/mysql/fabstack-seed.known_hosts"
+SEEDED = "/var/lib/mysql/fabstack-seeded"
+
+
+def check(values: dict[str, Any]) -> list[tuple[str, str]]:
+    """A seed timeout that a copy can finish in."""
+    return out_of_bounds(values, {"mariadb_replica_seed_timeout": (60, 86_400)})
+
+
+def deploy(ctx: RoleContext) -> None:
+    """Declare the seed key, the primary's host key, the seed script, and its one run."""
+    v = ctx.vars
+    primary = ctx.peer(v["mariadb_primary_group"])
+    ctx.file(KEY, v["mariadb_seed_ssh_private_key"], mode="0600", secret=True)
+    ctx.file(KNOWN_HOSTS, "\n".join(ctx.host_key_lines(primary["name"])) + "\n")
+    ctx.template("seed.sh.j2", SEED, mode="0700", secret=True, primary=primary["name"],
+                 primary_address=primary["address"], primary_ssh_port=primary.get("ansible_port", 22),
+                 key_file=KEY, known_hosts_file=KNOWN_HOSTS, seed_user=v["mariadb_seed_user"])
+    ctx.command(SEED, creates=SEEDED, name=f"seed from {primary['name']} and replicate by GTID")
