@@ -12,7 +12,8 @@ from fabstack import sshkeys, tuning
 from fabstack.role import RoleContext
 from fabstack.rolecontract import Commitment, Inbound, not_identifiers, out_of_bounds
 
-GENERATED_SECRETS = ("mariadb_app_password", "mariadb_replication_password", "mariadb_seed_ssh_private_key")
+GENERATED_SECRETS = ("mariadb_app_password", "mariadb_replication_password", "mariadb_checksum_password",
+                     "mariadb_seed_ssh_private_key")
 PORTS = ("mariadb_port",)
 
 HANDLERS = {
@@ -23,6 +24,7 @@ HANDLERS = {
 SEED_HOME = "/var/lib/fabstack-seed"
 STREAM = "/usr/local/sbin/fabstack-mariadb-backup-stream"
 ACCOUNTS_DIGEST = "/var/lib/fabstack/mariadb-accounts.sha256"
+CHECKSUM_CNF = "/etc/mysql/fabstack-checksum.cnf"
 
 
 def inbound(values: dict[str, Any]) -> list[Inbound]:
@@ -34,7 +36,7 @@ def inbound(values: dict[str, Any]) -> list[Inbound]:
 
 def check(values: dict[str, Any]) -> list[tuple[str, str]]:
     """Names that go into SQL must be identifiers; sizes must make sense."""
-    problems = not_identifiers(values, "mariadb_app_user", "mariadb_replication_user")
+    problems = not_identifiers(values, "mariadb_app_user", "mariadb_replication_user", "mariadb_checksum_user")
     if not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", values["mariadb_seed_user"]):
         problems.append(("mariadb_seed_user", f"must be a Unix user name, got {values['mariadb_seed_user']!r}"))
     problems += [("mariadb_databases", f"must list lowercase SQL identifiers, got {name!r}")
@@ -95,6 +97,7 @@ def deploy(ctx: RoleContext) -> None:
                  address=ctx.facts["primary_address"], tuning=ctx.computed["mariadb_tuning"],
                  server_id=server_id(ctx.address_of(ctx.host)), read_only=not is_primary)
     ctx.service("mariadb")
+    ctx.template("checksum.cnf.j2", CHECKSUM_CNF, mode="0600", secret=True)
     seed_source(ctx, addresses(ctx, tier))
     if not is_primary:
         return

@@ -1,0 +1,34 @@
+"""testinfra checks of the mariadb_replica role: the replica replicates from the primary by GTID with both
+threads running (its lag is printed), and no app account can write past read_only."""
+
+from typing import Any
+
+
+def replica_status(host: Any) -> dict[str, str]:
+    """SHOW REPLICA STATUS as a mapping."""
+    out = host.check_output("mariadb --batch -e 'show replica status'")
+    header, *rows = out.splitlines()
+    assert rows, "this host replicates from nobody"
+    return dict(zip(header.split("\t"), rows[0].split("\t"), strict=False))
+
+
+def test_it_replicates_from_the_primary_by_gtid(host: Any, fleet: dict[str, Any], hostvars: dict[str, Any]) -> None:
+    status = replica_status(host)
+    primary = next(entry["vars"]["ansible_host"] for entry in fleet.values()
+                   if hostvars["mariadb_primary_group"] in entry["vars"]["group_names"])
+    assert status["Master_Host"] == primary
+    assert status["Using_Gtid"] == "Slave_Pos"
+    assert (status["Slave_IO_Running"], status["Slave_SQL_Running"]) == ("Yes", "Yes"), status["Last_Error"]
+    print(f"{host.backend.get_hostname()}: {status['Seconds_Behind_Master']} s behind, at GTID "
+          f"{status['Gtid_IO_Pos']}")
+
+
+def test_no_app_account_may_write_past_read_only(host: Any, hostvars: dict[str, Any]) -> None:
+    """read_only stops every account without READ ONLY ADMIN (MariaDB's super_read_only): no app account has it."""
+    accounts = host.check_output(f"mariadb --batch -N -e \"select concat(user, '@', host) from mysql.user "
+                                 f"where user = '{hostvars['mariadb_app_user']}'\"").split()
+    assert accounts
+    for account in accounts:
+        user, _, address = account.partition("@")
+        grants = host.check_output(f"mariadb --batch -N -e \"show grants for '{user}'@'{address}'\"")
+        assert "READ_ONLY ADMIN" not in grants and "ON *.*" not in grants.replace("USAGE ON *.*", ""), grants
