@@ -117,7 +117,7 @@ def seed_source(ctx: RoleContext, tier: list[str]) -> None:
     ctx.user(user, shell="/bin/sh", home=SEED_HOME)
     ctx.file(STREAM, (ctx.role.path / "files" / "fabstack-mariadb-backup-stream").read_bytes(), mode="0755")
     ctx.template("sudoers.j2", "/etc/sudoers.d/fabstack-seed", mode="0440", validate="visudo -cq -f %s",
-                 seed_user=user)
+                 seed_user=user, stream=STREAM)
     ctx.directory(f"{SEED_HOME}/.ssh", owner=user, group=user, mode="0700")
     ctx.template("authorized_keys.j2", f"{SEED_HOME}/.ssh/authorized_keys", owner=user, group=user,
-                 mode="0600", sources=tier, public_key=public)
+                 mode="0600", sources=tier, public_key=public, stream=STREAM)
