@@ -30,6 +30,13 @@ def settings(host: str = "mon1") -> dict[str, Any]:
     return load_project(REPO, "sandbox").setup(host, None).vars
 
 
+def primary_and_replica() -> tuple[str, str]:
+    """The db hosts' current roles, as the recorded topology says (an earlier failover test may have swapped
+    them)."""
+    groups = load_project(REPO, "sandbox").groups()
+    return groups["db_primary"][0], groups["db_replica"][0]
+
+
 def bound(for_key: str) -> float:
     """How long an alert may take to reach the receiver: twice its 'for' plus a scrape interval."""
     values = settings()
@@ -130,18 +137,19 @@ def test_a_queue_filled_past_its_threshold_reaches_the_receiver_in_time(deployed
 
 
 def test_a_stopped_replica_reaches_the_receiver_in_time(deployed: list) -> None:
-    replica = settings("db2")
+    primary, replica = primary_and_replica()
+    values = settings(replica)
     bounds = {"ReplicaNotStreaming": bound("alert_replica_for"), "PostgresDown": bound("alert_postgres_down_for")}
     since = time.time()
     try:
-        in_host("db2", f"systemctl stop {replica['postgresql_service']}")
-        delays = wait_for_alerts({"ReplicaNotStreaming": {"host": "db1", "slot": replica["postgresql_slot"]},
-                                  "PostgresDown": {"host": "db2"}}, since, bounds)
+        in_host(replica, f"systemctl stop {values['postgresql_service']}")
+        delays = wait_for_alerts({"ReplicaNotStreaming": {"host": primary, "slot": values["postgresql_slot"]},
+                                  "PostgresDown": {"host": replica}}, since, bounds)
     finally:
-        in_host("db2", f"systemctl start {replica['postgresql_service']}")
+        in_host(replica, f"systemctl start {values['postgresql_service']}")
         streaming = "select count(*) from pg_stat_replication where state = 'streaming'"
         for _ in range(30):  # leave it streaming again for the tests after this one
-            if in_host("db1", f"runuser -u postgres -- psql -X -At -c \"{streaming}\"").stdout.strip() == "1":
+            if in_host(primary, f"runuser -u postgres -- psql -X -At -c \"{streaming}\"").stdout.strip() == "1":
                 break
             time.sleep(1)
     check_delays(delays, bounds, "PostgreSQL stopped on the replica")
@@ -156,8 +164,9 @@ def test_a_slow_endpoint_under_load_reaches_the_receiver_in_time(deployed: list)
     # resumed on leaving
     script = (f"for i in $(seq {cycles}); do pkill -STOP -f '^postgres: [^ ]+: app app '; sleep 2; "
               "pkill -CONT -f '^postgres: [^ ]+: app app '; sleep 0.1; done\n")
-    in_host("db2", f"cat > /run/fabstack-test-stalls.sh <<'EOF'\n{script}EOF")
-    started = in_host("db2", f"systemd-run --unit fabstack-test-stalls --property=RuntimeMaxSec={cycles * 3} "
+    _, replica = primary_and_replica()
+    in_host(replica, f"cat > /run/fabstack-test-stalls.sh <<'EOF'\n{script}EOF")
+    started = in_host(replica, f"systemd-run --unit fabstack-test-stalls --property=RuntimeMaxSec={cycles * 3} "
                              "sh /run/fabstack-test-stalls.sh && sleep 1 && systemctl is-active fabstack-test-stalls")
     assert started.stdout.strip() == "active", started.stdout + started.stderr
     try:
@@ -166,7 +175,7 @@ def test_a_slow_endpoint_under_load_reaches_the_receiver_in_time(deployed: list)
             delays = wait_for_alerts({key: {"app": "app_fastapi", "severity": key.split("/")[1]} for key in bounds},
                                      since, bounds)
     finally:
-        in_host("db2", "systemctl stop fabstack-test-stalls; systemctl reset-failed fabstack-test-stalls; "
+        in_host(replica, "systemctl stop fabstack-test-stalls; systemctl reset-failed fabstack-test-stalls; "
                        "pkill -CONT -u postgres; rm -f /run/fabstack-test-stalls.sh")
     print(f"load: {load.statuses} answers, {len(load.errors)} failed connections")
     check_delays(delays, bounds, "the replica began stalling")
@@ -177,11 +186,13 @@ def table_renamed(table: str) -> Iterator[None]:
     """The apps' table gone under another name (as after a broken migration), put back on leaving."""
     sql = "alter table {} rename to {}"
     psql = "runuser -u postgres -- psql -X -q -d app -c"
-    assert in_host("db1", f"{psql} '{sql.format(table, table + '_away')}'").returncode == 0
+    primary, _ = primary_and_replica()
+    renamed = in_host(primary, f"{psql} '{sql.format(table, table + '_away')}'")
+    assert renamed.returncode == 0, renamed.stderr
     try:
         yield
     finally:
-        in_host("db1", f"{psql} '{sql.format(table + '_away', table)}'")
+        in_host(primary, f"{psql} '{sql.format(table + '_away', table)}'")
 
 
 def test_an_app_answering_500s_reaches_the_receiver_in_time(deployed: list) -> None:
@@ -240,7 +251,8 @@ def test_status_and_the_capacity_report_read_the_sandbox(deployed: list, tmp_pat
     lines: list[str] = []
     status(REPO, "sandbox", out=lines.append)
     rows = {tuple(line.split()[:2]) for line in lines[1:] if line and not line.startswith("FIRING")}
-    for alert, host in (("TargetDown", "mon1"), ("DatabaseConnectionsHigh", "db1"), ("ReplicaNotStreaming", "db2"),
+    primary, replica = primary_and_replica()
+    for alert, host in (("TargetDown", "mon1"), ("DatabaseConnectionsHigh", primary), ("ReplicaNotStreaming", replica),
                         ("PgBouncerClientsWaiting", "cache1"), ("PhpFpmPoolSaturated", "app1"),
                         ("QueueDepthHigh", "cache1")):
         assert (alert, host) in rows, (alert, host, lines)
