@@ -91,7 +91,7 @@ class Project:
         values, files = load_vars_location(self.root / "group_vars", "all")
         where = files[-1] if APPS_KEY in values and files else str(self.inventory.path)
         value = self.overrides.get(APPS_KEY, values.get(APPS_KEY, self.inventory.groups["all"].vars.get(APPS_KEY)))
-        apps = parse_apps(value, where, set(self.inventory.groups))
+        apps = parse_apps(value, where, set(self.inventory.groups) | self.inventory.elsewhere)
         taken: dict[tuple[str, int], str] = {}
         for app in apps:
             for host in dict.fromkeys(h for group in app.serve for h in self.inventory.select(group)):
@@ -118,8 +118,10 @@ class Project:
         return DbGroups.from_values(self.env_values())
 
     def groups(self) -> dict[str, list[str]]:
-        """Group name -> its hosts (children's included), like Ansible's ``groups``."""
-        return {name: self.inventory.select(name) for name in self.inventory.groups}
+        """Group name -> its hosts (children's included), like Ansible's ``groups``; a group only other envs of
+        the repo declare is here with no host."""
+        return {**{name: [] for name in sorted(self.inventory.elsewhere)},
+                **{name: self.inventory.select(name) for name in self.inventory.groups}}
 
     def hostvars(self) -> dict[str, dict[str, Any]]:
         """Every host's resolved variables (its roles' defaults included), like Ansible's ``hostvars``.
