@@ -44,8 +44,8 @@ def test_a_second_deploy_changes_nothing_and_verify_passes(tier: list) -> None:
 
 
 def test_a_replica_added_to_a_primary_holding_data_has_the_same_data(tier: list) -> None:
-    sql("mdb1", "create table if not exists app.checked (id int primary key, body varchar(64)); "
-                "replace into app.checked select seq, md5(seq) from seq_1_to_5000")
+    sql("mdb1", "use app; drop table if exists checked; create table checked (id int primary key, body varchar(64)); "
+                "insert into checked select seq, md5(seq) from seq_1_to_5000")
     # mdb3 as a new, empty host: its data removed and MariaDB's initial database made again; the next deploy
     # must seed it from the primary, which now holds data no binary log position alone would give it
     in_host("mdb3", "systemctl stop mariadb && rm -rf /var/lib/mysql && mkdir /var/lib/mysql && "
@@ -67,3 +67,7 @@ def test_a_replica_added_to_a_primary_holding_data_has_the_same_data(tier: list)
     assert check.returncode == 0, check.stdout
     rows = [line.split() for line in check.stdout.splitlines() if line.strip().endswith("app.checked")]
     assert rows and rows[0][2] == "0", check.stdout  # ERRORS DIFFS ROWS ...: no difference on any replica
+    for replica in ("mdb2", "mdb3"):  # each replica computed its own checksums of every chunk, equal to the primary's
+        compared = sql(replica, "select count(*), sum(this_crc <> master_crc or this_cnt <> master_cnt) "
+                                "from percona.checksums where db = 'app' and tbl = 'checked'").split()
+        assert int(compared[0]) > 0 and compared[1] == "0", (replica, compared)
