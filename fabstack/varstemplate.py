@@ -265,12 +265,30 @@ def template_vars(values: dict[str, Any], origins: dict[str, str], host: str, *,
                     RecursionError) as exc:
                 raise FabstackError(f"cannot template the value: {type(exc).__name__}: {shorten(str(exc))}",
                                     where=origins.get(key, ""), key=key, host=host) from exc
-        if all(_same(rendered[key], current[key]) for key in keys):
+            except FabstackError as exc:
+                if exc.key:
+                    raise
+                raise _naming(exc, key, origins, host) from exc
+        unchanged = True
+        for key in keys:
+            try:  # comparing may read other hosts' values (a value that is ``hostvars`` itself)
+                unchanged = _same(rendered[key], current[key]) and unchanged
+            except FabstackError as exc:
+                if exc.key:
+                    raise
+                raise _naming(exc, key, origins, host) from exc
+        if unchanged:
             return current
         current.update(rendered)
     looping = sorted(key for key in keys if is_templated(current[key]))
     raise FabstackError("templated values refer to each other in a loop", where=origins.get(looping[0], "")
                         if looping else "", key=", ".join(looping) or keys[0], host=host)
+
+
+def _naming(exc: FabstackError, key: str, origins: dict[str, str], host: str) -> FabstackError:
+    """Another host's values could not be resolved for this one (they refer back to it): the same error, naming
+    the key that asked for them."""
+    return FabstackError(exc.message, where=origins.get(key, ""), key=key, host=host)
 
 
 def _same(a: Any, b: Any) -> bool:
