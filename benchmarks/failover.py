@@ -1,7 +1,8 @@
 """Chaos benchmark on the sandbox: kill the primary's container under a write load and promote the replica, in
 synchronous and asynchronous mode; then a planned switchover under HTTP load. Prints RTO (kill -> first write
-acknowledged through PgBouncer), the promote command's duration, acknowledged writes lost (against the replay
-lag measured before the kill), and failed HTTP requests during the switchover. Asserts nothing.
+acknowledged through PgBouncer), the promote command's duration and the time from its start to the first
+acknowledged write, acknowledged writes lost (against the replay lag measured before the kill), and failed HTTP
+requests during the switchover. Asserts nothing.
 
 All traffic goes to sandbox addresses; the writer and the HTTP probe are bounded in count and time.
 Usage: .venv/bin/python benchmarks/failover.py
@@ -64,8 +65,10 @@ def kill_cycle(mode: str) -> dict[str, float]:
     subprocess.run(["podman", "start", f"fabstack-{old}"], check=True, capture_output=True)
     time.sleep(5)
     with_fleet(lambda f: fo.rejoin(f, old))
+    resumed = writer.first_ack_after(started)
     return {"acked": len(writer.acked), "lost": lost, "lag_bytes_before_kill": lag, "command_s": took,
-            "rto_s": (recovered - killed) if recovered else float("nan")}
+            "rto_s": (recovered - killed) if recovered else float("nan"),
+            "writes_resumed_after_command_start_s": (resumed - started) if resumed else float("nan")}
 
 
 def switchover_cycle() -> dict[str, float]:

@@ -58,6 +58,10 @@ class DbState:
         return "replica" if self.in_recovery else "primary"
 
 
+CONNECT_TIMEOUT = 1.0
+PGBOUNCER_INI = "/etc/pgbouncer/pgbouncer.ini"
+
+
 @dataclass
 class Fleet:
     """The env's db and PgBouncer hosts, reached once for a whole command."""
@@ -65,6 +69,9 @@ class Fleet:
     project: Project
     out: Callable[[str], None]
     hosts: dict[str, RemoteHost] = field(default_factory=dict)
+    # seconds a host has to answer SSH before it counts as down: short, since while the primary is dead every
+    # second spent waiting for it is a second without writes (the sandbox's hosts answer in about 0.2 s)
+    connect_timeout: float = CONNECT_TIMEOUT
 
     @property
     def topology(self) -> Topology:
@@ -83,7 +90,7 @@ class Fleet:
     def host(self, name: str) -> RemoteHost:
         """A host, connected on first use."""
         if name not in self.hosts:
-            self.hosts[name] = reach(self.project, name)
+            self.hosts[name] = reach(self.project, name, self.connect_timeout)
         return self.hosts[name]
 
     def state(self, name: str) -> DbState:
@@ -98,6 +105,11 @@ class Fleet:
         return DbState(name, up=True, in_recovery=row[0] == "t", paused=row[1] == "t", receiver=row[2], lsn=row[3],
                        timeline=int(row[4] or 0), lag_bytes=int(float(row[5] or 0)), lag_seconds=float(row[6] or 0),
                        sync_names=row[7])
+
+    def connect(self, names: list[str]) -> None:
+        """Reach several hosts at once (each within the connect timeout)."""
+        with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
+            list(pool.map(self.host, names))
 
     def states(self, names: list[str]) -> dict[str, DbState]:
         """The database state of several hosts, asked at once (a dead host costs its connect timeout once, not
@@ -224,6 +236,18 @@ def pause_bouncers(fleet: Fleet, database: str, primary_alive: bool) -> None:
         fleet.out(f"  {bouncer}: KILL {database} (new clients wait for RESUME)")
 
 
+def repoint_bouncers(fleet: Fleet, database: str, address: str) -> None:
+    """Point every PgBouncer's rw entry at the new primary now and RESUME it: the entry's line is rewritten in
+    place (the pgbouncer role's template writes ``NAME = host=ADDRESS ...``, so its converge right after finds
+    nothing to change), then RELOAD and RESUME. Writes flow again before the slower work (converging roles,
+    the other replicas, recording) is done."""
+    for bouncer in fleet.group("pgbouncer"):
+        fleet.host(bouncer).run(f"sed -i -E 's/^({database} = host=)[^ ]+ /\\1{address} /' {PGBOUNCER_INI}")
+        fleet.pgbouncer(bouncer, "RELOAD")
+        fleet.pgbouncer(bouncer, f"RESUME {database}", check=False)
+        fleet.out(f"  {bouncer}: {database} -> {address}, RESUME {database}")
+
+
 def resume_bouncers(fleet: Fleet, database: str) -> None:
     """RESUME the rw entry on every PgBouncer (an entry that is not paused is left as it is)."""
     for bouncer in fleet.group("pgbouncer"):
@@ -290,6 +314,7 @@ def promote(fleet: Fleet, replica: str | None, force: bool, check: bool, max_lag
     """Promote a replica to primary: preflight, fence the old primary, pause PgBouncer, promote, repoint, resume."""
     started = time.monotonic()
     old = (fleet.group(fleet.project.db_groups.primary) or [""])[0]
+    fleet.connect([*fleet.db_hosts, *fleet.group("pgbouncer")])
     states = fleet.states(fleet.db_hosts)
     target = choose_replica(fleet, replica, states)
     if target == old and states[old].role == "primary" and old == fleet.topology.primary:
@@ -320,6 +345,9 @@ def promote(fleet: Fleet, replica: str | None, force: bool, check: bool, max_lag
         if promoted != "t":
             raise FabstackError("pg_promote did not finish within 60 s; run the command again", host=target)
         fleet.out(f"  {target}: promoted")
+    if rw:
+        repoint_bouncers(fleet, rw, str(fleet.project.hostvars()[target].get("ansible_host", target)))
+        fleet.out(f"  writes go to {target} {time.monotonic() - started:.1f}s after the command began")
     topology = fleet.topology
     topology.primary = target
     if old and old != target and old not in topology.fenced:
@@ -329,8 +357,7 @@ def promote(fleet: Fleet, replica: str | None, force: bool, check: bool, max_lag
     fleet.out(f"  topology recorded: primary {target}, fenced {', '.join(topology.fenced) or 'none'}")
     fleet.project = load_project(fleet.project.root, fleet.project.env)
     if rw:
-        converge(fleet, "pgbouncer", "pgbouncer")
-        resume_bouncers(fleet, rw)
+        converge(fleet, "pgbouncer", "pgbouncer")  # what the role says, from the recorded topology
     for other in fleet.group(fleet.project.db_groups.replica):
         follow(fleet, other, target)
     converge(fleet, None, ",".join(h for h in fleet.db_hosts if fleet.host(h).reachable))
