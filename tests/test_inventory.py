@@ -117,3 +117,13 @@ def test_repo_sandbox_inventory_matches_ansible_inventory(project_copy: Path) ->
     theirs = ansible_inventory(repo, "sandbox")
     assert ours["_meta"]["hostvars"] == theirs["_meta"]["hostvars"]
     assert ours["all"]["children"] == theirs["all"]["children"]
+
+
+def test_a_group_of_another_env_matches_no_host_and_a_typo_is_still_refused(project_copy: Path) -> None:
+    sandbox = load_inventory(project_copy, "sandbox")
+    assert "mariadb_primary" in sandbox.elsewhere  # inventory/mariadb.yml declares it
+    assert sandbox.select("mariadb_primary") == []
+    assert sandbox.select("db,mariadb_replica") == sandbox.select("db")
+    with pytest.raises(FabstackError, match="unknown host or group 'mariadb_primray'"):
+        sandbox.select("mariadb_primray")
+    assert "db_primary" in load_inventory(project_copy, "mariadb").elsewhere

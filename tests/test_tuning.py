@@ -60,3 +60,16 @@ def test_app_keepalive_outlasts_nginx_idle_timeout() -> None:
 def test_size_parsing_and_formatting() -> None:
     assert tuning.parse_size_mb("2g") == 2048 and tuning.parse_size_mb("512MB") == 512
     assert tuning.pg_size(1024 * 1024) == "1GB" and tuning.pg_size(27594) == "27594kB"
+
+
+def test_mariadb_sizes_follow_memory_and_cores() -> None:
+    small = tuning.mariadb_web(1024, 1, 0.5, 210)
+    assert small == {"innodb_buffer_pool_size_mb": 512, "innodb_log_file_size_mb": 128,
+                     "innodb_buffer_pool_instances": 1, "thread_cache_size": 10, "table_open_cache": 2000,
+                     "max_connections": 210}
+    large = tuning.mariadb_web(65536, 32, 0.5, 2000)
+    assert large["innodb_buffer_pool_size_mb"] == 32768
+    assert large["innodb_log_file_size_mb"] == 2048  # capped: crash recovery stays quick
+    assert large["innodb_buffer_pool_instances"] == 8
+    assert large["thread_cache_size"] == 28 and large["table_open_cache"] == 12800
+    assert tuning.mariadb_web(128, 1, 0.1, 10)["innodb_buffer_pool_size_mb"] == 128  # never below 128 MB
