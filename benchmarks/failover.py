@@ -15,13 +15,13 @@ import time
 
 from common import REPO, quiet_deploy, sandbox_up
 
-from fabstack import failover as fo
+from fabstack import pgfailover as fo
 from tests.integration.chaos import HttpProbe, Writer, probe_ids, reset_probe_table
 
 
-def fleet() -> fo.Fleet:
+def fleet() -> fo.PgFleet:
     """The env's db fleet, quiet."""
-    return fo.open_fleet(REPO, "sandbox", out=lambda _: None)
+    return fo.open_pg_fleet(REPO, "sandbox", out=lambda _: None)
 
 
 def with_fleet(action):  # noqa: ANN001, ANN201 - a small local helper

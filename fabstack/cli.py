@@ -90,18 +90,19 @@ def verify(c: Context, env: str = "sandbox", limit: str | None = None, root: str
         "host": "rejoin: the old primary to make a replica",
         "force": "promote even though the old primary cannot be reached to fence it",
         "check": "print the plan (and any refusal) and stop",
+        "tier": "postgresql or mariadb (default: the env's only db tier)",
         "root": "the deployment repo",
         **VAULT,
     },
 )
 def failover(c: Context, action: str, env: str = "sandbox", replica: str | None = None, host: str | None = None,
-             force: bool = False, check: bool = False, root: str = ".", vault_password_file: str | None = None,
-             ask_vault_pass: bool = False) -> None:
-    """Day-2 PostgreSQL: `status`, `promote-replica` (fence, PgBouncer pause, promote, repoint), `rejoin`,
-    `switchover` (planned, loses nothing)."""
+             force: bool = False, check: bool = False, tier: str | None = None, root: str = ".",
+             vault_password_file: str | None = None, ask_vault_pass: bool = False) -> None:
+    """Day-2 databases, the same for PostgreSQL and MariaDB: `status`, `promote-replica` (fence, promote, repoint
+    the poolers or replicas), `rejoin`, `switchover` (planned, loses nothing)."""
     from fabstack.failover import run_action
 
-    _run(lambda: run_action(Path(root), env, action, replica, host, force, check), vault_password_file,
+    _run(lambda: run_action(Path(root), env, action, replica, host, force, check, tier), vault_password_file,
          ask_vault_pass)
 
 

@@ -16,7 +16,7 @@ from fabstack.inventory import Inventory, ResolvedVars, load_inventory
 from fabstack.masking import Masker, secret_values
 from fabstack.role import Role, load_role
 from fabstack.secrets import generated_secrets, secrets_path
-from fabstack.topology import DbGroups, apply_topology, load_topology
+from fabstack.topology import DB_TIERS, DbGroups, apply_topology, load_topology
 from fabstack.varstemplate import template_vars
 from fabstack.yamlfile import load_vars_location, load_yaml
 
@@ -114,8 +114,17 @@ class Project:
 
     @property
     def db_groups(self) -> DbGroups:
-        """The groups of the primary, the replicas and the fenced db hosts."""
+        """The PostgreSQL tier's groups of the primary, the replicas and the fenced db hosts."""
         return DbGroups.from_values(self.env_values())
+
+    def tier_groups(self, tier: str) -> DbGroups:
+        """A db tier's groups (``DB_TIERS`` names the tiers)."""
+        return DbGroups.from_values(self.env_values(), tier)
+
+    def db_tiers(self) -> list[str]:
+        """The db tiers this env runs: those whose primary group has a host."""
+        return [tier for tier in DB_TIERS if self.inventory.groups.get(self.tier_groups(tier).primary)
+                and self.inventory.select(self.tier_groups(tier).primary)]
 
     def groups(self) -> dict[str, list[str]]:
         """Group name -> its hosts (children's included), like Ansible's ``groups``; a group only other envs of
@@ -270,7 +279,8 @@ def load_project(root: Path, env: str, check_patterns: bool = True) -> Project:
                 inventory.select(pattern)
         except FabstackError as exc:
             raise FabstackError(exc.message, where=site, key=f"[{index}].hosts") from exc
-    apply_topology(inventory, load_topology(inventory.path), project.db_groups)
+    for tier in DB_TIERS:
+        apply_topology(inventory, load_topology(inventory.path, tier), project.tier_groups(tier))
     return project
 
 

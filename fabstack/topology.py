@@ -18,8 +18,11 @@ from fabstack.errors import FabstackError
 from fabstack.inventory import Group, Inventory
 from fabstack.yamlfile import load_mapping
 
-# The settings naming the db groups (the postgresql role's defaults say what they are).
-DB_GROUP_SETTINGS = ("postgresql_primary_group", "postgresql_replica_group", "postgresql_fenced_group")
+# Each db tier, and the settings naming its groups (each tier's role defaults say what they are).
+DB_TIERS = {
+    "postgresql": ("postgresql_primary_group", "postgresql_replica_group", "postgresql_fenced_group"),
+    "mariadb": ("mariadb_primary_group", "mariadb_replica_group", "mariadb_fenced_group"),
+}
 
 
 @dataclass(frozen=True)
@@ -31,9 +34,9 @@ class DbGroups:
     fenced: str
 
     @classmethod
-    def from_values(cls, values: dict[str, Any]) -> DbGroups:
-        """The names as env-wide values give them (empty when no role defines them: no db tier)."""
-        primary, replica, fenced = (str(values.get(key, "")) for key in DB_GROUP_SETTINGS)
+    def from_values(cls, values: dict[str, Any], tier: str = "postgresql") -> DbGroups:
+        """A tier's names as env-wide values give them (empty when no role defines them: no such tier)."""
+        primary, replica, fenced = (str(values.get(key, "")) for key in DB_TIERS[tier])
         return cls(primary, replica, fenced)
 
     def all(self) -> tuple[str, str, str]:
@@ -58,24 +61,37 @@ def topology_path(inventory_path: Path) -> Path:
     return inventory_path.with_suffix(".topology.yml")
 
 
-def load_topology(inventory_path: Path) -> Topology:
-    """The recorded topology, or an empty one."""
-    path = topology_path(inventory_path)
+def _recorded(path: Path) -> dict[str, Any]:
+    """Tier -> its recorded mapping (a file with ``primary:`` at the top is PostgreSQL's, as first written)."""
     if not path.is_file():
-        return Topology()
+        return {}
     data = load_mapping(path)
-    fenced = data.get("fenced") or []
-    if not isinstance(data.get("primary", ""), str) or not isinstance(fenced, list):
-        raise FabstackError("expected primary: HOST and fenced: [HOSTS]", where=str(path))
+    if "primary" in data or "fenced" in data:
+        data = {"postgresql": data}
+    unknown = sorted(set(data) - set(DB_TIERS))
+    if unknown:
+        raise FabstackError(f"unknown db tier {unknown[0]!r} (tiers: {', '.join(DB_TIERS)})", where=str(path),
+                            key=unknown[0])
+    return data
+
+
+def load_topology(inventory_path: Path, tier: str = "postgresql") -> Topology:
+    """A tier's recorded topology, or an empty one."""
+    path = topology_path(inventory_path)
+    data = _recorded(path).get(tier) or {}
+    fenced = data.get("fenced") or [] if isinstance(data, dict) else None
+    if not isinstance(data, dict) or not isinstance(data.get("primary", ""), str) or not isinstance(fenced, list):
+        raise FabstackError("expected primary: HOST and fenced: [HOSTS]", where=str(path), key=tier)
     return Topology(primary=data.get("primary") or "", fenced=[str(h) for h in fenced])
 
 
-def save_topology(inventory_path: Path, topology: Topology) -> None:
-    """Write the topology atomically."""
+def save_topology(inventory_path: Path, topology: Topology, tier: str = "postgresql") -> None:
+    """Record a tier's topology atomically (the other tiers' stay as they are)."""
     path = topology_path(inventory_path)
+    data = {**_recorded(path), tier: topology.as_dict()}
     tmp = path.with_suffix(".tmp")
-    tmp.write_text("# written by fabstack failover: the current primary and fenced db hosts; deploy follows it\n"
-                   + yaml.safe_dump(topology.as_dict(), sort_keys=False))
+    tmp.write_text("# written by fabstack failover: each db tier's current primary and fenced hosts; deploy follows "
+                   "it\n" + yaml.safe_dump(data, sort_keys=False))
     tmp.replace(path)
 
 

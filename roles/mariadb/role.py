@@ -25,13 +25,14 @@ SEED_HOME = "/var/lib/fabstack-seed"
 STREAM = "/usr/local/sbin/fabstack-mariadb-backup-stream"
 ACCOUNTS_DIGEST = "/var/lib/fabstack/mariadb-accounts.sha256"
 CHECKSUM_CNF = "/etc/mysql/fabstack-checksum.cnf"
+ROLE_CNF = "/etc/mysql/mariadb.conf.d/61-fabstack-role.cnf"
 
 
 def inbound(values: dict[str, Any]) -> list[Inbound]:
     """The apps and workers, and the tier's own hosts (replication)."""
     return [Inbound((values["mariadb_port"],), "MariaDB: apps, workers and the tier's replicas",
                     (*values["mariadb_client_groups"], values["mariadb_primary_group"],
-                     values["mariadb_replica_group"]))]
+                     values["mariadb_replica_group"], values["mariadb_fenced_group"]))]
 
 
 def check(values: dict[str, Any]) -> list[tuple[str, str]]:
@@ -90,13 +91,21 @@ def addresses(ctx: RoleContext, groups: list[str]) -> list[str]:
 def deploy(ctx: RoleContext) -> None:
     """Declare the server, its config, (on the primary) the databases and accounts, and the seed source."""
     v = ctx.vars
-    tier = [v["mariadb_primary_group"], v["mariadb_replica_group"]]
+    tier = [v["mariadb_primary_group"], v["mariadb_replica_group"], v["mariadb_fenced_group"]]
     is_primary = ctx.host in ctx.groups.get(v["mariadb_primary_group"], [])
     ctx.packages("mariadb-server", "mariadb-backup", "percona-toolkit")
     ctx.template("fabstack.cnf.j2", "/etc/mysql/mariadb.conf.d/60-fabstack.cnf", notify="restart mariadb",
                  address=ctx.facts["primary_address"], tuning=ctx.computed["mariadb_tuning"],
-                 server_id=server_id(ctx.address_of(ctx.host)), read_only=not is_primary)
+                 server_id=server_id(ctx.address_of(ctx.host)))
+    ctx.template("role.cnf.j2", ROLE_CNF, read_only=not is_primary)
+    if ctx.host in ctx.groups.get(v["mariadb_fenced_group"], []):
+        # a failed primary stays down until `inv failover rejoin` makes it a replica of the new primary
+        ctx.service("mariadb", state="stopped", enabled=None, masked=True)
+        return
     ctx.service("mariadb")
+    wanted = int(not is_primary)
+    ctx.command(f"mariadb --batch -e 'SET GLOBAL read_only = {wanted}'", name=f"read_only {wanted} (live)",
+                unless=f"test \"$(mariadb --batch -N -e 'select @@read_only')\" = {wanted}")
     ctx.template("checksum.cnf.j2", CHECKSUM_CNF, mode="0600", secret=True)
     seed_source(ctx, addresses(ctx, tier))
     if not is_primary:

@@ -1,0 +1,138 @@
+"""The db hosts of one tier of an env, reached once for a whole day-2 command (``inv failover``, backups): who
+is primary, replica or fenced as the inventory and the recorded topology say, SSH to each, and re-running the
+deploy so hosts follow a new topology. Each tier's own commands (``pgfailover``, ``mariadbfailover``) build on it.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from fabstack.errors import FabstackError, shorten
+from fabstack.project import Project, load_project
+from fabstack.remote import RemoteHost, reach
+from fabstack.report import Printer
+from fabstack.runner import execute, select_hosts
+from fabstack.topology import Topology, load_topology, save_topology
+
+T = TypeVar("T")
+F = TypeVar("F", bound="Fleet")
+
+
+def in_parallel(ask: Callable[[str], T], names: list[str]) -> dict[str, T]:
+    """``ask(name)`` for every name at once; name -> answer, in the names' order."""
+    with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
+        return dict(zip(names, pool.map(ask, names), strict=True))
+
+
+CONNECT_TIMEOUT = 1.0
+@dataclass
+class Fleet:
+    """The env's hosts (a db tier's and the others a command needs), reached once for a whole command."""
+
+    project: Project
+    out: Callable[[str], None]
+    hosts: dict[str, RemoteHost] = field(default_factory=dict)
+    # the db tier the command works on (``DB_TIERS``)
+    tier: str = "postgresql"
+    # seconds a host has to answer SSH before it counts as down: short, since while the primary is dead every
+    # second spent waiting for it is a second without writes (the sandbox's hosts answer in about 0.2 s)
+    connect_timeout: float = CONNECT_TIMEOUT
+
+    @property
+    def topology(self) -> Topology:
+        """The recorded topology."""
+        return load_topology(self.project.inventory.path, self.tier)
+
+    def record(self, topology: Topology) -> None:
+        """Record the tier's new topology and reload the env so groups follow it."""
+        save_topology(self.project.inventory.path, topology, self.tier)
+        self.project = load_project(self.project.root, self.project.env)
+
+    def group(self, name: str) -> list[str]:
+        """Hosts of an inventory group (after the topology is applied)."""
+        return self.project.inventory.select(name) if name in self.project.inventory.groups else []
+
+    @property
+    def db_hosts(self) -> list[str]:
+        """Every database host of the tier: primary, replicas and fenced ones."""
+        return [h for name in self.project.tier_groups(self.tier).all() for h in self.group(name)]
+
+    @property
+    def primary(self) -> str:
+        """The tier's primary as the inventory and recorded topology say ("" if none)."""
+        return (self.group(self.project.tier_groups(self.tier).primary) or [""])[0]
+
+    @property
+    def replicas(self) -> list[str]:
+        """The tier's replicas as the inventory and recorded topology say."""
+        return self.group(self.project.tier_groups(self.tier).replica)
+
+    def address(self, name: str) -> str:
+        """A host's address (``ansible_host``, else its name)."""
+        return str(self.project.hostvars()[name].get("ansible_host", name))
+
+    def host(self, name: str) -> RemoteHost:
+        """A host, connected on first use."""
+        if name not in self.hosts:
+            self.hosts[name] = reach(self.project, name, self.connect_timeout)
+        return self.hosts[name]
+
+    def connect(self, names: list[str]) -> None:
+        """Reach several hosts at once (each within the connect timeout)."""
+        in_parallel(self.host, names)
+
+    def close(self) -> None:
+        """Close every SSH session."""
+        for host in self.hosts.values():
+            host.close()
+
+
+def env_tier(project: Project, tier: str | None) -> str:
+    """The db tier asked for, else the env's only one; refused when the env has none, or several and none asked."""
+    tiers = project.db_tiers()
+    if tier is None and len(tiers) > 1:
+        raise FabstackError(f"this env runs several db tiers: choose one with --tier ({', '.join(tiers)})",
+                            key="--tier")
+    chosen = tier or (tiers[0] if tiers else "")
+    if chosen not in tiers:
+        raise FabstackError(f"no {shorten(chosen or 'db')} tier in env {project.env} (tiers here: "
+                            f"{', '.join(tiers) or 'none'})", key="--tier")
+    return chosen
+
+
+def open_fleet(kind: type[F], root: Path, env: str, out: Callable[[str], None] = print,
+               db_hosts_named: dict[str, str | None] | None = None, tier: str | None = None) -> F:
+    """Load the env, check all of it as a deploy does (and that each ``--option: name`` in ``db_hosts_named`` is
+    a db host) before any host is contacted, and prepare to reach its hosts. The db tier is the one asked for,
+    else the env's only one."""
+    project = load_project(root, env)
+    fleet = kind(project=project, out=out, tier=env_tier(project, tier))
+    for key, name in (db_hosts_named or {}).items():
+        if name is not None and name not in fleet.db_hosts:
+            raise FabstackError(f"{shorten(name)} is not a db host (db hosts: {', '.join(fleet.db_hosts)})", key=key)
+    select_hosts(fleet.project)
+    return fleet
+
+
+def converge(fleet: Fleet, roles: str | None, limit: str) -> None:
+    """Re-run the deploy (of some roles, or all) so hosts follow the recorded topology: PgBouncer's rw entry,
+    slots and synchronous_standby_names, and whatever site.yml gives the primary (the backups)."""
+    root, env = fleet.project.root, fleet.project.env
+    project = load_project(root, env)
+    # the deploy's own lines are not shown: the summary below is, and a failure names its host and reason
+    printer = Printer(project.masker, stream=io.StringIO())
+    reports = execute(project, select_hosts(project, limit, roles), check=False, printer=printer)
+    failed = [r for r in reports if r.failed]
+    changed = sum(r.count("changed") for r in reports)
+    fleet.out(f"  deploy{' --roles ' + roles if roles else ''} --limit {limit}: {changed} changed"
+              + (f", FAILED on {', '.join(r.host for r in failed)}" if failed else ""))
+    if failed:
+        first = failed[0]
+        reason = first.error or next((f"{e.operation}: {e.message}" for e in first.events if e.status == "failed"), "")
+        raise FabstackError(f"converging {roles or 'every role'} failed: {project.masker(reason)}", host=first.host)
+    fleet.project = load_project(root, env)  # reload: the topology may have changed groups
