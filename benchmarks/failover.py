@@ -4,19 +4,28 @@ acknowledged through PgBouncer), the promote command's duration and the time fro
 acknowledged write, acknowledged writes lost (against the replay lag measured before the kill), and failed HTTP
 requests during the switchover. Asserts nothing.
 
+``--tier mariadb`` does the same for the MariaDB tier (inventory/mariadb.yml): a kill and a switchover under a
+write load from a client that writes to whichever host of the tier takes writes; lag before the kill is in
+transactions (GTID), replication being asynchronous.
+
 All traffic goes to sandbox addresses; the writer and the HTTP probe are bounded in count and time.
-Usage: .venv/bin/python benchmarks/failover.py
+Usage: .venv/bin/python benchmarks/failover.py [--tier mariadb]
 """
 
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 
 from common import REPO, quiet_deploy, sandbox_up
 
+from fabstack import mariadbfailover as mf
 from fabstack import pgfailover as fo
+from fabstack.dbfleet import open_fleet
 from tests.integration.chaos import HttpProbe, Writer, probe_ids, reset_probe_table
+from tests.integration.mariadbchaos import ENV as MARIADB_ENV
+from tests.integration.mariadbchaos import MariaWriter, Probe, tier_addresses
 
 
 def fleet() -> fo.PgFleet:
@@ -86,13 +95,75 @@ def switchover_cycle() -> dict[str, float]:
             "http_ok": http.ok, "http_failed": http.failed}
 
 
+def with_maria_fleet(action):  # noqa: ANN001, ANN201 - a small local helper
+    """Run ``action(fleet)`` on the MariaDB tier's fleet and close it."""
+    f = open_fleet(mf.MariaFleet, REPO, MARIADB_ENV, out=lambda _: None, tier="mariadb")
+    try:
+        return action(f)
+    finally:
+        f.close()
+
+
+def maria_primary_and_lag() -> tuple[str, int]:
+    """The MariaDB primary, and how many of its transactions the most advanced replica has not received."""
+    def ask(f: mf.MariaFleet) -> tuple[str, int]:
+        states = f.states(f.db_hosts)
+        primary = next(s for s in states.values() if s.role == "primary")
+        lags = [mf.missing(s.received_pos or s.position, primary.binlog_pos) for s in states.values()
+                if s.role == "replica"]
+        return primary.name, min(lags, default=0)
+    return with_maria_fleet(ask)
+
+
+def maria_cycle(kill: bool) -> dict[str, float]:
+    """A MariaDB failover after ``podman kill`` of the primary (then its rejoin), or a planned switchover, under a
+    write load."""
+    primary, _ = maria_primary_and_lag()
+    probe = Probe(primary).create()
+    writer = MariaWriter(max_seconds=90, probe=probe, addresses=tier_addresses()).start()
+    time.sleep(3)
+    old, lag = maria_primary_and_lag()
+    if kill:
+        subprocess.run(["podman", "kill", f"fabstack-{old}"], check=True, capture_output=True)
+    started = time.monotonic()
+    new = with_maria_fleet(lambda f: (mf.promote(f, None, force=True, check=False) if kill
+                                      else mf.switchover(f, None, check=False)))
+    took = time.monotonic() - started
+    for _ in range(200):
+        if writer.first_ack_after(started):
+            break
+        time.sleep(0.05)
+    time.sleep(1)
+    writer.stop()
+    present = probe.ids(with_maria_fleet(lambda f: f.address(new)))
+    resumed = writer.first_ack_after(started)
+    if kill:
+        subprocess.run(["podman", "start", f"fabstack-{old}"], check=True, capture_output=True)
+        time.sleep(5)
+        with_maria_fleet(lambda f: mf.rejoin(f, old))
+    probe.drop(new)
+    figures: dict[str, float] = {"acked": len(writer.acked), "lost": len(set(writer.acked) - present),
+                                 "command_s": took, "longest_write_outage_s": writer.longest_outage(),
+                                 "writes_resumed_after_command_start_s": (resumed - started) if resumed
+                                 else float("nan")}
+    if kill:
+        figures["lag_transactions_before_kill"] = lag
+    return figures
+
+
 def main() -> None:
-    """Run the three scenarios and print their figures."""
-    sandbox_up()
-    quiet_deploy()
-    results = {"sync failover": kill_cycle("sync"), "async failover": kill_cycle("async"),
-               "switchover": switchover_cycle()}
-    quiet_deploy(limit="db", roles="postgresql")
+    """Run the scenarios of the tier asked for and print their figures."""
+    tier = sys.argv[sys.argv.index("--tier") + 1] if "--tier" in sys.argv else "postgresql"
+    if tier == "mariadb":
+        sandbox_up(env=MARIADB_ENV)
+        quiet_deploy(env=MARIADB_ENV)
+        results = {"failover (kill)": maria_cycle(kill=True), "switchover": maria_cycle(kill=False)}
+    else:
+        sandbox_up()
+        quiet_deploy()
+        results = {"sync failover": kill_cycle("sync"), "async failover": kill_cycle("async"),
+                   "switchover": switchover_cycle()}
+        quiet_deploy(limit="db", roles="postgresql")
     for name, figures in results.items():
         shown = ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in figures.items())
         print(f"{name:<16}{shown}")

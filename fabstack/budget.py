@@ -90,6 +90,7 @@ def compute_budget(project: Any, setups: dict[str, Any], hostfacts: dict[str, di
     lines.append(f"  total database clients: {clients}")
 
     _pgbouncer_and_postgresql(project, setups, hostfacts, budget, clients)
+    _mariadb(setups, budget, clients)
     _memory(setups, hostfacts, budget)
     return budget
 
@@ -165,6 +166,27 @@ def _pgbouncer_and_postgresql(
                 f"PgBouncer pools need {pools} server connections but max_connections {max_conn} leaves "
                 f"{max_conn - reserved} after {reserved} reserved",
                 key="postgresql_max_connections", host=host, where=setup.resolved.origin("postgresql_max_connections")))
+
+
+def _mariadb(setups: dict[str, Any], budget: Budget, clients: int) -> None:
+    """MariaDB has no pooler in front (Debian has none for it): every app client may hold a connection to each
+    host of the tier (writes on the primary, reads on a replica, and any host may become the primary), so each
+    host's max_connections must hold all of them plus the admins'."""
+    hosts = [(h, s) for h, s in setups.items() if "mariadb" in _roles(s) and "mariadb_tuning" in budget.of(h)]
+    if not hosts:
+        return
+    budget.lines.append("MARIADB")
+    for host, setup in hosts:
+        v = setup.vars
+        max_conn = budget.of(host)["mariadb_tuning"]["max_connections"]
+        admin = v["mariadb_admin_connections"]
+        budget.lines.append(f"  {host:<8} max_connections {max_conn} (app clients {clients} + admin {admin})")
+        budget.bars.append(Bar("MariaDB connections", host, clients + admin, max_conn))
+        if clients + admin > max_conn:
+            key = "mariadb_max_connections" if v["mariadb_max_connections"] else "mariadb_app_connections"
+            budget.problems.append(Problem(
+                f"{clients} app clients + {admin} admin connections exceed MariaDB's max_connections {max_conn}",
+                key=key, host=host, where=setup.resolved.origin(key)))
 
 
 def _memory(setups: dict[str, Any], hostfacts: dict[str, dict[str, Any]], budget: Budget) -> None:

@@ -78,15 +78,19 @@ class PgFleet(Fleet):
         once per host before it)."""
         return in_parallel(self.state, names)
 
-    def pgbouncer(self, name: str, command: str, check: bool = True, timeout: int = 0) -> str:
-        """A PgBouncer admin console command on a PgBouncer host (the password is read there, never sent)."""
+    def pgbouncer_command(self, name: str, command: str, timeout: int = 0) -> str:
+        """The shell command that runs one PgBouncer admin console command on a PgBouncer host (the password is
+        read there, never sent)."""
         v = self.project.setup(name, None).vars
         admin, port = v["pgbouncer_admin_user"], v["pgbouncer_listen_port"]
         password = f"sed -n 's/^\"{admin}\" \"\\(.*\\)\"$/\\1/p' /etc/pgbouncer/userlist.txt"
         limit = f"timeout {timeout} " if timeout else ""
-        return self.host(name).run(
-            f"PGPASSWORD=\"$({password})\" {limit}psql -X -At -F '|' -h 127.0.0.1 -p {port} -U {admin} "
-            f"-d pgbouncer -c {shlex.quote(command)}", check=check)
+        return (f"PGPASSWORD=\"$({password})\" {limit}psql -X -At -F '|' -h 127.0.0.1 -p {port} -U {admin} "
+                f"-d pgbouncer -c {shlex.quote(command)}")
+
+    def pgbouncer(self, name: str, command: str, check: bool = True, timeout: int = 0) -> str:
+        """A PgBouncer admin console command on a PgBouncer host."""
+        return self.host(name).run(self.pgbouncer_command(name, command, timeout), check=check)
 
     def pgbouncer_targets(self, name: str) -> dict[str, str]:
         """PgBouncer database entry -> the host it points at."""
@@ -189,12 +193,15 @@ def pause_bouncers(fleet: PgFleet, database: str, primary_alive: bool) -> None:
 def repoint_bouncers(fleet: PgFleet, database: str, address: str) -> None:
     """Point every PgBouncer's rw entry at the new primary now and RESUME it: the entry's line is rewritten in
     place (the pgbouncer role's template writes ``NAME = host=ADDRESS ...``, so its converge right after finds
-    nothing to change), then RELOAD and RESUME. Writes flow again before the slower work (converging roles,
-    the other replicas, recording) is done."""
-    for bouncer in fleet.group("pgbouncer"):
-        fleet.host(bouncer).run(f"sed -i -E 's/^({database} = host=)[^ ]+ /\\1{address} /' {PGBOUNCER_INI}")
-        fleet.pgbouncer(bouncer, "RELOAD")
-        fleet.pgbouncer(bouncer, f"RESUME {database}", check=False)
+    nothing to change), then RELOAD and RESUME, in one round trip per PgBouncer and on all of them at once.
+    Writes flow again before the slower work (converging roles, the other replicas, recording) is done."""
+    def repoint(bouncer: str) -> str:
+        return fleet.host(bouncer).run(
+            f"sed -i -E 's/^({database} = host=)[^ ]+ /\\1{address} /' {PGBOUNCER_INI} && "
+            f"{fleet.pgbouncer_command(bouncer, 'RELOAD')} && "
+            f"{{ {fleet.pgbouncer_command(bouncer, f'RESUME {database}')} || true; }}")
+
+    for bouncer in in_parallel(repoint, fleet.group("pgbouncer")):
         fleet.out(f"  {bouncer}: {database} -> {address}, RESUME {database}")
 
 

@@ -17,8 +17,9 @@ FLEET = {"lb1": facts(1024), "app1": facts(2048), "app2": facts(2048), "db1": fa
          "cache1": facts(2048)}
 
 
-def budget_for(root: Path, overrides: list[str] | None = None, fleet: dict | None = None):  # noqa: ANN201
-    project = load_project(root, "sandbox")
+def budget_for(root: Path, overrides: list[str] | None = None, fleet: dict | None = None,  # noqa: ANN201
+               env: str = "sandbox"):
+    project = load_project(root, env)
     project.overrides = parse_overrides(overrides or [])
     setups = {h: project.setup(h, None) for h in project.inventory.hosts}
     return compute_budget(project, setups, fleet or FLEET)
@@ -65,3 +66,17 @@ def test_file_limit_too_small_for_max_client_conn_is_refused(project_copy: Path)
 def test_bigger_box_gets_more_children(project_copy: Path) -> None:
     budget = budget_for(project_copy, fleet=dict(FLEET, app1=facts(8192, 8)))
     assert budget.of("app1")["php_fpm_max_children"] == (8192 * 6 // 10 - 128) // 64
+
+
+MARIADB_FLEET = {"mdb1": facts(1024), "mdb2": facts(1024), "mdb3": facts(1024)}
+
+
+def test_mariadb_max_connections_holds_the_app_clients_and_the_admins(project_copy: Path) -> None:
+    budget = budget_for(project_copy, fleet=MARIADB_FLEET, env="mariadb")
+    assert budget.problems == []
+    assert [b.used for b in budget.bars if b.tier == "MariaDB connections"] == [10, 10, 10]  # no app host here
+    refused = budget_for(project_copy, ["mariadb_max_connections=8"], MARIADB_FLEET, "mariadb")
+    assert {p.host for p in refused.problems} == {"mdb1", "mdb2", "mdb3"}
+    problem = refused.problems[0]
+    assert problem.key == "mariadb_max_connections"
+    assert "10 admin connections exceed MariaDB's max_connections 8" in problem.message

@@ -17,6 +17,7 @@ GENERATED_SECRETS = ("mariadb_app_password", "mariadb_replication_password", "ma
 PORTS = ("mariadb_port",)
 
 HANDLERS = {
+    "reload systemd": "systemctl daemon-reload",
     "restart mariadb": "systemctl restart mariadb",
 }
 
@@ -26,6 +27,7 @@ STREAM = "/usr/local/sbin/fabstack-mariadb-backup-stream"
 ACCOUNTS_DIGEST = "/var/lib/fabstack/mariadb-accounts.sha256"
 CHECKSUM_CNF = "/etc/mysql/fabstack-checksum.cnf"
 ROLE_CNF = "/etc/mysql/mariadb.conf.d/61-fabstack-role.cnf"
+BOOT_CHECK = "/usr/local/sbin/fabstack-mariadb-boot-check"
 
 
 def inbound(values: dict[str, Any]) -> list[Inbound]:
@@ -97,7 +99,13 @@ def deploy(ctx: RoleContext) -> None:
     ctx.template("fabstack.cnf.j2", "/etc/mysql/mariadb.conf.d/60-fabstack.cnf", notify="restart mariadb",
                  address=ctx.facts["primary_address"], tuning=ctx.computed["mariadb_tuning"],
                  server_id=server_id(ctx.address_of(ctx.host)))
-    ctx.template("role.cnf.j2", ROLE_CNF, read_only=not is_primary)
+    ctx.template("role.cnf.j2", ROLE_CNF, script=BOOT_CHECK)
+    ctx.template("checksum.cnf.j2", CHECKSUM_CNF, mode="0600", secret=True)
+    ctx.template("boot-check.sh.j2", BOOT_CHECK, mode="0700", is_primary=is_primary, checksum_cnf=CHECKSUM_CNF,
+                 peers=[a for a in addresses(ctx, tier) if a != ctx.address_of(ctx.host)])
+    ctx.directory("/etc/systemd/system/mariadb.service.d")
+    ctx.template("boot-check.conf.j2", "/etc/systemd/system/mariadb.service.d/60-fabstack-boot-check.conf",
+                 script=BOOT_CHECK, notify="reload systemd")
     if ctx.host in ctx.groups.get(v["mariadb_fenced_group"], []):
         # a failed primary stays down until `inv failover rejoin` makes it a replica of the new primary
         ctx.service("mariadb", state="stopped", enabled=None, masked=True)
@@ -106,7 +114,6 @@ def deploy(ctx: RoleContext) -> None:
     wanted = int(not is_primary)
     ctx.command(f"mariadb --batch -e 'SET GLOBAL read_only = {wanted}'", name=f"read_only {wanted} (live)",
                 unless=f"test \"$(mariadb --batch -N -e 'select @@read_only')\" = {wanted}")
-    ctx.template("checksum.cnf.j2", CHECKSUM_CNF, mode="0600", secret=True)
     seed_source(ctx, addresses(ctx, tier))
     if not is_primary:
         return

@@ -85,6 +85,19 @@ class Writer(Loop):
         """When the first write after ``moment`` was acknowledged (monotonic clock), if any."""
         return next((end for start, end in self.outages if end >= moment), None)
 
+    def acknowledged(self, written: int) -> None:
+        """Record an acknowledged write (and the end of an outage, if one was under way)."""
+        self.acked.append(written)
+        if self.failing_since is not None:
+            self.outages.append((self.failing_since, time.monotonic()))
+            self.failing_since = None
+
+    def failed(self) -> None:
+        """Record a failed write (the start of an outage, if none was under way)."""
+        self.errors += 1
+        if self.failing_since is None:
+            self.failing_since = time.monotonic()
+
     def _run(self) -> None:
         deadline = time.monotonic() + self.max_seconds
         conn = None
@@ -94,17 +107,12 @@ class Writer(Loop):
                 if conn is None:
                     conn = psycopg.connect(pgbouncer_dsn(), autocommit=True, prepare_threshold=None)
                 conn.execute(f"insert into {PROBE_TABLE} (id) values (%s)", (next_id,))
-                self.acked.append(next_id)
-                if self.failing_since is not None:
-                    self.outages.append((self.failing_since, time.monotonic()))
-                    self.failing_since = None
+                self.acknowledged(next_id)
                 next_id += 1
             except psycopg.Error as exc:
-                self.errors += 1
+                self.failed()
                 if "duplicate key" in str(exc):
                     next_id += 1  # it did commit before the connection broke: not acknowledged, not lost
-                if self.failing_since is None:
-                    self.failing_since = time.monotonic()
                 if conn is not None:
                     conn.close()
                 conn = None

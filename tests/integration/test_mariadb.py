@@ -1,19 +1,24 @@
 """The MySQL-family tier on its own sandbox network (inventory/mariadb.yml): a MariaDB primary and two replicas
-that hold its data and replicate by GTID. (The check that a replica added to a primary holding data passes
-pt-table-checksum is on branch mariadb-seed-check until its one red CI run is understood.)"""
+that hold its data and replicate by GTID; a replica added to a primary holding data; switchover under a write
+load; failover after the primary's container is killed, and the old primary's rejoin."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from fabstack import commands
+from fabstack import mariadbfailover as mf
+from fabstack.dbfleet import open_fleet
+from fabstack.project import load_project
 from fabstack.verify import verify
 from tests.conftest import REPO
-
-ENV = "mariadb"
+from tests.integration.conftest import in_host
+from tests.integration.mariadbchaos import ENV, MariaWriter, Probe, tier_addresses
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +34,147 @@ def tier(podman_root: None) -> Iterator[list]:
             commands.sandbox_down(REPO, ENV)
 
 
+def sql(host: str, statement: str) -> str:
+    """One statement as root on a tier host (through podman, not fabstack's SSH path)."""
+    out = in_host(host, f"mariadb --batch -N -e \"{statement}\"")
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def roles() -> tuple[str, list[str]]:
+    """The primary and the replicas as the inventory and the recorded topology say."""
+    groups = load_project(REPO, ENV).groups()
+    return groups["mariadb_primary"][0], groups["mariadb_replica"]
+
+
+def fleet() -> mf.MariaFleet:
+    """The tier's day-2 fleet, quiet."""
+    return open_fleet(mf.MariaFleet, REPO, ENV, out=print, tier="mariadb")
+
+
+def replicating(name: str) -> bool:
+    """Whether a host's IO and SQL threads both run."""
+    status = in_host(name, "mariadb --batch -e 'SHOW SLAVE STATUS\\G'").stdout
+    return "Slave_IO_Running: Yes" in status and "Slave_SQL_Running: Yes" in status
+
+
+@pytest.fixture
+def probe(tier: list) -> Iterator[Probe]:
+    """This machine's probe account and table on the tier (dropped at the end from whichever host is primary)."""
+    made = Probe(roles()[0]).create()
+    try:
+        yield made
+    finally:
+        made.drop(roles()[0])
+
+
 def test_a_second_deploy_changes_nothing_and_verify_passes(tier: list) -> None:
     again = commands.deploy(REPO, ENV)
     assert {r.host: r.count("changed") for r in again} == {r.host: 0 for r in again}
     assert verify(REPO, ENV) == 0
+
+
+def test_a_replica_added_to_a_primary_holding_data_has_the_same_data(tier: list) -> None:
+    primary, replicas = roles()
+    added = replicas[-1]
+    sql(primary, "use app; drop table if exists checked; create table checked (id int primary key, "
+                 "body varchar(64)); insert into checked select seq, md5(seq) from seq_1_to_5000")
+    # the replica as a new, empty host: its data removed and MariaDB's initial database made again; the next
+    # deploy must seed it from the primary, which now holds data no binary log position alone would give it
+    in_host(added, "systemctl stop mariadb && rm -rf /var/lib/mysql && mkdir /var/lib/mysql && "
+                   "chown mysql:mysql /var/lib/mysql && mariadb-install-db --user=mysql >/dev/null && "
+                   "systemctl start mariadb")
+    assert sql(added, "select count(*) from information_schema.schemata where schema_name = 'app'") == "0"
+    reports = commands.deploy(REPO, ENV, limit=added)
+    assert not [r.host for r in reports if r.failed], [(r.host, r.error) for r in reports if r.failed]
+    sql(primary, "insert into app.checked values (5001, 'after the seed')")  # and it replicates from there on
+    for _ in range(60):
+        if sql(added, "select count(*) from app.checked") == "5001":
+            break
+        time.sleep(0.5)
+    status = in_host(added, "mariadb --batch -e 'show replica status\\G'").stdout
+    assert sql(added, "select count(*) from app.checked") == "5001", status
+    address = load_project(REPO, ENV).hostvars()[primary]["ansible_host"]
+    check = in_host(primary, "pt-table-checksum --replicate=percona.checksums --databases=app "
+                             "--recursion-method=processlist --no-check-binlog-format "
+                             f"F=/etc/mysql/fabstack-checksum.cnf,h={address} 2>&1")
+    print(check.stdout)
+    assert check.returncode == 0, check.stdout
+    rows = [line.split() for line in check.stdout.splitlines() if line.strip().endswith("app.checked")]
+    assert rows and rows[0][2] == "0", check.stdout  # ERRORS DIFFS ROWS ...: no difference on any replica
+    for replica in replicas:  # each replica computed its own checksums of every chunk, equal to the primary's
+        compared = sql(replica, "select count(*), sum(this_crc <> master_crc or this_cnt <> master_cnt) "
+                                "from percona.checksums where db = 'app' and tbl = 'checked'").split()
+        assert int(compared[0]) > 0 and compared[1] == "0", (replica, compared)
+
+
+def test_switchover_under_a_write_load_loses_nothing(probe: Probe) -> None:
+    old, replicas = roles()
+    writer = MariaWriter(max_seconds=60, probe=probe, addresses=tier_addresses()).start()
+    try:
+        time.sleep(2)
+        f = fleet()
+        try:
+            started = time.monotonic()
+            new = mf.switchover(f, None, check=False)
+        finally:
+            f.close()
+        for _ in range(100):
+            if writer.first_ack_after(started) or not writer.failing_since and len(writer.acked) > 10:
+                break
+            time.sleep(0.1)
+        time.sleep(1)
+    finally:
+        writer.stop()
+    assert roles() == (new, sorted([old, *[r for r in replicas if r != new]], key=replicas_order))
+    present = probe.ids(load_project(REPO, ENV).hostvars()[new]["ansible_host"])
+    lost = set(writer.acked) - present
+    print(f"switchover {old} -> {new}: {len(writer.acked)} writes acknowledged, {len(lost)} lost, "
+          f"writes unavailable for {writer.longest_outage():.2f}s at most")
+    assert writer.acked and not lost
+    assert max(writer.acked) > 0 and writer.acked[-1] in present  # writes went on after the switch
+    assert all(replicating(r) for r in roles()[1])
+
+
+def replicas_order(name: str) -> int:
+    """A host's place in the inventory (the groups list hosts in that order)."""
+    return list(load_project(REPO, ENV).inventory.hosts).index(name)
+
+
+def test_failover_after_the_primary_is_killed_and_its_rejoin(probe: Probe) -> None:
+    old, _ = roles()
+    writer = MariaWriter(max_seconds=90, probe=probe, addresses=tier_addresses()).start()
+    try:
+        time.sleep(2)
+        killed = time.monotonic()
+        subprocess.run(["podman", "kill", f"fabstack-{old}"], check=True, capture_output=True)
+        f = fleet()
+        try:
+            new = mf.promote(f, None, force=True, check=False)
+        finally:
+            f.close()
+        for _ in range(100):
+            if writer.first_ack_after(killed):
+                break
+            time.sleep(0.1)
+        resumed = writer.first_ack_after(killed)
+    finally:
+        writer.stop()
+        subprocess.run(["podman", "start", f"fabstack-{old}"], check=True, capture_output=True)
+    assert resumed is not None, "no write was acknowledged after the promotion"
+    present = probe.ids(load_project(REPO, ENV).hostvars()[new]["ansible_host"])
+    print(f"failover {old} -> {new}: writes resumed {resumed - killed:.2f}s after the kill; "
+          f"{len(set(writer.acked) - present)} acknowledged writes lost (asynchronous replication)")
+    assert roles()[0] == new
+    for _ in range(60):  # the old primary boots again, as if its VM came back before anybody fenced it
+        if in_host(old, "systemctl is-active -q mariadb").returncode == 0:
+            break
+        time.sleep(0.5)
+    assert sql(old, "select @@read_only") == "1"  # its boot check found the new primary: it takes no writes
+    f = fleet()
+    try:
+        mf.rejoin(f, old)
+    finally:
+        f.close()
+    assert old in roles()[1] and replicating(old)
+    assert probe.ids(load_project(REPO, ENV).hostvars()[old]["ansible_host"]) >= present
