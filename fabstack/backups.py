@@ -1,12 +1,15 @@
-"""``inv backup.*``: run, list, restore and verify the backups the backups role takes."""
+"""``inv backup.*``: run, list, restore and verify the backups the backups role takes, for either db tier (the
+backup host's settings say which); on MariaDB a restore can stop at a chosen second (``--until``)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +33,50 @@ class Backups:
 
     @property
     def settings(self) -> dict:
-        """The backups role's settings for the backup host."""
+        """The env's settings for the backup host."""
         return self.host.setup.vars
+
+    @cached_property
+    def on_host(self) -> dict:
+        """What the backups role wrote on the host: ``engine``, ``dir``, ``databases``."""
+        return dict(json.loads(self.host.run("cat /etc/fabstack/backup.json")))
+
+    @property
+    def mariadb(self) -> bool:
+        """Whether the backups are MariaDB's."""
+        return self.on_host.get("engine") == "mariadb"
 
     def folder(self, name: str) -> str:
         """Where a backup lives on the backup host."""
-        return f"{self.settings['backups_dir']}/{name}"
+        return f"{self.on_host['dir']}/{name}"
+
+    def databases(self, name: str) -> list[str]:
+        """The databases a backup holds."""
+        suffix = ".sql" if self.mariadb else ".dump"
+        return [f.removesuffix(suffix) for f in self.host.run(f"ls {self.folder(name)}").split() if f.endswith(suffix)]
+
+    def existing(self, host: RemoteHost) -> set[str]:
+        """The databases on a host's server."""
+        if self.mariadb:
+            return set(host.mariadb("show databases").split())
+        return set(host.sql("select datname from pg_database").split())
+
+    def load(self, name: str, database: str, scratch: str, until: str | None = None) -> None:
+        """(Re)create ``scratch`` on the backup host from backup ``name``'s dump of ``database`` (MariaDB: then
+        replay the binary logs through ``until``)."""
+        if self.mariadb:
+            limit = f" --until {shlex.quote(until)}" if until else ""
+            self.host.run(f"{SCRIPT} restore {name} {database} {scratch}{limit}")
+        else:
+            load_dump(self.host, f"{self.folder(name)}/{database}.dump", scratch,
+                      self.settings.get("postgresql_app_user", "postgres"))
+
+    def drop(self, database: str) -> None:
+        """Drop a scratch database on the backup host."""
+        if self.mariadb:
+            self.host.run(f"{SCRIPT} drop {database}", check=False)
+        else:
+            self.host.sql(f"drop database if exists {database} with (force)", check=False)
 
     def listing(self) -> list[dict]:
         """Every finished backup, newest first, with its checksum verdict."""
@@ -89,23 +130,29 @@ def show(backups: Backups) -> list[dict]:
     return entries
 
 
-def restore(backups: Backups, name: str, target: str | None, into: str | None, force: bool) -> list[str]:
+def restore(backups: Backups, name: str, target: str | None, into: str | None, force: bool,
+            until: str | None = None) -> list[str]:
     """Restore a backup's databases on ``target`` (default: the backup host) into scratch databases
-    (``DB_restore``, or ``into``); restoring over an existing database needs ``force``. Returns the databases."""
+    (``DB_restore``, or ``into``); restoring over an existing database needs ``force``. MariaDB: ``until``
+    (``YYYY-MM-DD HH:MM:SS``, UTC) replays the binary logs through that second. Returns the databases."""
     if not _NAME.match(name):
         raise FabstackError(f"not a backup name: {name!r} (see inv backup.list)", key="--name")
+    if until is not None:
+        _check_until(backups, name, until)
     if not any(e["name"] == name for e in backups.listing()):
         raise FabstackError(f"no backup {name} on {backups.host.name}", key="--name")
     if not _good(backups, name):
         raise FabstackError(f"backup {name} is CORRUPT (checksums do not match): not restoring it", key="--name")
+    if backups.mariadb and target not in (None, backups.host.name):
+        raise FabstackError("a MariaDB backup restores on its backup host (the primary); the restored database "
+                            "replicates from there", key="--target")
     destination = backups.host if target in (None, backups.host.name) else reach(backups.project, target)
     if not destination.reachable:
         raise FabstackError(f"unreachable: {destination.error}", host=target or "")
-    if destination.sql("select pg_is_in_recovery()") == "t":
+    if not backups.mariadb and destination.sql("select pg_is_in_recovery()") == "t":
         raise FabstackError("is a read-only replica: restore onto the primary or a scratch cluster", host=target or "")
-    databases = [f.removesuffix(".dump") for f in backups.host.run(f"ls {backups.folder(name)}").split()
-                 if f.endswith(".dump")]
-    existing = set(destination.sql("select datname from pg_database").split())
+    databases = backups.databases(name)
+    existing = backups.existing(destination)
     restored = []
     for database in databases:
         scratch = into if into and len(databases) == 1 else f"{database}_restore"
@@ -114,19 +161,40 @@ def restore(backups: Backups, name: str, target: str | None, into: str | None, f
         if scratch in existing and not force:
             raise FabstackError(f"database {scratch} exists on {destination.name}: restoring over a live database "
                                 "needs --force", key="--into", host=destination.name)
-        dump = f"{backups.folder(name)}/{database}.dump"
-        path = dump
-        if destination is not backups.host:
-            path = f"/tmp/fabstack-restore-{name}-{database}.dump"
-            data = backups.host.conn.exec(f"{backups.host.conn.command_prefix()}cat {shlex.quote(dump)}")[1]
-            destination.conn.exec(f"{destination.conn.command_prefix()}sh -c "
-                                  f"{shlex.quote(f'cat > {path} && chown postgres {path}')}", data)
-        load_dump(destination, path, scratch, backups.settings.get("postgresql_app_user", "postgres"))
-        if destination is not backups.host:
-            destination.run(f"rm -f {path}")
-        backups.out(f"restored {name}/{database}.dump into {destination.name}:{scratch}")
+        if destination is backups.host:
+            backups.load(name, database, scratch, until)
+        else:
+            _load_elsewhere(backups, destination, name, database, scratch)
+        backups.out(f"restored {name}/{database} into {destination.name}:{scratch}"
+                    + (f", through {until} UTC" if until else ""))
         restored.append(scratch)
     return restored
+
+
+def _check_until(backups: Backups, name: str, until: str) -> None:
+    """``--until`` must be a UTC second, after the backup was taken, not in the future; MariaDB only."""
+    if not backups.mariadb:
+        raise FabstackError("point-in-time restore (--until) is for the MariaDB tier; PostgreSQL restores whole "
+                            "backups", key="--until")
+    try:
+        when = dt.datetime.strptime(until, "%Y-%m-%d %H:%M:%S").replace(tzinfo=dt.UTC)
+    except ValueError:
+        raise FabstackError(f"not a time: {until!r} (YYYY-MM-DD HH:MM:SS, UTC)", key="--until") from None
+    taken = dt.datetime.strptime(name, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+    if when < taken:
+        raise FabstackError(f"{until} is before backup {name} was taken: choose an older backup", key="--until")
+
+
+def _load_elsewhere(backups: Backups, destination: RemoteHost, name: str, database: str, scratch: str) -> None:
+    """PostgreSQL: copy a dump to another host and restore it there."""
+    assert backups.host.conn is not None and destination.conn is not None
+    dump = f"{backups.folder(name)}/{database}.dump"
+    path = f"/tmp/fabstack-restore-{name}-{database}.dump"
+    data = backups.host.conn.exec(f"{backups.host.conn.command_prefix()}cat {shlex.quote(dump)}")[1]
+    destination.conn.exec(f"{destination.conn.command_prefix()}sh -c "
+                          f"{shlex.quote(f'cat > {path} && chown postgres {path}')}", data)
+    load_dump(destination, path, scratch, backups.settings.get("postgresql_app_user", "postgres"))
+    destination.run(f"rm -f {path}")
 
 
 def load_dump(host: RemoteHost, path: str, database: str, owner: str) -> None:
@@ -151,10 +219,9 @@ def verify(backups: Backups) -> bool:
     ok = True
     backups.out(f"verifying {name} on {backups.host.name}")
     backups.out(f"{'DATABASE.TABLE':<34}{'ROWS (source)':>14}{'ROWS (restored)':>16}{'MAX ID':>10}{'RESTORED':>10}  OK")
-    owner = backups.settings.get("postgresql_app_user", "postgres")
     try:
         for database, tables in stats.items():
-            load_dump(backups.host, f"{backups.folder(name)}/{database}.dump", scratch[database], owner)
+            backups.load(name, database, scratch[database])
             restored = json.loads(backups.host.run(f"{SCRIPT} stats {scratch[database]}"))
             for table, (rows, max_id) in sorted(tables.items()):
                 got = restored.get(table, [None, None])
@@ -164,6 +231,6 @@ def verify(backups: Backups) -> bool:
                             f"{str(got[1]):>10}  {'yes' if match else 'NO'}")
     finally:
         for database in scratch.values():
-            backups.host.sql(f"drop database if exists {database} with (force)", check=False)
+            backups.drop(database)
     backups.out("backup verified" if ok else "backup DOES NOT MATCH its source")
     return ok

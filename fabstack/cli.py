@@ -191,13 +191,15 @@ def backup_list(c: Context, env: str = "sandbox", root: str = ".") -> None:
 @task(name="restore", help={"name": "the backup (see backup.list)", "target": "the host to restore on "
                             "(default: the backup host)", "into": "the database to restore into (default: "
                             "DB_restore)", "force": "allow restoring over an existing database",
+                            "until": "MariaDB: replay the binary logs through this second, 'YYYY-MM-DD HH:MM:SS' UTC",
                             "env": "inventory/ENV.yml", "root": "the deployment repo"})
 def backup_restore(c: Context, name: str, target: str | None = None, into: str | None = None, force: bool = False,
-                   env: str = "sandbox", root: str = ".") -> None:
-    """Restore a backup into scratch databases; over a live database only with --force."""
+                   until: str | None = None, env: str = "sandbox", root: str = ".") -> None:
+    """Restore a backup into scratch databases; over a live database only with --force; on MariaDB, to a chosen
+    second with --until (point-in-time)."""
     from fabstack import backups
 
-    _backups(env, root, lambda b: backups.restore(b, name, target, into, force))
+    _backups(env, root, lambda b: backups.restore(b, name, target, into, force, until))
 
 
 @task(name="verify", help={"env": "inventory/ENV.yml", "root": "the deployment repo"})

@@ -1,4 +1,5 @@
-"""backups: nightly pg_dump -Fc per database plus globals, sha256-checked, kept 7 daily / 4 weekly / 12 monthly."""
+"""backups: a nightly dump per database (PostgreSQL's or MariaDB's, by the host's tier), sha256-checked, kept 7 daily /
+4 weekly / 12 monthly; on MariaDB, binary logs archived every few minutes for point-in-time restore."""
 
 from __future__ import annotations
 
@@ -16,23 +17,39 @@ def check(values: dict[str, Any]) -> list[tuple[str, str]]:
                 for key in ("backups_keep_daily", "backups_keep_weekly", "backups_keep_monthly") if values[key] < 1]
     if len(values["backups_schedule"].split()) != 5:
         problems.append(("backups_schedule", "must be a cron schedule of five fields"))
+    if not 1 <= values["backups_binlog_minutes"] <= 59:
+        problems.append(("backups_binlog_minutes", "must be from 1 to 59"))
     return problems
 
 
-def deploy(ctx: RoleContext) -> None:
-    """Declare the backup script, its settings, its folder and the nightly cron job."""
+def engine(ctx: RoleContext) -> str:
+    """The host's db tier: mariadb when it is in the MariaDB tier's groups, else postgresql."""
     v = ctx.vars
+    tier = [v["mariadb_primary_group"], v["mariadb_replica_group"], v["mariadb_fenced_group"]]
+    return "mariadb" if any(ctx.host in ctx.groups.get(group, []) for group in tier) else "postgresql"
+
+
+def deploy(ctx: RoleContext) -> None:
+    """Declare the backup script, its settings, its folder and the cron jobs."""
+    v = ctx.vars
+    kind = engine(ctx)
+    folder = v["backups_dir"] or f"/var/backups/{kind}"
     settings = {
-        "dir": v["backups_dir"],
-        "databases": v["backups_databases"] or v["postgresql_databases"],
+        "engine": kind,
+        "dir": folder,
+        "databases": v["backups_databases"] or v[f"{kind}_databases"],
         "keep": {"daily": v["backups_keep_daily"], "weekly": v["backups_keep_weekly"],
                  "monthly": v["backups_keep_monthly"]},
-        "port": v["postgresql_port"],
+        "port": v[f"{kind}_port"],
     }
-    ctx.directory(v["backups_dir"], owner="postgres", group="postgres", mode="0750")
+    owner = "postgres" if kind == "postgresql" else "root"
+    ctx.directory(folder, owner=owner, group=owner, mode="0750")
     ctx.directory("/etc/fabstack")
     ctx.file("/etc/fabstack/backup.json", json.dumps(settings, indent=2) + "\n")
     script = (ctx.role.path / "files" / "fabstack-backup.py").read_bytes()
     ctx.file("/usr/local/sbin/fabstack-backup", script, mode="0755")
     ctx.cron("backups", v["backups_schedule"],
               "/usr/local/sbin/fabstack-backup scheduled >>/var/log/fabstack-backup.log 2>&1")
+    if kind == "mariadb":
+        ctx.cron("binlogs", f"*/{v['backups_binlog_minutes']} * * * *",
+                  "/usr/local/sbin/fabstack-backup archive-binlogs >>/var/log/fabstack-backup.log 2>&1")

@@ -267,7 +267,7 @@ def backups() -> backup_ops.Backups:
 def test_backup_verify_passes_and_a_corrupted_backup_is_skipped(deployed: list) -> None:
     handle = backups()
     fake = "29991231T235959Z"  # newer than any real one
-    folder = handle.settings["backups_dir"]
+    folder = handle.on_host["dir"]
     try:
         backup_ops.run(handle)
         good = handle.listing()[0]["name"]

@@ -11,9 +11,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from fabstack import backups as backup_ops
 from fabstack import commands
 from fabstack import mariadbfailover as mf
 from fabstack.dbfleet import open_fleet
+from fabstack.errors import FabstackError
 from fabstack.project import load_project
 from fabstack.verify import verify
 from tests.conftest import REPO
@@ -106,6 +108,33 @@ def test_a_replica_added_to_a_primary_holding_data_has_the_same_data(tier: list)
         compared = sql(replica, "select count(*), sum(this_crc <> master_crc or this_cnt <> master_cnt) "
                                 "from percona.checksums where db = 'app' and tbl = 'checked'").split()
         assert int(compared[0]) > 0 and compared[1] == "0", (replica, compared)
+
+
+def test_a_point_in_time_restore_recovers_exactly_the_rows_committed_up_to_then(tier: list) -> None:
+    primary = roles()[0]
+    sql(primary, "drop table if exists app.timeline; create table app.timeline (id int primary key, at datetime "
+                 "not null)")
+    handle = backup_ops.open_backups(REPO, ENV, out=print)
+    try:
+        backup_ops.run(handle)
+        name = handle.listing()[0]["name"]
+        for row in range(1, 25):  # about six seconds of commits, each stamped with its own second
+            sql(primary, f"insert into app.timeline values ({row}, now())")
+            if row == 8:  # some of the logs replayed come from the archive, the rest from the server itself
+                assert in_host(primary, f"{backup_ops.SCRIPT} archive-binlogs").returncode == 0
+            time.sleep(0.25)
+        seconds = sorted(set(sql(primary, "select at from app.timeline").splitlines()))
+        chosen = seconds[len(seconds) // 2]
+        backup_ops.restore(handle, name, None, "app_pitr", force=True, until=chosen)
+        restored = sql(primary, "select group_concat(id order by id) from app_pitr.timeline")
+        wanted = sql(primary, f"select group_concat(id order by id) from app.timeline where at <= '{chosen}'")
+        print(f"restored {name} through {chosen}: ids {restored}")
+        assert restored == wanted and 0 < len(wanted.split(",")) < 24
+        with pytest.raises(FabstackError, match="before backup"):
+            backup_ops.restore(handle, name, None, "app_pitr", force=True, until="2000-01-01 00:00:00")
+    finally:
+        handle.drop("app_pitr")
+        handle.host.close()
 
 
 def test_switchover_under_a_write_load_loses_nothing(probe: Probe) -> None:

@@ -1,10 +1,17 @@
 #!/usr/bin/python3
 # managed by fabstack (role backups); local edits are overwritten
-"""Nightly PostgreSQL backups: pg_dump -Fc per database plus globals, written under a temporary name, fsynced,
-renamed into place with a SHA256SUMS manifest; then retention (daily / weekly / monthly) that never deletes the
-newest good backup. A backup whose checksums do not match is reported and never counted as good.
+"""Nightly database backups, PostgreSQL's or MariaDB's (the settings' ``engine``): a dump per database (pg_dump -Fc
+plus globals; mariadb-dump --single-transaction with its binary log position and GTID), written under a
+temporary name, fsynced, renamed into place with a SHA256SUMS manifest; then retention (daily / weekly / monthly)
+that never deletes the newest good backup. A backup whose checksums do not match is reported and never counted
+as good. Every table's row count and max(id) are recorded as the dump saw them, for ``inv backup.verify``.
+
+MariaDB also archives its binary logs (``archive-binlogs``, from cron every few minutes) beside the backups, so a
+backup plus the logs after it restores any second since (``restore ... --until``): the RPO is the archive's
+interval, or nothing lost while the primary's own logs survive.
 
 Usage: fabstack-backup run | scheduled | list | prune [--now STAMP] | check NAME | stats DATABASE
+       fabstack-backup archive-binlogs | restore NAME DATABASE INTO [--until 'YYYY-MM-DD HH:MM:SS'] | drop DATABASE
 
 ``prune --now 20261123T030000Z`` prunes as if that were the time: retention is reckoned from "now" (the clock
 unless given), so it can be tested at any date with faked backup names.
@@ -19,9 +26,11 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 SETTINGS = Path(os.environ.get("FABSTACK_BACKUP_SETTINGS", "/etc/fabstack/backup.json"))
@@ -121,17 +130,114 @@ def dump_database(database: str, folder: Path, port: str) -> dict[str, list]:
     return stats
 
 
+def mariadb(sql: str, database: str = "") -> list[str]:
+    """Statements as MariaDB's root over the local socket; the output's lines (tab-separated fields)."""
+    proc = subprocess.run(["mariadb", "--batch", "-N", "-e", sql, *([database] if database else [])],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"mariadb failed: {proc.stderr.strip()}")
+    return proc.stdout.splitlines()
+
+
+class MariaSession:
+    """A mariadb client session kept open, to hold one consistent snapshot while counting rows."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(["mariadb", "--batch", "-N", "--unbuffered"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+
+    def ask(self, sql: str) -> list[str]:
+        """Run one statement; its output lines."""
+        assert self.proc.stdin and self.proc.stdout
+        self.proc.stdin.write(f"{sql.rstrip(';')};\nselect '__fabstack_end__';\n")
+        self.proc.stdin.flush()
+        lines = []
+        for line in self.proc.stdout:
+            if line.rstrip("\n") == "__fabstack_end__":
+                return lines
+            lines.append(line.rstrip("\n"))
+        raise RuntimeError(f"mariadb ended while running: {sql}")
+
+    def close(self) -> None:
+        """End the session."""
+        assert self.proc.stdin
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+def mariadb_stats(ask: Callable[[str], list[str]], database: str) -> dict[str, list]:
+    """Row count and max(id) (where there is an id column) of every base table of a MariaDB database."""
+    stats = {}
+    for table in ask(f"select table_name from information_schema.tables where table_schema = '{database}' "
+                     "and table_type = 'BASE TABLE' order by 1"):
+        has_id = ask(f"select count(*) from information_schema.columns where table_schema = '{database}' "
+                     f"and table_name = '{table}' and column_name = 'id'")[0] == "1"
+        count, max_id = ask(f"select count(*), {'max(id)' if has_id else 'null'} from `{database}`.`{table}`")[0] \
+            .split("\t")
+        stats[table] = [int(count), int(max_id) if max_id not in ("NULL", "") else None]
+    return stats
+
+
+def dump_mariadb(database: str, folder: Path, attempts: int = 5) -> tuple[dict[str, list], dict[str, str]]:
+    """mariadb-dump of one database in one consistent snapshot, and its tables' stats taken in a snapshot at the
+    same binary log position (both report it; on a busy server the pair is taken again until they agree).
+    Returns the stats and the position (file, offset, GTID)."""
+    for _ in range(attempts):
+        session = MariaSession()
+        try:
+            session.ask("start transaction with consistent snapshot")
+            status = dict(line.split("\t") for line in session.ask("show status like 'binlog_snapshot_%'"))
+            stats = mariadb_stats(session.ask, database)
+            output = folder / f"{database}.sql"
+            with output.open("wb") as handle:
+                proc = subprocess.run(["mariadb-dump", "--single-transaction", "--master-data=2", "--gtid",
+                                       "--routines", "--triggers", database], stdout=handle, stderr=subprocess.PIPE)
+            if proc.returncode != 0:
+                raise RuntimeError(f"mariadb-dump failed: {proc.stderr.decode(errors='replace').strip()}")
+            session.ask("commit")
+        finally:
+            session.close()
+        position = dump_position(output)
+        if (position["file"], position["offset"]) == (status["Binlog_snapshot_file"],
+                                                      status["Binlog_snapshot_position"]):
+            return stats, position
+    raise RuntimeError(f"{database}: the server was too busy to count rows at the dump's position")
+
+
+def dump_position(dump: Path) -> dict[str, str]:
+    """The binary log file, offset and GTID a dump's comments give (``--master-data=2 --gtid``)."""
+    found = {"file": "", "offset": "", "gtid": ""}
+    with dump.open(errors="replace") as handle:
+        for line in handle:
+            match = re.match(r"-- CHANGE MASTER TO MASTER_LOG_FILE='([^']+)', MASTER_LOG_POS=(\d+);", line)
+            if match:
+                found["file"], found["offset"] = match.groups()
+            match = re.match(r"-- SET GLOBAL gtid_slave_pos='([^']*)';", line)
+            if match:
+                found["gtid"] = match.group(1)
+                break
+    return found
+
+
 def run(settings: dict) -> Path:
     """Take one backup; returns its folder."""
     root = Path(settings["dir"])
     name = dt.datetime.now(dt.UTC).strftime(STAMP)
     tmp = root / f".tmp-{name}"
     tmp.mkdir(mode=0o750)
-    shutil.chown(tmp, "postgres", "postgres")
+    mariadb_engine = settings.get("engine") == "mariadb"
+    if not mariadb_engine:
+        shutil.chown(tmp, "postgres", "postgres")
     try:
-        port = str(settings.get("port", 5432))
-        as_postgres(["pg_dumpall", "-p", port, "--globals-only", "--no-role-passwords"], tmp / "globals.sql")
-        stats = {database: dump_database(database, tmp, port) for database in settings["databases"]}
+        if mariadb_engine:
+            stats, positions = {}, {}
+            for database in settings["databases"]:
+                stats[database], positions[database] = dump_mariadb(database, tmp)
+            (tmp / "positions.json").write_text(json.dumps(positions, indent=1, sort_keys=True) + "\n")
+        else:
+            port = str(settings.get("port", 5432))
+            as_postgres(["pg_dumpall", "-p", port, "--globals-only", "--no-role-passwords"], tmp / "globals.sql")
+            stats = {database: dump_database(database, tmp, port) for database in settings["databases"]}
         (tmp / "stats.json").write_text(json.dumps(stats, indent=1, sort_keys=True) + "\n")
         lines = []
         for file in sorted(tmp.iterdir()):
@@ -225,6 +331,110 @@ def prune(settings: dict, now: dt.datetime) -> None:
                 shutil.rmtree(folder)
 
 
+BINLOGS = "binlogs"
+ARCHIVED_GTID = ".archived-gtid"
+
+
+def archive_binlogs(settings: dict) -> int:
+    """Close MariaDB's current binary log (when anything was written since the last archive) and copy every
+    closed one not yet archived into the backups' ``binlogs`` folder (under a temporary name, fsynced, with its
+    checksum). Returns how many were copied."""
+    folder = Path(settings["dir"]) / BINLOGS
+    folder.mkdir(mode=0o750, exist_ok=True)
+    marker = folder / ARCHIVED_GTID
+    position = mariadb("select @@gtid_binlog_pos")[0]
+    if not marker.is_file() or marker.read_text().strip() != position:
+        mariadb("flush binary logs")
+        marker.write_text(position + "\n")
+    logs = [line.split("\t")[0] for line in mariadb("show binary logs")]
+    datadir = Path(mariadb("select @@log_bin_basename")[0]).parent
+    copied = 0
+    for name in logs[:-1]:  # the last one is still being written
+        if (folder / name).exists():
+            continue
+        tmp = folder / f".tmp-{name}"
+        shutil.copyfile(datadir / name, tmp)
+        fsync_path(tmp)
+        (folder / f"{name}.sha256").write_text(f"{sha256(tmp)}  {name}\n")
+        os.rename(tmp, folder / name)
+        copied += 1
+    fsync_path(folder)
+    if copied:
+        log(f"archived {copied} binary log(s)")
+    return copied
+
+
+def prune_binlogs(settings: dict) -> None:
+    """Delete archived binary logs closed before the oldest good backup: no restore can start before it."""
+    good = [when for when, folder in backups(Path(settings["dir"])) if is_good(folder)]
+    folder = Path(settings["dir"]) / BINLOGS
+    if not good or not folder.is_dir():
+        return
+    oldest = min(good).timestamp()
+    for path in folder.iterdir():
+        if not path.name.startswith(".") and not path.name.endswith(".sha256") and path.stat().st_mtime < oldest:
+            path.unlink()
+            Path(f"{path}.sha256").unlink(missing_ok=True)
+            log(f"pruned binary log {path.name}")
+
+
+def binlog_files(settings: dict) -> list[str]:
+    """Every binary log this host has, archived or still in its data folder (the live copy wins), in order."""
+    datadir = Path(mariadb("select @@log_bin_basename")[0]).parent
+    live = {line.split("\t")[0]: str(datadir / line.split("\t")[0]) for line in mariadb("show binary logs")}
+    folder = Path(settings["dir"]) / BINLOGS
+    archived = {p.name: str(p) for p in folder.iterdir()} if folder.is_dir() else {}
+    names = sorted(n for n in {**archived, **live} if re.fullmatch(r".+\.\d{6}", n))
+    return [live.get(n) or archived[n] for n in names]
+
+
+# GTID settings in mariadb-binlog's output: replayed as they are, they would clash with the server's own GTID
+# sequence (strict mode); without them the server gives the replayed transactions new GTIDs of its own.
+_GTID_LINES = re.compile(rb"SET @@session\.(gtid_seq_no|server_id|gtid_domain_id)=")
+
+
+def restore_mariadb(settings: dict, name: str, database: str, into: str, until: str | None) -> None:
+    """(Re)create ``into`` from backup ``name``'s dump of ``database``; with ``until`` (UTC, to the second,
+    inclusive), replay the binary logs from the dump's GTID through that second."""
+    folder = Path(settings["dir"]) / name
+    if not is_good(folder):
+        raise RuntimeError(f"backup {name} is missing or corrupt")
+    taken = parse_stamp(name)
+    stop = None
+    if until:
+        stop = dt.datetime.strptime(until, "%Y-%m-%d %H:%M:%S").replace(tzinfo=dt.UTC)
+        if stop < taken:
+            raise RuntimeError(f"{until} is before backup {name} was taken: restore an older backup")
+    mariadb(f"drop database if exists `{into}`; create database `{into}`")
+    with (folder / f"{database}.sql").open("rb") as handle:
+        proc = subprocess.run(["mariadb", into], stdin=handle, capture_output=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"loading the dump failed: {proc.stderr.decode(errors='replace').strip()}")
+    if stop is None:
+        log(f"restored {name}/{database} into {into}")
+        return
+    gtid = json.loads((folder / "positions.json").read_text())[database]["gtid"]
+    after = (stop + dt.timedelta(seconds=1)).strftime("%Y-%m-%d %H:%M:%S")
+    binlog = subprocess.run(
+        ["mariadb-binlog", f"--start-position={gtid}", f"--stop-datetime={after}", f"--database={database}",
+         f"--rewrite-db={database}->{into}", *binlog_files(settings)],
+        capture_output=True, env={**os.environ, "TZ": "UTC"})
+    if binlog.returncode != 0:
+        raise RuntimeError(f"mariadb-binlog failed: {binlog.stderr.decode(errors='replace').strip()}")
+    events = b"\n".join(line for line in binlog.stdout.split(b"\n") if not _GTID_LINES.search(line))
+    proc = subprocess.run(["mariadb"], input=events, capture_output=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"replaying the binary logs failed: {proc.stderr.decode(errors='replace').strip()}")
+    log(f"restored {name}/{database} into {into}, binary logs replayed from GTID {gtid} through {until} UTC")
+
+
+def is_replica(settings: dict) -> bool:
+    """Whether the local server is a replica (PostgreSQL in recovery; MariaDB read_only)."""
+    if settings.get("engine") == "mariadb":
+        return mariadb("select @@read_only")[0] == "1"
+    return in_recovery(str(settings.get("port", 5432)))
+
+
 def record_metric(settings: dict, folder: Path = Path("/var/lib/prometheus/node-exporter")) -> None:
     """The newest good backup's time, for node_exporter's textfile collector (the "backup too old" alert); left
     out where no exporter reads that folder."""
@@ -256,12 +466,18 @@ def main(argv: list[str]) -> int:
     try:
         given = option(argv, "--now")
         now = parse_stamp(given) if given else dt.datetime.now(dt.UTC)
-        if command == "scheduled" and in_recovery(str(settings.get("port", 5432))):
-            log("skipped: this server is in recovery (a replica); backups are taken on the primary")
+        mariadb_engine = settings.get("engine") == "mariadb"
+        if command in ("scheduled", "archive-binlogs") and is_replica(settings):
+            log("skipped: this server is a replica; backups are taken on the primary")
         elif command in ("run", "scheduled"):
             run(settings)
             prune(settings, dt.datetime.now(dt.UTC))  # reckoned after the backup just taken, which must count
+            if mariadb_engine:
+                archive_binlogs(settings)
+                prune_binlogs(settings)
             record_metric(settings)
+        elif command == "archive-binlogs":
+            archive_binlogs(settings)
         elif command == "prune":
             prune(settings, now)
         elif command == "list":
@@ -269,12 +485,18 @@ def main(argv: list[str]) -> int:
                 print(json.dumps({"name": folder.name, "time": when.isoformat(), "good": is_good(folder)}))
         elif command == "check":
             return 0 if is_good(Path(settings["dir"]) / argv[2]) else 1
+        elif command == "stats" and mariadb_engine:
+            print(json.dumps(mariadb_stats(mariadb, argv[2]), sort_keys=True))
         elif command == "stats":
             session = Session(argv[2], str(settings.get("port", 5432)))
             try:
                 print(json.dumps(table_stats(session), sort_keys=True))
             finally:
                 session.close()
+        elif command == "restore" and mariadb_engine:
+            restore_mariadb(settings, argv[2], argv[3], argv[4], option(argv, "--until"))
+        elif command == "drop" and mariadb_engine:
+            mariadb(f"drop database if exists `{argv[2]}`")
         else:
             print(__doc__, file=sys.stderr)
             return 2
