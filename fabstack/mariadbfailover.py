@@ -188,6 +188,20 @@ def follow_new_primary(fleet: MariaFleet, target: str, others: list[str]) -> Non
                                    f"unreachable; `inv failover rejoin --host {name}` seeds it from {target}"))
 
 
+# The roles that render the tier's primary and replicas into an app's configuration (reloading the app), re-run
+# on their hosts as soon as the new primary takes writes.
+APP_ROLES = ("php_app",)
+
+
+def repoint_apps(fleet: MariaFleet, started: float) -> None:
+    """Converge the app hosts' database settings to the recorded topology right away (the rest waits)."""
+    hosts = [h for h in fleet.project.inventory.hosts
+             if {r.name for r in fleet.project.roles_for(h)} & set(APP_ROLES) and fleet.host(h).reachable]
+    if hosts:
+        converge(fleet, ",".join(APP_ROLES), ",".join(hosts))
+        fleet.out(f"  apps write to the new primary {time.monotonic() - started:.1f}s after the command began")
+
+
 def settle(fleet: MariaFleet, started: float) -> None:
     """Converge every reachable host of the env to the recorded topology (read_only settings, the fenced host's
     mask, the apps' database hosts) once writes flow again."""
@@ -223,10 +237,12 @@ def promote(fleet: MariaFleet, replica: str | None, force: bool, check: bool) ->
     take_writes(fleet, target, t, t.received_pos)
     fleet.out(f"  {target}: takes writes {time.monotonic() - started:.1f}s after the command began "
               f"(GTID {fleet.state(target).binlog_pos or 'empty'})")
-    follow_new_primary(fleet, target, [h for h in fleet.replicas if h != target])
+    others = [h for h in fleet.replicas if h != target]
     fenced = [h for h in fleet.topology.fenced if h != target] + ([old] if old and old != target else [])
     fleet.record(Topology(primary=target, fenced=sorted(set(fenced))))
     fleet.out(f"  topology recorded: primary {target}, fenced {', '.join(sorted(set(fenced))) or 'none'}")
+    repoint_apps(fleet, started)
+    follow_new_primary(fleet, target, others)
     settle(fleet, started)
     return target
 
@@ -267,10 +283,12 @@ def switchover(fleet: MariaFleet, replica: str | None, check: bool) -> str:
               f"{now.binlog_pos or 'empty'}: {lost} of {old}'s transactions missing")
     if lost:
         raise FabstackError(f"{target} lacks {lost} transactions of {old}; see `inv failover status`", host=target)
-    as_replica(fleet, old, target)
-    follow_new_primary(fleet, target, [h for h in fleet.replicas if h not in (target, old)])
+    others = [h for h in fleet.replicas if h not in (target, old)]
     fleet.record(Topology(primary=target, fenced=[h for h in fleet.topology.fenced if h not in (target, old)]))
     fleet.out(f"  topology recorded: primary {target}")
+    repoint_apps(fleet, started)
+    as_replica(fleet, old, target)
+    follow_new_primary(fleet, target, others)
     settle(fleet, started)
     return target
 

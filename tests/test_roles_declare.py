@@ -103,7 +103,7 @@ EXPECTED = {
     "postgresql": ("db1", "file /etc/postgresql/15/main/conf.d/60-fabstack-restart.conf",
                    "shared_buffers = 256MB", "shared_buffers = 16GB"),
     "redis": ("cache1", "file /etc/redis/redis.conf", "maxmemory 256mb", "maxmemory 16384mb"),
-    "php": ("app1", "packages php8.2-cli php8.2-pgsql php8.2-redis php8.2-opcache", "php8.2-opcache",
+    "php": ("app1", "packages php8.2-cli php8.2-pgsql php8.2-mysql php8.2-redis php8.2-opcache", "php8.2-opcache",
             "php8.2-opcache"),
     "php_app": ("app1", "file /srv/php-app/shared/.env", "DB_PORT=6432", "DB_PORT=6432"),
     "express_app": ("app1", "file /etc/fabstack/express.env", "DB_PORT=6432", "DB_PORT=6432"),

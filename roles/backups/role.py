@@ -23,10 +23,9 @@ def check(values: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def engine(ctx: RoleContext) -> str:
-    """The host's db tier: mariadb when it is in the MariaDB tier's groups, else postgresql."""
-    v = ctx.vars
-    tier = [v["mariadb_primary_group"], v["mariadb_replica_group"], v["mariadb_fenced_group"]]
-    return "mariadb" if any(ctx.host in ctx.groups.get(group, []) for group in tier) else "postgresql"
+    """The host's db tier: the one whose server role it carries (its settings are then this host's; PostgreSQL
+    on a host that has both)."""
+    return "mariadb" if "mariadb_databases" in ctx.vars and "postgresql_databases" not in ctx.vars else "postgresql"
 
 
 def deploy(ctx: RoleContext) -> None:

@@ -90,7 +90,8 @@ def check(values: dict[str, Any]) -> list[tuple[str, str]]:
 
 def upstreams(ctx: RoleContext, apps: list[App]) -> list[dict[str, Any]]:
     """One upstream per load-balancer route (to an app's serving hosts at its port, or to a group's hosts at
-    ``nginx_upstream_port``): its name, path, servers and the file holding them, longest path first."""
+    ``nginx_upstream_port``): its name, path, servers and the file holding them, longest path first. A route that
+    no host of this env serves (an env without that app's hosts) is left out."""
     by_name = {app.name: app for app in apps}
     found = []
     for route in sorted(ctx.vars["nginx_lb_routes"], key=lambda r: -len(r["path"])):
@@ -107,6 +108,8 @@ def upstreams(ctx: RoleContext, apps: list[App]) -> list[dict[str, Any]]:
                                     host=ctx.host)
             name, hosts, port = f"{group}_servers", ctx.groups[group], ctx.vars["nginx_upstream_port"]
         servers = [f"{ctx.address_of(h)}:{port}" for h in dict.fromkeys(hosts)]
+        if not servers:
+            continue
         found.append({"name": name, "path": route["path"], "servers": servers, "file": lb.upstream_path(name),
                       "strip": route.get("strip", True)})
     return found

@@ -1,12 +1,15 @@
 """The MySQL-family tier on its own sandbox network (inventory/mariadb.yml): a MariaDB primary and two replicas
-that hold its data and replicate by GTID; a replica added to a primary holding data; switchover under a write
-load; failover after the primary's container is killed, and the old primary's rejoin."""
+that hold its data and replicate by GTID; the Laravel shop behind the LB reading from the replicas and writing to
+the primary; a replica added to a primary holding data; a point-in-time restore; switchover under a write load
+(the shop following it); failover after the primary's container is killed, and the old primary's rejoin."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -19,6 +22,7 @@ from fabstack.errors import FabstackError
 from fabstack.project import load_project
 from fabstack.verify import verify
 from tests.conftest import REPO
+from tests.integration.chaos import sandbox_tls
 from tests.integration.conftest import in_host
 from tests.integration.mariadbchaos import ENV, MariaWriter, Probe, tier_addresses
 
@@ -74,6 +78,23 @@ def test_a_second_deploy_changes_nothing_and_verify_passes(tier: list) -> None:
     again = commands.deploy(REPO, ENV)
     assert {r.host: r.count("changed") for r in again} == {r.host: 0 for r in again}
     assert verify(REPO, ENV) == 0
+
+
+def shop_route() -> dict:
+    """The shop's answer (through the LB, over HTTPS) to which server served its read, its write, and its read
+    after that write in one request."""
+    project = load_project(REPO, ENV)
+    lb = project.hostvars()[project.inventory.select("lb")[0]]["ansible_host"]
+    with urllib.request.urlopen(f"https://{lb}/db-route", context=sandbox_tls(), timeout=10) as response:
+        return dict(json.load(response))
+
+
+def test_the_shop_reads_from_the_replicas_and_writes_to_the_primary_through_the_lb(tier: list) -> None:
+    primary, replicas = roles()
+    seen = [shop_route() for _ in range(10)]
+    assert {s["write"]["host"] for s in seen} == {primary} and {s["write"]["read_only"] for s in seen} == {0}
+    assert {s["read"]["host"] for s in seen} <= set(replicas) and {s["read"]["read_only"] for s in seen} == {1}
+    assert {s["read_after_write"]["host"] for s in seen} == {primary}  # sticky: a request reads its own write
 
 
 def test_a_replica_added_to_a_primary_holding_data_has_the_same_data(tier: list) -> None:
@@ -163,6 +184,8 @@ def test_switchover_under_a_write_load_loses_nothing(probe: Probe) -> None:
     assert writer.acked and not lost
     assert max(writer.acked) > 0 and writer.acked[-1] in present  # writes went on after the switch
     assert all(replicating(r) for r in roles()[1])
+    after = shop_route()  # the shop was repointed by the switchover itself, no release
+    assert after["write"]["host"] == new and after["read"]["host"] in roles()[1]
 
 
 def replicas_order(name: str) -> int:

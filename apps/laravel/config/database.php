@@ -1,10 +1,26 @@
 <?php
 
-// Through PgBouncer: writes to its rw entry (the primary), reads from its ro entry (the replicas). PgBouncer
-// pools transactions, so PDO must not keep server-side prepared statements.
+// PostgreSQL through PgBouncer: writes to its rw entry (the primary), reads from its ro entry (the replicas).
+// PgBouncer pools transactions, so PDO must not keep server-side prepared statements.
+// MariaDB directly: writes to the primary, reads from a replica (Laravel picks one of DB_READ_HOSTS), and with
+// 'sticky' a request that wrote reads its own writes from the primary.
 return [
-    'default' => 'pgsql',
+    'default' => env('DB_CONNECTION', 'pgsql'),
     'connections' => [
+        'mysql' => [
+            'driver' => 'mysql',
+            'read' => ['host' => explode(',', (string) env('DB_READ_HOSTS', '127.0.0.1'))],
+            'write' => ['host' => [env('DB_WRITE_HOST', '127.0.0.1')]],
+            'sticky' => true,
+            'port' => env('DB_PORT', '3306'),
+            'database' => env('DB_DATABASE', 'app'),
+            'username' => env('DB_USERNAME', 'app'),
+            'password' => env('DB_PASSWORD', ''),
+            'charset' => 'utf8mb4',
+            'collation' => 'utf8mb4_unicode_ci',
+            'prefix' => '',
+            'strict' => true,
+        ],
         'pgsql' => [
             'driver' => 'pgsql',
             'read' => ['database' => env('DB_RO_DATABASE', 'app_ro')],

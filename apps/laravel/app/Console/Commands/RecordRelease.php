@@ -15,7 +15,7 @@ class RecordRelease extends Command
 
     public function handle(): int
     {
-        DB::connection('pgsql')->insert('insert into app_releases (app, revision, host) values (?, ?, ?)',
+        DB::connection()->insert('insert into app_releases (app, revision, host) values (?, ?, ?)',
             ['shop', Revision::current(), gethostname()]);
         return 0;
     }
