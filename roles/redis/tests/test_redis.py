@@ -2,7 +2,9 @@
 
 from typing import Any
 
-AUTH = "REDISCLI_AUTH=\"$(sed -n 's/^REDIS_PASSWORD=//p' /etc/fabstack/fastapi-app.env)\""
+# The app user's password, from whichever app's settings on this host hold it (FastAPI's, or the Laravel shop's)
+AUTH = ("REDISCLI_AUTH=\"$(sed -n 's/^REDIS_PASSWORD=\\\"\\{0,1\\}\\([^\\\"]*\\)\\\"\\{0,1\\}$/\\1/p' "
+        "/etc/fabstack/fastapi-app.env /srv/php-app/shared/.env 2>/dev/null | head -n 1)\"")
 
 
 def test_running_and_enabled(host: Any) -> None:
