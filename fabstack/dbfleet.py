@@ -6,6 +6,7 @@ deploy so hosts follow a new topology. Each tier's own commands (``pgfailover``,
 from __future__ import annotations
 
 import io
+import socket
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,7 +30,29 @@ def in_parallel(ask: Callable[[str], T], names: list[str]) -> dict[str, T]:
         return dict(zip(names, pool.map(ask, names), strict=True))
 
 
+def at_once(*actions: Callable[[], object]) -> None:
+    """Run independent steps at the same time; the first failure is raised once all have ended."""
+    with ThreadPoolExecutor(max_workers=max(1, len(actions))) as pool:
+        for future in [pool.submit(action) for action in actions]:
+            future.result()
+
+
 CONNECT_TIMEOUT = 1.0
+# Seconds a host's SSH port has to accept a TCP connection before the host counts as down, without waiting for
+# SSH at all: a live host's kernel answers a connection at once even when the host is busy, while a dead one
+# never answers, and every second spent waiting for a dead primary is a second without writes.
+PROBE_TIMEOUT = 0.3
+
+
+def answers(address: str, port: int, timeout: float) -> bool:
+    """Whether ``address:port`` accepts a TCP connection within ``timeout`` seconds."""
+    try:
+        socket.create_connection((address, port), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
 @dataclass
 class Fleet:
     """The env's hosts (a db tier's and the others a command needs), reached once for a whole command."""
@@ -42,6 +65,7 @@ class Fleet:
     # seconds a host has to answer SSH before it counts as down: short, since while the primary is dead every
     # second spent waiting for it is a second without writes (the sandbox's hosts answer in about 0.2 s)
     connect_timeout: float = CONNECT_TIMEOUT
+    probe_timeout: float = PROBE_TIMEOUT
 
     @property
     def topology(self) -> Topology:
@@ -79,7 +103,13 @@ class Fleet:
     def host(self, name: str) -> RemoteHost:
         """A host, connected on first use."""
         if name not in self.hosts:
-            self.hosts[name] = reach(self.project, name, self.connect_timeout)
+            setup = self.project.setup(name, None)
+            port = int(setup.vars.get("ansible_port", 22))
+            if answers(self.address(name), port, self.probe_timeout):
+                self.hosts[name] = reach(self.project, name, self.connect_timeout)
+            else:
+                self.hosts[name] = RemoteHost(setup, None, f"port {port} did not answer within "
+                                                           f"{self.probe_timeout}s")
         return self.hosts[name]
 
     def connect(self, names: list[str]) -> None:

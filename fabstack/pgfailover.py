@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from fabstack.dbfleet import Fleet, converge, in_parallel, open_fleet
+from fabstack.dbfleet import Fleet, at_once, converge, in_parallel, open_fleet
 from fabstack.errors import FabstackError
 from fabstack.topology import Topology
 
@@ -253,8 +253,9 @@ def promote(fleet: PgFleet, replica: str | None, force: bool, check: bool,
     """Promote a replica to primary: preflight, fence the old primary, pause PgBouncer, promote, repoint, resume."""
     started = time.monotonic()
     old = fleet.primary
-    fleet.connect([*fleet.db_hosts, *fleet.group("pgbouncer")])
-    states = fleet.states(fleet.db_hosts)
+    states: dict[str, DbState] = {}
+    # each db host asked as soon as it is reached, the PgBouncers reached meanwhile
+    at_once(lambda: states.update(fleet.states(fleet.db_hosts)), lambda: fleet.connect(fleet.group("pgbouncer")))
     target = choose_replica(fleet, replica, states)
     if target == old and states[old].role == "primary" and old == fleet.topology.primary:
         raise FabstackError(f"{target} is already the primary", key="--replica")
@@ -275,10 +276,9 @@ def promote(fleet: PgFleet, replica: str | None, force: bool, check: bool,
         return target
     rw = fleet.project.setup(fleet.group("pgbouncer")[0], None).vars["pgbouncer_rw_name"] if fleet.group(
         "pgbouncer") else ""
-    if rw:
-        pause_bouncers(fleet, rw, old_alive)
-    if old and old != target:
-        fence(fleet, old, force)
+    # clients are held at PgBouncer while the old primary is fenced: both at once, both before the promotion
+    at_once(*([lambda: pause_bouncers(fleet, rw, old_alive)] if rw else []),
+            *([lambda: fence(fleet, old, force)] if old and old != target else []))
     if states[target].in_recovery:
         promoted = fleet.host(target).sql("select pg_promote(wait => true, wait_seconds => 60)")
         if promoted != "t":

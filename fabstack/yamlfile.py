@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import os
 import stat
 from pathlib import Path
@@ -71,6 +73,11 @@ def _check_nodes(root: yaml.Node, where: str) -> None:
     size(root, 0)
 
 
+# Parsed files by (path, content): an env's group_vars are read once per host, and parsing is most of a command's
+# start-up time; callers get their own copy, so changing what they got never changes what the next one gets.
+_PARSED: dict[tuple[str, bytes], Any] = {}
+
+
 def load_yaml(path: Path) -> Any:
     """Parse one YAML file (decrypting ansible-vault files and ``!vault`` values); a syntax error, text that is
     not UTF-8, a duplicate key or a document past the bounds above becomes a one-line FabstackError naming file
@@ -85,6 +92,15 @@ def load_yaml(path: Path) -> Any:
         raw = path.read_bytes()
     except OSError as exc:
         raise FabstackError(f"cannot read: {exc.strerror}", where=where) from exc
+    key = (where, hashlib.sha256(raw).digest())
+    if key not in _PARSED:
+        _PARSED[key] = _parse(path, raw)
+    return copy.deepcopy(_PARSED[key])
+
+
+def _parse(path: Path, raw: bytes) -> Any:
+    """The document of one file's bytes (see ``load_yaml``)."""
+    where = str(path)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
