@@ -1,9 +1,11 @@
-"""pytest plugin for role tests: runs a role's tests only on hosts carrying the role; gives them hostvars."""
+"""pytest plugin for role tests: runs a role's tests only on hosts carrying the role; gives them hostvars, and a
+``report`` of figures worth reading (replication lag, say) printed after the results."""
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,23 @@ def computed(host: Any) -> dict[str, Any]:
 def fleet() -> dict[str, Any]:
     """Every verified host: its roles, variables, computed values and facts (for cross-host checks)."""
     return _host_map()
+
+
+_REPORTED: list[str] = []
+
+
+@pytest.fixture
+def report(host: Any) -> Callable[[str], None]:
+    """Add a line (prefixed with the host's name) to what ``inv verify`` prints after the results."""
+    return lambda line: _REPORTED.append(f"{host.backend.get_hostname()}: {line}")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print the reported lines, in the order the tests wrote them."""
+    if _REPORTED:
+        terminalreporter.section("reported by the role tests")
+        for line in _REPORTED:
+            terminalreporter.write_line(line)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

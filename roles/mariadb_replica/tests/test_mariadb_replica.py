@@ -1,6 +1,7 @@
 """testinfra checks of the mariadb_replica role: the replica replicates from the primary by GTID with both
 threads running (its lag is printed), and no account but the local admins can write past read_only."""
 
+from collections.abc import Callable
 from typing import Any
 
 
@@ -12,15 +13,16 @@ def replica_status(host: Any) -> dict[str, str]:
     return dict(zip(header.split("\t"), rows[0].split("\t"), strict=False))
 
 
-def test_it_replicates_from_the_primary_by_gtid(host: Any, fleet: dict[str, Any], hostvars: dict[str, Any]) -> None:
+def test_it_replicates_from_the_primary_by_gtid(host: Any, fleet: dict[str, Any], hostvars: dict[str, Any],
+                                                report: Callable[[str], None]) -> None:
     status = replica_status(host)
     primary = next(entry["vars"]["ansible_host"] for entry in fleet.values()
                    if hostvars["mariadb_primary_group"] in entry["vars"]["group_names"])
     assert status["Master_Host"] == primary
     assert status["Using_Gtid"] == "Slave_Pos"
     assert (status["Slave_IO_Running"], status["Slave_SQL_Running"]) == ("Yes", "Yes"), status["Last_Error"]
-    print(f"{host.backend.get_hostname()}: {status['Seconds_Behind_Master']} s behind, at GTID "
-          f"{status['Gtid_IO_Pos']}")
+    report(f"replica of {primary}: IO and SQL threads running, {status['Seconds_Behind_Master']} s behind, "
+           f"received up to GTID {status['Gtid_IO_Pos']}")
 
 
 def test_no_account_but_the_admins_may_write_past_read_only(host: Any) -> None:

@@ -1,9 +1,11 @@
 """testinfra checks of the postgresql_replica role."""
 
+from collections.abc import Callable
 from typing import Any
 
 
-def test_replica_is_a_streaming_hot_standby(host: Any, hostvars: dict[str, Any]) -> None:
+def test_replica_is_a_streaming_hot_standby(host: Any, hostvars: dict[str, Any],
+                                            report: Callable[[str], None]) -> None:
     data = hostvars["postgresql_data"]
     assert host.file(f"{data}/standby.signal").exists
     auto = host.file(f"{data}/postgresql.auto.conf").content_string
@@ -14,3 +16,7 @@ def test_replica_is_a_streaming_hot_standby(host: Any, hostvars: dict[str, Any])
     assert out == "t"
     refused = host.run("runuser -u postgres -- psql -X -At -d app -c 'create table nope (i int)'")
     assert refused.rc != 0 and "read-only" in refused.stderr
+    receiver, lag = host.check_output(
+        "runuser -u postgres -- psql -X -At -F ' ' -c \"select coalesce((select status from pg_stat_wal_receiver), "
+        "'none'), coalesce(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0)\"").split()
+    report(f"hot standby, WAL receiver {receiver}, {lag} bytes received but not yet replayed")
