@@ -8,6 +8,7 @@ folder, a team's own deployment repo); fabstack's bundled roles are found beside
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +36,10 @@ def _run(action: Callable[[], Any], vault_password_file: str | None = None, ask_
         raise Exit(code=2) from None
     except (Exit, KeyboardInterrupt):
         raise
+    except BrokenPipeError:
+        # the reader went away (`inv failover status | head`): stop quietly, as other command-line tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise Exit(code=1) from None
     except Exception as exc:  # noqa: BLE001 - anything else is a bug: one line, the traceback on request
         commands.report_unexpected(exc, sys.argv)
         raise Exit(code=2) from None

@@ -21,6 +21,7 @@ from fabstack.runner import execute, select_hosts
 from fabstack.topology import Topology, load_topology, save_topology
 
 T = TypeVar("T")
+S = TypeVar("S")
 F = TypeVar("F", bound="Fleet")
 
 
@@ -112,6 +113,17 @@ class Fleet:
                                                            f"{self.probe_timeout}s")
         return self.hosts[name]
 
+    def ask(self, name: str, question: Callable[[RemoteHost], S], down: Callable[[str, str], S], server: str) -> S:
+        """A host's answer to ``question``, or ``down(name, why)`` when SSH or its database server does not
+        answer (the tier's ``state`` builds on this)."""
+        host = self.host(name)
+        if not host.reachable:
+            return down(name, f"unreachable: {host.error}")
+        try:
+            return question(host)
+        except FabstackError as exc:
+            return down(name, f"{server} not answering: {exc.message}")
+
     def connect(self, names: list[str]) -> None:
         """Reach several hosts at once (each within the connect timeout)."""
         in_parallel(self.host, names)
@@ -120,6 +132,16 @@ class Fleet:
         """Close every SSH session."""
         for host in self.hosts.values():
             host.close()
+
+
+def plan_or_stop(fleet: Fleet, plan: str, reasons: list[str], target: str, check: bool) -> bool:
+    """Print a command's plan; refuse it with every reason found; say whether to stop there (``--check``)."""
+    fleet.out(f"plan: {plan}")
+    if reasons:
+        raise FabstackError("refused: " + "; ".join(reasons), host=target)
+    if check:
+        fleet.out("check mode: stopping after the plan")
+    return check
 
 
 def env_tier(project: Project, tier: str | None) -> str:

@@ -12,7 +12,7 @@ import shlex
 import time
 from dataclasses import dataclass
 
-from fabstack.dbfleet import Fleet, converge, in_parallel
+from fabstack.dbfleet import Fleet, converge, in_parallel, plan_or_stop
 from fabstack.errors import FabstackError
 from fabstack.topology import Topology
 
@@ -90,13 +90,8 @@ class MariaFleet(Fleet):
 
     def state(self, name: str) -> MariaState:
         """The state of one host (down if SSH or MariaDB does not answer)."""
-        host = self.host(name)
-        if not host.reachable:
-            return MariaState(name, note=f"unreachable: {host.error}")
-        try:
-            return parse_state(name, host.run(STATE_COMMAND))
-        except FabstackError as exc:
-            return MariaState(name, note=f"mariadb not answering: {exc.message}")
+        return self.ask(name, lambda host: parse_state(name, host.run(STATE_COMMAND)),
+                        lambda host, why: MariaState(host, note=why), "mariadb")
 
     def states(self, names: list[str]) -> dict[str, MariaState]:
         """The state of several hosts, asked at once."""
@@ -225,12 +220,9 @@ def promote(fleet: MariaFleet, replica: str | None, force: bool, check: bool) ->
         reasons.append(f"{old} does not answer, so it cannot be fenced now: re-run with --force to record it as "
                        "fenced (masked on its next contact)")
     t = states[target]
-    fleet.out(f"plan: promote {target} (received {t.received_pos or t.position or 'nothing'}, applied "
-              f"{t.position or 'nothing'}); fence {old or 'nobody'}; the other replicas follow {target} by GTID")
-    if reasons:
-        raise FabstackError("refused: " + "; ".join(reasons), host=target)
-    if check:
-        fleet.out("check mode: stopping after the plan")
+    if plan_or_stop(fleet, f"promote {target} (received {t.received_pos or t.position or 'nothing'}, applied "
+                    f"{t.position or 'nothing'}); fence {old or 'nobody'}; the other replicas follow {target} by GTID",
+                    reasons, target, check):
         return target
     if old and old != target:
         fence(fleet, old)
@@ -260,12 +252,8 @@ def switchover(fleet: MariaFleet, replica: str | None, check: bool) -> str:
         reasons.append(f"{old} is not a running primary: use `inv failover promote-replica`")
     if states[target].role == "replica" and states[target].io != "Yes":
         reasons.append(f"{target} is not receiving from {old} (IO thread {states[target].io or 'stopped'})")
-    fleet.out(f"plan: {old} read_only; {target} applies up to {old}'s last GTID and takes writes; {old} and the "
-              f"other replicas replicate from {target}")
-    if reasons:
-        raise FabstackError("refused: " + "; ".join(reasons), host=target)
-    if check:
-        fleet.out("check mode: stopping after the plan")
+    if plan_or_stop(fleet, f"{old} read_only; {target} applies up to {old}'s last GTID and takes writes; {old} and "
+                    f"the other replicas replicate from {target}", reasons, target, check):
         return target
     old_host = fleet.host(old)
     old_host.mariadb("SET GLOBAL read_only = 1")

@@ -12,8 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from fabstack.dbfleet import Fleet, at_once, converge, in_parallel, open_fleet
+from fabstack.dbfleet import Fleet, at_once, converge, in_parallel, open_fleet, plan_or_stop
 from fabstack.errors import FabstackError
+from fabstack.remote import RemoteHost
 from fabstack.topology import Topology
 
 STATE_SQL = (
@@ -62,16 +63,13 @@ class PgFleet(Fleet):
 
     def state(self, name: str) -> DbState:
         """The database state of one host (down if SSH or PostgreSQL does not answer)."""
-        host = self.host(name)
-        if not host.reachable:
-            return DbState(name, note=f"unreachable: {host.error}")
-        try:
+        def answer(host: RemoteHost) -> DbState:
             row = host.sql(STATE_SQL).split("|")
-        except FabstackError as exc:
-            return DbState(name, note=f"postgresql not answering: {exc.message}")
-        return DbState(name, up=True, in_recovery=row[0] == "t", paused=row[1] == "t", receiver=row[2], lsn=row[3],
-                       timeline=int(row[4] or 0), lag_bytes=int(float(row[5] or 0)), lag_seconds=float(row[6] or 0),
-                       sync_names=row[7])
+            return DbState(name, up=True, in_recovery=row[0] == "t", paused=row[1] == "t", receiver=row[2],
+                           lsn=row[3], timeline=int(row[4] or 0), lag_bytes=int(float(row[5] or 0)),
+                           lag_seconds=float(row[6] or 0), sync_names=row[7])
+
+        return self.ask(name, answer, lambda host, why: DbState(host, note=why), "postgresql")
 
     def states(self, names: list[str]) -> dict[str, DbState]:
         """The database state of several hosts, asked at once (a dead host costs its connect timeout once, not
@@ -265,14 +263,11 @@ def promote(fleet: PgFleet, replica: str | None, force: bool, check: bool,
         reasons.append(f"{old} does not answer, so it cannot be fenced now: re-run with --force to record it as "
                        "fenced (masked on its next contact; its own boot check keeps it read-only meanwhile)")
     old_alive = bool(old) and states[old].role == "primary"
-    fleet.out(f"plan: promote {target} (lag {states[target].lag_bytes} bytes); fence {old or 'nobody'} "
-              f"({'answering' if states.get(old, DbState(old)).up else 'not answering'}); "
-              f"{'PAUSE' if old_alive else 'KILL'} PgBouncer rw; repoint PgBouncer to {target}; "
-              f"other replicas follow {target}" + (" (resuming an interrupted promote)" if resuming else ""))
-    if reasons:
-        raise FabstackError("refused: " + "; ".join(reasons), host=target)
-    if check:
-        fleet.out("check mode: stopping after the plan")
+    plan = (f"promote {target} (lag {states[target].lag_bytes} bytes); fence {old or 'nobody'} "
+            f"({'answering' if states.get(old, DbState(old)).up else 'not answering'}); "
+            f"{'PAUSE' if old_alive else 'KILL'} PgBouncer rw; repoint PgBouncer to {target}; "
+            f"other replicas follow {target}" + (" (resuming an interrupted promote)" if resuming else ""))
+    if plan_or_stop(fleet, plan, reasons, target, check):
         return target
     rw = fleet.project.setup(fleet.group("pgbouncer")[0], None).vars["pgbouncer_rw_name"] if fleet.group(
         "pgbouncer") else ""
@@ -393,12 +388,9 @@ def switchover(fleet: PgFleet, replica: str | None, check: bool, wait_seconds: f
     reasons = preflight(fleet, target, old, states, 16 * 1024 * 1024)
     if not states[old].up or states[old].in_recovery:
         reasons.append(f"{old} is not a running primary: use `inv failover promote-replica`")
-    fleet.out(f"plan: PAUSE PgBouncer rw; stop {old} cleanly; wait for {target} to replay its shutdown checkpoint; "
-              f"promote {target}; repoint PgBouncer; RESUME; rejoin {old} as a replica")
-    if reasons:
-        raise FabstackError("refused: " + "; ".join(reasons), host=target)
-    if check:
-        fleet.out("check mode: stopping after the plan")
+    if plan_or_stop(fleet, f"PAUSE PgBouncer rw; stop {old} cleanly; wait for {target} to replay its shutdown "
+                    f"checkpoint; promote {target}; repoint PgBouncer; RESUME; rejoin {old} as a replica",
+                    reasons, target, check):
         return target
     rw = fleet.project.setup(fleet.group("pgbouncer")[0], None).vars["pgbouncer_rw_name"]
     pause_bouncers(fleet, rw, primary_alive=True)

@@ -68,25 +68,28 @@ def as_postgres(argv: list[str], output: Path) -> None:
         raise RuntimeError(f"{argv[0]} failed: {proc.stderr.decode(errors='replace').strip()}")
 
 
-class Session:
-    """A psql session kept open as the postgres user, to hold one snapshot while pg_dump reads it."""
+END = "__fabstack_end__"
 
-    def __init__(self, database: str, port: str) -> None:
-        self.proc = subprocess.Popen(
-            ["runuser", "-u", "postgres", "--", "psql", "-X", "-At", "-q", "-v", "ON_ERROR_STOP=1", "-p", port,
-             "-d", database], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+class ClientSession:
+    """A database client kept open, to hold one snapshot across several statements: each statement is followed
+    by one that prints ``END``, so its output ends there."""
+
+    def __init__(self, argv: list[str], end_statement: str) -> None:
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.end_statement = end_statement
 
     def ask(self, sql: str) -> list[str]:
         """Run one statement; its output lines."""
         assert self.proc.stdin and self.proc.stdout
-        self.proc.stdin.write(f"{sql.rstrip(';')};\n\\echo __fabstack_end__\n")
+        self.proc.stdin.write(f"{sql.rstrip(';')};\n{self.end_statement}\n")
         self.proc.stdin.flush()
         lines = []
         for line in self.proc.stdout:
-            if line.rstrip("\n") == "__fabstack_end__":
+            if line.rstrip("\n") == END:
                 return lines
             lines.append(line.rstrip("\n"))
-        raise RuntimeError(f"psql ended while running: {sql}")
+        raise RuntimeError(f"the client ended while running: {sql}")
 
     def close(self) -> None:
         """End the session."""
@@ -95,16 +98,27 @@ class Session:
         self.proc.wait(timeout=60)
 
 
+def psql_session(database: str, port: str) -> ClientSession:
+    """A psql session as the postgres user (to hold one snapshot while pg_dump reads it)."""
+    return ClientSession(["runuser", "-u", "postgres", "--", "psql", "-X", "-At", "-q", "-v", "ON_ERROR_STOP=1",
+                          "-p", port, "-d", database], f"\\echo {END}")
+
+
+def mariadb_session() -> ClientSession:
+    """A mariadb client session as MariaDB's root (to hold one consistent snapshot while counting rows)."""
+    return ClientSession(["mariadb", "--batch", "-N", "--unbuffered"], f"select '{END}';")
+
+
 def in_recovery(port: str) -> bool:
     """Whether the local server is a replica (``pg_is_in_recovery()``)."""
-    session = Session("postgres", port)
+    session = psql_session("postgres", port)
     try:
         return session.ask("select pg_is_in_recovery()")[0] == "t"
     finally:
         session.close()
 
 
-def table_stats(session: Session) -> dict[str, list]:
+def table_stats(session: ClientSession) -> dict[str, list]:
     """Row count and max(id) (where there is an id column) of every user table, in the session's snapshot."""
     stats = {}
     tables = session.ask("select format('%I.%I', schemaname, relname) from pg_stat_user_tables order by 1")
@@ -118,7 +132,7 @@ def table_stats(session: Session) -> dict[str, list]:
 
 def dump_database(database: str, folder: Path, port: str) -> dict[str, list]:
     """pg_dump -Fc of one database, and its tables' stats taken in the very snapshot the dump reads."""
-    session = Session(database, port)
+    session = psql_session(database, port)
     try:
         session.ask("begin isolation level repeatable read read only")
         snapshot = session.ask("select pg_export_snapshot()")[0]
@@ -139,32 +153,6 @@ def mariadb(sql: str, database: str = "") -> list[str]:
     return proc.stdout.splitlines()
 
 
-class MariaSession:
-    """A mariadb client session kept open, to hold one consistent snapshot while counting rows."""
-
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen(["mariadb", "--batch", "-N", "--unbuffered"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True)
-
-    def ask(self, sql: str) -> list[str]:
-        """Run one statement; its output lines."""
-        assert self.proc.stdin and self.proc.stdout
-        self.proc.stdin.write(f"{sql.rstrip(';')};\nselect '__fabstack_end__';\n")
-        self.proc.stdin.flush()
-        lines = []
-        for line in self.proc.stdout:
-            if line.rstrip("\n") == "__fabstack_end__":
-                return lines
-            lines.append(line.rstrip("\n"))
-        raise RuntimeError(f"mariadb ended while running: {sql}")
-
-    def close(self) -> None:
-        """End the session."""
-        assert self.proc.stdin
-        self.proc.stdin.close()
-        self.proc.wait(timeout=60)
-
-
 def mariadb_stats(ask: Callable[[str], list[str]], database: str) -> dict[str, list]:
     """Row count and max(id) (where there is an id column) of every base table of a MariaDB database."""
     stats = {}
@@ -183,7 +171,7 @@ def dump_mariadb(database: str, folder: Path, attempts: int = 5) -> tuple[dict[s
     same binary log position (both report it; on a busy server the pair is taken again until they agree).
     Returns the stats and the position (file, offset, GTID)."""
     for _ in range(attempts):
-        session = MariaSession()
+        session = mariadb_session()
         try:
             session.ask("start transaction with consistent snapshot")
             status = dict(line.split("\t") for line in session.ask("show status like 'binlog_snapshot_%'"))
@@ -488,7 +476,7 @@ def main(argv: list[str]) -> int:
         elif command == "stats" and mariadb_engine:
             print(json.dumps(mariadb_stats(mariadb, argv[2]), sort_keys=True))
         elif command == "stats":
-            session = Session(argv[2], str(settings.get("port", 5432)))
+            session = psql_session(argv[2], str(settings.get("port", 5432)))
             try:
                 print(json.dumps(table_stats(session), sort_keys=True))
             finally:
