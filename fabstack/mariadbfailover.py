@@ -283,7 +283,8 @@ def switchover(fleet: MariaFleet, replica: str | None, check: bool) -> str:
 
 def as_replica(fleet: MariaFleet, old: str, primary: str) -> None:
     """Make a cleanly stopped-writing old primary replicate from ``primary`` from its own last GTID (the
-    password goes on standard input, not the command line)."""
+    password goes on standard input, not the command line). Whether the connection uses TLS is the replica
+    role's to say: it converges right after."""
     v = fleet.project.setup(old, None).vars
     sql = (f"STOP SLAVE; RESET SLAVE ALL; SET GLOBAL gtid_slave_pos = @@gtid_binlog_pos; "
            f"CHANGE MASTER TO MASTER_HOST = '{fleet.address(primary)}', MASTER_PORT = {v['mariadb_port']}, "

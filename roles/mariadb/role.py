@@ -8,12 +8,13 @@ import ipaddress
 import re
 from typing import Any
 
-from fabstack import sshkeys, tuning
+from fabstack import sshkeys, tls, tuning
+from fabstack.errors import FabstackError
 from fabstack.role import RoleContext
 from fabstack.rolecontract import Commitment, Inbound, not_identifiers, out_of_bounds
 
 GENERATED_SECRETS = ("mariadb_app_password", "mariadb_replication_password", "mariadb_checksum_password",
-                     "mariadb_seed_ssh_private_key")
+                     "mariadb_seed_ssh_private_key", "mariadb_tls_self_signed_pem")
 PORTS = ("mariadb_port",)
 
 HANDLERS = {
@@ -44,6 +45,8 @@ def check(values: dict[str, Any]) -> list[tuple[str, str]]:
         problems.append(("mariadb_seed_user", f"must be a Unix user name, got {values['mariadb_seed_user']!r}"))
     problems += [("mariadb_databases", f"must list lowercase SQL identifiers, got {name!r}")
                  for name in values["mariadb_databases"] if not_identifiers({"d": name}, "d")]
+    if values["mariadb_tls"] and bool(values["mariadb_tls_certificate"]) != bool(values["mariadb_tls_private_key"]):
+        problems.append(("mariadb_tls_certificate", "give both the certificate and its private key, or neither"))
     if not 0.1 <= values["mariadb_buffer_pool_share"] <= 0.8:
         problems.append(("mariadb_buffer_pool_share", "must be from 0.1 to 0.8"))
     return problems + out_of_bounds(values, {"mariadb_max_connections": (0, 100_000),
@@ -90,12 +93,33 @@ def addresses(ctx: RoleContext, groups: list[str]) -> list[str]:
     return found
 
 
+def tls_files(ctx: RoleContext) -> None:
+    """The tier's certificate, key and trusted CA in ``mariadb_tls_dir`` (checked before any host: they parse,
+    the key is the certificate's)."""
+    v = ctx.vars
+    given = bool(v["mariadb_tls_certificate"])
+    try:
+        pair = tls.parse_pair(v["mariadb_tls_certificate"], v["mariadb_tls_private_key"]) if given else \
+            tls.parse_pair(v["mariadb_tls_self_signed_pem"], v["mariadb_tls_self_signed_pem"])
+    except tls.TlsError as exc:
+        raise FabstackError(str(exc), key="mariadb_tls_certificate" if given else "mariadb_tls_self_signed_pem",
+                            host=ctx.host) from None
+    folder = v["mariadb_tls_dir"]
+    ctx.directory(folder, owner="root", group="mysql", mode="0750")
+    ctx.file(f"{folder}/cert.pem", pair.chain, group="mysql", mode="0644", notify="restart mariadb")
+    ctx.file(f"{folder}/key.pem", pair.key, group="mysql", mode="0640", secret=True, notify="restart mariadb")
+    ctx.file(f"{folder}/ca.pem", v["mariadb_tls_ca"] or pair.chain, group="mysql", mode="0644",
+             notify="restart mariadb")
+
+
 def deploy(ctx: RoleContext) -> None:
     """Declare the server, its config, (on the primary) the databases and accounts, and the seed source."""
     v = ctx.vars
     tier = [v["mariadb_primary_group"], v["mariadb_replica_group"], v["mariadb_fenced_group"]]
     is_primary = ctx.host in ctx.groups.get(v["mariadb_primary_group"], [])
     ctx.packages("mariadb-server", "mariadb-backup", "percona-toolkit")
+    if v["mariadb_tls"]:
+        tls_files(ctx)
     ctx.template("fabstack.cnf.j2", "/etc/mysql/mariadb.conf.d/60-fabstack.cnf", notify="restart mariadb",
                  address=ctx.facts["primary_address"], tuning=ctx.computed["mariadb_tuning"],
                  server_id=server_id(ctx.address_of(ctx.host)))

@@ -18,13 +18,26 @@ def check(values: dict[str, Any]) -> list[tuple[str, str]]:
     return out_of_bounds(values, {"mariadb_replica_seed_timeout": (60, 86_400)})
 
 
+def tls_options(values: dict[str, Any]) -> str:
+    """The CHANGE MASTER options for the connection to the primary: TLS, trusting the tier's CA only, or none."""
+    if values["mariadb_tls"]:
+        return f"MASTER_SSL = 1, MASTER_SSL_CA = '{values['mariadb_tls_dir']}/ca.pem'"
+    return "MASTER_SSL = 0"
+
+
 def deploy(ctx: RoleContext) -> None:
-    """Declare the seed key, the primary's host key, the seed script, and its one run."""
+    """Declare the seed key, the primary's host key, the seed script and its one run, and whether the
+    replication connection uses TLS."""
     v = ctx.vars
     primary = ctx.peer(v["mariadb_primary_group"])
     ctx.file(KEY, v["mariadb_seed_ssh_private_key"], mode="0600", secret=True)
     ctx.file(KNOWN_HOSTS, "\n".join(ctx.host_key_lines(primary["name"])) + "\n")
     ctx.template("seed.sh.j2", SEED, mode="0700", secret=True, primary=primary["name"],
                  primary_address=primary["address"], primary_ssh_port=primary.get("ansible_port", 22),
-                 key_file=KEY, known_hosts_file=KNOWN_HOSTS, seed_user=v["mariadb_seed_user"])
+                 key_file=KEY, known_hosts_file=KNOWN_HOSTS, seed_user=v["mariadb_seed_user"],
+                 tls_options=tls_options(v))
     ctx.command(SEED, creates=SEEDED, name=f"seed from {primary['name']} and replicate by GTID")
+    allowed = "Yes" if v["mariadb_tls"] else "No"
+    ctx.command(f"mariadb --batch -e \"STOP SLAVE; CHANGE MASTER TO {tls_options(v)}; START SLAVE\"",
+                name=f"replication connection TLS {'on' if v['mariadb_tls'] else 'off'}",
+                unless=f"mariadb --batch -e 'SHOW SLAVE STATUS\\G' | grep -q 'Master_SSL_Allowed: {allowed}'")

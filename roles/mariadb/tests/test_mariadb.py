@@ -35,3 +35,12 @@ def test_sizes_are_the_computed_ones(host: Any, computed: dict[str, Any]) -> Non
 def test_only_the_primary_takes_writes(host: Any, hostvars: dict[str, Any]) -> None:
     primary = hostvars["mariadb_primary_group"] in hostvars["group_names"]
     assert variables(host, "read_only")["read_only"] == ("OFF" if primary else "ON")
+
+
+def test_the_replication_account_must_use_tls_when_the_tier_asks(host: Any, hostvars: dict[str, Any]) -> None:
+    wanted = "ANY" if hostvars["mariadb_tls"] else ""
+    found = host.check_output(f"mariadb --batch -N -e \"select distinct ssl_type from mysql.user where user = "
+                              f"'{hostvars['mariadb_replication_user']}'\"").split("\n")
+    assert found == [wanted]
+    if hostvars["mariadb_tls"]:  # and it serves TLS, with the tier's certificate
+        assert variables(host, "have_ssl")["have_ssl"] == "YES"

@@ -21,7 +21,12 @@ def test_it_replicates_from_the_primary_by_gtid(host: Any, fleet: dict[str, Any]
     assert status["Master_Host"] == primary
     assert status["Using_Gtid"] == "Slave_Pos"
     assert (status["Slave_IO_Running"], status["Slave_SQL_Running"]) == ("Yes", "Yes"), status["Last_Error"]
-    report(f"replica of {primary}: IO and SQL threads running, {status['Seconds_Behind_Master']} s behind, "
+    # over TLS when the tier asks for it (the primary then refuses the account anything else), trusting its CA
+    assert status["Master_SSL_Allowed"] == ("Yes" if hostvars["mariadb_tls"] else "No")
+    if hostvars["mariadb_tls"]:
+        assert status["Master_SSL_CA_File"] == f"{hostvars['mariadb_tls_dir']}/ca.pem"
+    report(f"replica of {primary}{' over TLS' if hostvars['mariadb_tls'] else ''}: IO and SQL threads running, "
+           f"{status['Seconds_Behind_Master']} s behind, "
            f"received up to GTID {status['Gtid_IO_Pos']}")
 
 
