@@ -1,5 +1,5 @@
-"""TLS between the MariaDB replicas and the primary, planned offline: off by default; on, every host of the tier
-serves the tier's certificate, the replication account must use TLS, and replicas trust the tier's CA only."""
+"""TLS between the MariaDB replicas and the primary, planned offline: off, nothing of it; on, every host of the
+tier serves the tier's certificate, the replication account must use TLS, and replicas trust the tier's CA only."""
 
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ def planned(root: Path, *overrides: str) -> dict[str, dict[str, Any]]:
     return {host: {op.id: op for _, op in items} for host, items in declare_offline(project, facts).items()}
 
 
-def test_tls_is_off_unless_asked(project_copy: Path) -> None:
-    ops = planned(project_copy)
+def test_tls_off_serves_none_and_replicates_in_plain(project_copy: Path) -> None:
+    ops = planned(project_copy, "mariadb_tls=false")  # the role's default (the sandbox env turns it on)
     assert not [i for i in ops["mdb1"] if "/etc/mysql/tls" in i]
     assert "REQUIRE NONE" in text_of(ops["mdb1"]["command mariadb databases and accounts"])
     assert "MASTER_SSL = 0" in text_of(ops["mdb2"]["file /usr/local/sbin/fabstack-mariadb-seed"])
