@@ -51,6 +51,18 @@ def primary_and_lag() -> tuple[str, int]:
     return primary, int(float(lag or 0))
 
 
+def stop_after_writes_resume(writer: Writer, since: float) -> float | None:
+    """Wait (at most 10 s) for the first write acknowledged after ``since``, a second more, then stop the writer;
+    returns when writes resumed (monotonic clock), or None."""
+    for _ in range(200):
+        if writer.first_ack_after(since):
+            break
+        time.sleep(0.05)
+    time.sleep(1)
+    writer.stop()
+    return writer.first_ack_after(since)
+
+
 def kill_cycle(mode: str) -> dict[str, float]:
     """One failover under load: kill, promote --force, restart and rejoin the old primary."""
     quiet_deploy(limit="db", roles="postgresql", overrides=[f"postgresql_synchronous={mode == 'sync'}"])
@@ -63,13 +75,7 @@ def kill_cycle(mode: str) -> dict[str, float]:
     started = time.monotonic()
     with_fleet(lambda f: fo.promote(f, None, force=True, check=False))
     took = time.monotonic() - started
-    for _ in range(200):
-        if writer.first_ack_after(killed):
-            break
-        time.sleep(0.05)
-    time.sleep(1)
-    writer.stop()
-    recovered = writer.first_ack_after(killed)
+    recovered = stop_after_writes_resume(writer, killed)
     lost = len(set(writer.acked) - probe_ids())
     subprocess.run(["podman", "start", f"fabstack-{old}"], check=True, capture_output=True)
     time.sleep(5)
@@ -129,14 +135,8 @@ def maria_cycle(kill: bool) -> dict[str, float]:
     new = with_maria_fleet(lambda f: (mf.promote(f, None, force=True, check=False) if kill
                                       else mf.switchover(f, None, check=False)))
     took = time.monotonic() - started
-    for _ in range(200):
-        if writer.first_ack_after(started):
-            break
-        time.sleep(0.05)
-    time.sleep(1)
-    writer.stop()
+    resumed = stop_after_writes_resume(writer, started)
     present = probe.ids(with_maria_fleet(lambda f: f.address(new)))
-    resumed = writer.first_ack_after(started)
     if kill:
         subprocess.run(["podman", "start", f"fabstack-{old}"], check=True, capture_output=True)
         time.sleep(5)
