@@ -11,6 +11,7 @@ from pathlib import Path
 
 from fabstack.errors import FabstackError, shorten
 from fabstack.project import HostSetup, Project
+from fabstack.topology import DB_TIERS
 
 
 def check_fleet(project: Project, setups: dict[str, HostSetup]) -> None:
@@ -77,27 +78,32 @@ def _check_addresses(project: Project, setups: dict[str, HostSetup]) -> None:
         seen[address] = name
 
 
+# Each db tier's server role and replica role (``DB_TIERS`` names the settings of its groups).
+_TIER_ROLES = {"postgresql": ("postgresql", "postgresql_replica"), "mariadb": ("mariadb", "mariadb_replica")}
+
+
 def _check_database_topology(project: Project, inventory: str, setups: dict[str, HostSetup]) -> None:
-    with_postgres = [s for s in setups.values() if "postgresql" in {r.name for r in s.roles}]
-    if not with_postgres:
-        return
-    v = with_postgres[0].vars
-    groups = project.groups()
-    primaries = groups.get(v["postgresql_primary_group"], [])
-    replicas = groups.get(v["postgresql_replica_group"], [])
-    if len(primaries) > 1:
-        raise FabstackError(f"two primaries: {', '.join(primaries)} are both in group {v['postgresql_primary_group']}",
-                            where=inventory, key=v["postgresql_primary_group"], host=primaries[1])
-    if not primaries:
-        host = replicas[0] if replicas else with_postgres[0].name
-        what = "a replica without a primary" if replicas else "no primary"
-        raise FabstackError(f"{what}: group {v['postgresql_primary_group']} is empty", where=inventory,
-                            key=v["postgresql_primary_group"], host=host)
-    for name in replicas:
-        if name not in setups or "postgresql_replica" not in {r.name for r in setups[name].roles}:
+    for tier, (server, replica_role) in _TIER_ROLES.items():
+        with_server = [s for s in setups.values() if server in {r.name for r in s.roles}]
+        if not with_server:
             continue
-        if "postgresql" not in {r.name for r in setups[name].roles}:
-            raise FabstackError("has postgresql_replica but not postgresql", where="site.yml", key="roles", host=name)
+        primary_key, replica_key, _ = DB_TIERS[tier]
+        v = with_server[0].vars
+        groups = project.groups()
+        primaries = groups.get(v[primary_key], [])
+        replicas = groups.get(v[replica_key], [])
+        if len(primaries) > 1:
+            raise FabstackError(f"two primaries: {', '.join(primaries)} are both in group {v[primary_key]}",
+                                where=inventory, key=v[primary_key], host=primaries[1])
+        if not primaries:
+            host = replicas[0] if replicas else with_server[0].name
+            what = "a replica without a primary" if replicas else "no primary"
+            raise FabstackError(f"{what}: group {v[primary_key]} is empty", where=inventory, key=v[primary_key],
+                                host=host)
+        for name in replicas:
+            roles = {r.name for r in setups[name].roles} if name in setups else set()
+            if replica_role in roles and server not in roles:
+                raise FabstackError(f"has {replica_role} but not {server}", where="site.yml", key="roles", host=name)
 
 
 def _check_ports(setup: HostSetup) -> None:

@@ -23,9 +23,9 @@ FACTS = {"cpus": 2, "memory_mb": 2048, "nofile_hard": 20000, "container": "podma
 pytestmark = pytest.mark.usefixtures("no_host_reachable")
 
 
-def deploy_error(root: Path, *overrides: str) -> str:
+def deploy_error(root: Path, *overrides: str, env: str = "sandbox") -> str:
     try:
-        commands.deploy(root, "sandbox", overrides=list(overrides))
+        commands.deploy(root, env, overrides=list(overrides))
     except FabstackError as exc:
         return exc.line()
     raise AssertionError("deploy did not refuse")
@@ -51,6 +51,16 @@ def test_replica_without_a_primary(project_copy: Path) -> None:
         c["db"]["children"]["db_primary"].pop("hosts")))
     line = deploy_error(project_copy)
     assert "a replica without a primary" in line and "key db_primary" in line and "host db" in line
+
+
+def test_two_mariadb_primaries(project_copy: Path) -> None:
+    path = project_copy / "inventory" / "mariadb.yml"
+    data = yaml.safe_load(path.read_text())
+    tier = data["all"]["children"]["mariadb"]["children"]
+    tier["mariadb_primary"]["hosts"]["mdb2"] = tier["mariadb_replica"]["hosts"].pop("mdb2")
+    path.write_text(yaml.safe_dump(data))
+    line = deploy_error(project_copy, env="mariadb")
+    assert "two primaries: mdb1, mdb2" in line and "inventory/mariadb.yml" in line and "host mdb2" in line
 
 
 def test_duplicate_host_addresses(project_copy: Path) -> None:
