@@ -101,16 +101,24 @@ class Fleet:
         """A host's address (``ansible_host``, else its name)."""
         return str(self.project.hostvars()[name].get("ansible_host", name))
 
+    def ssh_port(self, name: str) -> int:
+        """A host's SSH port."""
+        return int(self.project.setup(name, None).vars.get("ansible_port", 22))
+
+    def answers(self, name: str) -> bool:
+        """Whether a host is up: as reached already, else by its SSH port accepting a connection (no SSH)."""
+        if name in self.hosts:
+            return self.hosts[name].reachable
+        return answers(self.address(name), self.ssh_port(name), self.probe_timeout)
+
     def host(self, name: str) -> RemoteHost:
         """A host, connected on first use."""
         if name not in self.hosts:
-            setup = self.project.setup(name, None)
-            port = int(setup.vars.get("ansible_port", 22))
-            if answers(self.address(name), port, self.probe_timeout):
+            if self.answers(name):
                 self.hosts[name] = reach(self.project, name, self.connect_timeout)
             else:
-                self.hosts[name] = RemoteHost(setup, None, f"port {port} did not answer within "
-                                                           f"{self.probe_timeout}s")
+                self.hosts[name] = RemoteHost(self.project.setup(name, None), None, f"port {self.ssh_port(name)} "
+                                              f"did not answer within {self.probe_timeout}s")
         return self.hosts[name]
 
     def ask(self, name: str, question: Callable[[RemoteHost], S], down: Callable[[str, str], S], server: str) -> S:

@@ -19,7 +19,8 @@ from fabstack.topology import Topology
 # One round trip per host: this server's place and positions, then its replication status.
 STATE_COMMAND = ("mariadb --batch -N -e 'select @@read_only, @@gtid_binlog_pos, @@gtid_slave_pos' && "
                  "mariadb --batch -e 'SHOW SLAVE STATUS\\G'")
-# The replica role's marker of a host seeded and replicating (removed to seed a rejoining host afresh).
+# The marker of a host seeded and replicating: the mariadb_replica role seeds a host that lacks it; a rejoin
+# removes it to seed the host afresh, a switchover writes it on the old primary (no seed needed).
 SEEDED = "/var/lib/mysql/fabstack-seeded"
 # Seconds a new primary may take to apply what it received before it takes writes.
 APPLY_TIMEOUT = 60
@@ -188,21 +189,24 @@ def follow_new_primary(fleet: MariaFleet, target: str, others: list[str]) -> Non
 APP_ROLES = ("php_app",)
 
 
+def reachable(fleet: MariaFleet, names: list[str]) -> list[str]:
+    """The hosts that answer (probed, not reached: a deploy opens its own sessions)."""
+    return [name for name, ok in in_parallel(fleet.answers, names).items() if ok]
+
+
 def repoint_apps(fleet: MariaFleet, started: float) -> None:
     """Converge the app hosts' database settings to the recorded topology right away (the rest waits)."""
-    hosts = [h for h in fleet.project.inventory.hosts
-             if {r.name for r in fleet.project.roles_for(h)} & set(APP_ROLES) and fleet.host(h).reachable]
+    hosts = reachable(fleet, [h for h in fleet.project.inventory.hosts
+                              if {r.name for r in fleet.project.roles_for(h)} & set(APP_ROLES)])
     if hosts:
         converge(fleet, ",".join(APP_ROLES), ",".join(hosts))
         fleet.out(f"  apps write to the new primary {time.monotonic() - started:.1f}s after the command began")
 
 
-def settle(fleet: MariaFleet, started: float) -> None:
+def settle(fleet: MariaFleet) -> None:
     """Converge every reachable host of the env to the recorded topology (read_only settings, the fenced host's
-    mask, the apps' database hosts) once writes flow again."""
-    reachable = [h for h in fleet.project.inventory.hosts if fleet.host(h).reachable]
-    converge(fleet, None, ",".join(reachable))
-    fleet.out(f"done in {time.monotonic() - started:.1f}s")
+    mask, a rejoining host's seed, the apps' database hosts) once writes flow again."""
+    converge(fleet, None, ",".join(reachable(fleet, list(fleet.project.inventory.hosts))))
 
 
 def promote(fleet: MariaFleet, replica: str | None, force: bool, check: bool) -> str:
@@ -210,7 +214,6 @@ def promote(fleet: MariaFleet, replica: str | None, force: bool, check: bool) ->
     repoint the other replicas, record, converge."""
     started = time.monotonic()
     old = fleet.primary
-    fleet.connect(fleet.db_hosts)
     states = fleet.states(fleet.db_hosts)
     target = choose_replica(fleet, replica, states)
     if target == old and states[old].role == "primary":
@@ -227,15 +230,16 @@ def promote(fleet: MariaFleet, replica: str | None, force: bool, check: bool) ->
     if old and old != target:
         fence(fleet, old)
     take_writes(fleet, target, t, t.received_pos)
-    fleet.out(f"  {target}: takes writes {time.monotonic() - started:.1f}s after the command began "
-              f"(GTID {fleet.state(target).binlog_pos or 'empty'})")
+    fleet.out(f"  {target}: takes writes {time.monotonic() - started:.1f}s after the command began, having "
+              f"applied {t.received_pos or t.position or 'nothing'}")
     others = [h for h in fleet.replicas if h != target]
     fenced = [h for h in fleet.topology.fenced if h != target] + ([old] if old and old != target else [])
     fleet.record(Topology(primary=target, fenced=sorted(set(fenced))))
     fleet.out(f"  topology recorded: primary {target}, fenced {', '.join(sorted(set(fenced))) or 'none'}")
     repoint_apps(fleet, started)
     follow_new_primary(fleet, target, others)
-    settle(fleet, started)
+    settle(fleet)
+    fleet.out(f"done in {time.monotonic() - started:.1f}s")
     return target
 
 
@@ -244,7 +248,6 @@ def switchover(fleet: MariaFleet, replica: str | None, check: bool) -> str:
     last GTID, takes writes, and the old primary replicates from it."""
     started = time.monotonic()
     old = fleet.primary
-    fleet.connect(fleet.db_hosts)
     states = fleet.states(fleet.db_hosts)
     target = choose_replica(fleet, replica, states)
     reasons = preflight(fleet, target, old, states)
@@ -277,7 +280,8 @@ def switchover(fleet: MariaFleet, replica: str | None, check: bool) -> str:
     repoint_apps(fleet, started)
     as_replica(fleet, old, target)
     follow_new_primary(fleet, target, others)
-    settle(fleet, started)
+    settle(fleet)
+    fleet.out(f"done in {time.monotonic() - started:.1f}s")
     return target
 
 
@@ -309,11 +313,11 @@ def rejoin(fleet: MariaFleet, name: str) -> None:
     topology = fleet.topology
     fleet.record(Topology(primary=topology.primary or primary, fenced=[h for h in topology.fenced if h != name]))
     fleet.out(f"  {name}: no longer fenced; seeding it from {primary}")
-    converge(fleet, None, name)
+    settle(fleet)  # the replica role seeds it; every other host follows the topology
     state = fleet.state(name)
     fleet.out(f"  {name}: {state.role}, IO {state.io or '-'}, SQL {state.sql or '-'}, from "
               f"{state.master or '-'} at {state.position or '-'}")
     if state.role != "replica" or state.io != "Yes" or state.sql != "Yes":
         reason = state.error or state.note or "see `inv failover status`"
         raise FabstackError(f"rejoined but not replicating from {primary}: {reason}", host=name)
-    settle(fleet, started)
+    fleet.out(f"rejoin done in {time.monotonic() - started:.1f}s")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from fabstack.mariadbfailover import SEEDED
 from fabstack.role import RoleContext
 from fabstack.rolecontract import out_of_bounds
 
 SEED = "/usr/local/sbin/fabstack-mariadb-seed"
 KEY = "/etc/mysql/fabstack-seed.key"
 KNOWN_HOSTS = "/etc/mysql/fabstack-seed.known_hosts"
-SEEDED = "/var/lib/mysql/fabstack-seeded"
 
 
 def check(values: dict[str, Any]) -> list[tuple[str, str]]:
@@ -35,7 +35,7 @@ def deploy(ctx: RoleContext) -> None:
     ctx.template("seed.sh.j2", SEED, mode="0700", secret=True, primary=primary["name"],
                  primary_address=primary["address"], primary_ssh_port=primary.get("ansible_port", 22),
                  key_file=KEY, known_hosts_file=KNOWN_HOSTS, seed_user=v["mariadb_seed_user"],
-                 tls_options=tls_options(v))
+                 tls_options=tls_options(v), seeded=SEEDED)
     ctx.command(SEED, creates=SEEDED, name=f"seed from {primary['name']} and replicate by GTID")
     allowed = "Yes" if v["mariadb_tls"] else "No"
     ctx.command(f"mariadb --batch -e \"STOP SLAVE; CHANGE MASTER TO {tls_options(v)}; START SLAVE\"",
