@@ -184,7 +184,7 @@ def file_state(path: str, want_sha: str | None = None) -> Answer:
     if state["kind"] == "link":
         state["target"] = os.readlink(path)
     if state["kind"] == "file":
-        with open(path, "rb") as handle:
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as handle:
             data = handle.read()
         state["sha256"] = hashlib.sha256(data).hexdigest()
         if want_sha and want_sha != state["sha256"] and len(data) <= MAX_DIFF_BYTES:
@@ -433,56 +433,206 @@ class StepFailed(Exception):
     """A step that could not be applied; the message is shown to the user."""
 
 
-class Journal:
-    """Old copies of the files a role replaces, so a failed role can be put back as it was.
+# ---------------------------------------------------------------- no-follow file access
+# Root writes into folders that service accounts own (postgres's home, a release's storage/). Every path is
+# walked one component at a time from "/" with O_NOFOLLOW, and a link is followed only where nobody but root (or
+# this program's own user) could have made it; files are created under a random name with O_EXCL, and owner and
+# mode are set on the open descriptor, never by path.
 
-    Copies are kept outside the file's own folder: a copy left in nginx's sites-enabled/ would be loaded.
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+MAX_LINK_HOPS = 40
+
+
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _read_umask()
+
+
+def only_we_write(dir_fd: int) -> bool:
+    """Whether only root (or this program's user) can change the entries of the folder open as ``dir_fd``."""
+    st = os.fstat(dir_fd)
+    return st.st_uid in (0, os.geteuid()) and not st.st_mode & 0o022
+
+
+def open_dir(path: str, create: bool = False) -> int:
+    """A descriptor of folder ``path``, reached without following a link that anyone but root could have made
+    (``create``: missing folders made, mode 0755 less the umask). Raises StepFailed for a link it will not follow.
     """
+    parts = path.split("/")
+    stack = [os.open("/", DIR_FLAGS)]
+    hops = 0
+    try:
+        while parts:
+            name = parts.pop(0)
+            if name in ("", "."):
+                continue
+            if name == "..":
+                if len(stack) > 1:
+                    os.close(stack.pop())
+                continue
+            try:
+                stack.append(os.open(name, DIR_FLAGS, dir_fd=stack[-1]))
+                continue
+            except FileNotFoundError:
+                if not create:
+                    raise
+                os.mkdir(name, 0o755, dir_fd=stack[-1])
+                stack.append(os.open(name, DIR_FLAGS, dir_fd=stack[-1]))
+                continue
+            except OSError as exc:
+                st = os.stat(name, dir_fd=stack[-1], follow_symlinks=False)
+                if not stat.S_ISLNK(st.st_mode):
+                    raise StepFailed(f"{path}: {name} is not a directory") from exc
+            if not only_we_write(stack[-1]) or hops >= MAX_LINK_HOPS:
+                raise StepFailed(f"{path}: refusing to follow the link {name} (someone other than root could "
+                                 "have made it)")
+            hops += 1
+            target = os.readlink(name, dir_fd=stack[-1])
+            if target.startswith("/"):
+                while len(stack) > 1:
+                    os.close(stack.pop())
+            parts = target.split("/") + parts
+        return stack.pop()
+    finally:
+        for fd in stack:
+            os.close(fd)
 
-    folder = "/var/lib/fabstack/rollback"
+
+class Place:
+    """A path's folder, open without following links root did not make, and the name in it."""
+
+    def __init__(self, path: str, create: bool = False) -> None:
+        self.path = path
+        self.name = os.path.basename(path)
+        if self.name in ("", ".", ".."):
+            raise StepFailed(f"{path}: not a file name")
+        try:
+            self.dir_fd = open_dir(os.path.dirname(path) or "/", create)
+        except FileNotFoundError as exc:
+            raise StepFailed(f"directory {os.path.dirname(path)} does not exist") from exc
+
+    def __enter__(self) -> "Place":
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        os.close(self.dir_fd)
+
+    def lstat(self) -> Any:
+        try:
+            return os.stat(self.name, dir_fd=self.dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+
+    def temp_name(self) -> str:
+        return f".{self.name}.{os.urandom(6).hex()}.fabstack-new"
+
+    def create(self, data: bytes, ids: tuple[int, int], mode: int) -> str:
+        """A new file beside the name holding ``data`` with its final owner (uid, gid; -1 keeps ours) and mode;
+        returns its name."""
+        tmp = self.temp_name()
+        fd = os.open(tmp, NEW_FILE_FLAGS, 0o600, dir_fd=self.dir_fd)
+        try:
+            with os.fdopen(fd, "wb", closefd=False) as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(fd)
+            if ids != (-1, -1):
+                os.fchown(fd, *ids)
+            os.fchmod(fd, mode)
+        except BaseException:
+            os.unlink(tmp, dir_fd=self.dir_fd)
+            raise
+        finally:
+            os.close(fd)
+        return tmp
+
+    def link(self, target: str) -> str:
+        """A new link beside the name pointing at ``target``; returns its name."""
+        tmp = self.temp_name()
+        os.symlink(target, tmp, dir_fd=self.dir_fd)
+        return tmp
+
+    def replace(self, tmp: str) -> None:
+        os.replace(tmp, self.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
+
+    def unlink(self, name: str | None = None) -> None:
+        os.unlink(name or self.name, dir_fd=self.dir_fd)
+
+    def open_existing(self) -> int:
+        """The file or folder itself, refusing a link (O_NOFOLLOW), without blocking on a FIFO."""
+        try:
+            return os.open(self.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                           dir_fd=self.dir_fd)
+        except OSError as exc:
+            raise StepFailed(f"{self.path}: refusing to change a link or special file ({exc.strerror})") from exc
+
+
+def ids_of(owner: str | None, group: str | None) -> tuple[int, int]:
+    try:
+        return (pwd.getpwnam(owner).pw_uid if owner else -1, grp.getgrnam(group).gr_gid if group else -1)
+    except KeyError as exc:
+        raise StepFailed(f"unknown owner or group: {exc}") from exc
+
+
+def set_fd_attrs(fd: int, owner: str | None, group: str | None, mode: int | None) -> None:
+    ids = ids_of(owner, group)
+    if ids != (-1, -1):
+        os.fchown(fd, *ids)
+    if mode is not None:
+        os.fchmod(fd, mode)
+
+
+def set_attrs(path: str, owner: str | None, group: str | None, mode: str | None) -> None:
+    """Owner and mode of an existing file or folder, set on the object itself (never through a link)."""
+    with Place(path) as place:
+        fd = place.open_existing()
+        try:
+            set_fd_attrs(fd, owner, group, int(mode, 8) if mode else None)
+        finally:
+            os.close(fd)
+
+
+class Journal:
+    """Old copies of the files a role replaces (content or link target, owner, mode), kept in memory, so a failed
+    role can be put back as it was."""
 
     def __init__(self) -> None:
         self.saved = []
 
     def remember(self, path: str) -> None:
-        backup = None
-        if os.path.islink(path) or os.path.isfile(path):  # a link to a folder is kept as the link itself
-            os.makedirs(self.folder, mode=0o700, exist_ok=True)
-            backup = os.path.join(self.folder, path.strip("/").replace("/", "%"))
-            if os.path.lexists(backup):
-                os.unlink(backup)
-            lazy_shutil().copy2(path, backup, follow_symlinks=False)
-        self.saved.append((path, backup))
+        with Place(path) as place:
+            st = place.lstat()
+            saved = None
+            if st is not None and stat.S_ISLNK(st.st_mode):
+                saved = ("link", os.readlink(place.name, dir_fd=place.dir_fd), st)
+            elif st is not None and stat.S_ISREG(st.st_mode):
+                fd = place.open_existing()
+                with os.fdopen(fd, "rb") as handle:
+                    saved = ("file", handle.read(), st)
+        self.saved.append((path, saved))
 
     def rollback(self) -> None:
-        for path, backup in reversed(self.saved):
-            if backup:
-                tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.fabstack-restore")
-                if os.path.lexists(tmp):
-                    os.unlink(tmp)
-                lazy_shutil().copy2(backup, tmp, follow_symlinks=False)
-                os.replace(tmp, path)
-                os.unlink(backup)
-            elif os.path.lexists(path):
-                os.unlink(path)
+        for path, saved in reversed(self.saved):
+            with Place(path) as place:
+                if saved is None:
+                    if place.lstat() is not None:
+                        place.unlink()
+                    continue
+                what, content, st = saved
+                if what == "link":
+                    tmp = place.link(content)
+                else:
+                    tmp = place.create(content, (st.st_uid, st.st_gid), stat.S_IMODE(st.st_mode))
+                place.replace(tmp)
         self.saved = []
 
     def commit(self) -> None:
-        for _, backup in self.saved:
-            if backup and os.path.lexists(backup):
-                os.unlink(backup)
         self.saved = []
-
-
-def set_attrs(path: str, owner: str | None, group: str | None, mode: str | None) -> None:
-    try:
-        uid = pwd.getpwnam(owner).pw_uid if owner else -1
-        gid = grp.getgrnam(group).gr_gid if group else -1
-    except KeyError as exc:
-        raise StepFailed(f"unknown owner or group: {exc}") from exc
-    os.chown(path, uid, gid)
-    if mode:
-        os.chmod(path, int(mode, 8))
 
 
 def last_lines(text: str, count: int = 3) -> str:
@@ -502,27 +652,18 @@ def apply_file(step: Request, journal: Journal) -> bool:
         set_attrs(path, step.get("owner"), step.get("group"), step.get("mode"))
         return True
     data = base64.b64decode(step["content_b64"])
-    directory = os.path.dirname(path)
-    if not os.path.isdir(directory):
-        raise StepFailed(f"directory {directory} does not exist")
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.fabstack-new")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    try:
-        set_attrs(tmp, step.get("owner"), step.get("group"), step.get("mode"))
-    except (OSError, StepFailed):
-        os.unlink(tmp)
-        raise
-    validate = step.get("validate")
-    if validate and "%s" in validate:
-        code, out = shell(validate.replace("%s", tmp))
-        if code != 0:
-            os.unlink(tmp)
-            raise StepFailed(f"validation failed ({validate}): {last_lines(out)}")
-    journal.remember(path)
-    os.replace(tmp, path)
+    with Place(path) as place:
+        mode = step.get("mode")
+        tmp = place.create(data, ids_of(step.get("owner"), step.get("group")),
+                           int(mode, 8) if mode else 0o666 & ~UMASK)
+        validate = step.get("validate")
+        if validate and "%s" in validate:
+            code, out = shell(validate.replace("%s", os.path.join(os.path.dirname(path), tmp)))
+            if code != 0:
+                place.unlink(tmp)
+                raise StepFailed(f"validation failed ({validate}): {last_lines(out)}")
+        journal.remember(path)
+        place.replace(tmp)
     if validate and "%s" not in validate:
         code, out = shell(validate)
         if code != 0:
@@ -541,8 +682,12 @@ def apply_directory(step: Request, _journal: Journal) -> bool:
     state = file_state(step["path"])
     if state.get("kind") == "directory" and not changed_attrs(state, step):
         return False
-    os.makedirs(step["path"], exist_ok=True)
-    set_attrs(step["path"], step.get("owner"), step.get("group"), step.get("mode"))
+    fd = open_dir(step["path"], create=True)
+    try:
+        mode = step.get("mode")
+        set_fd_attrs(fd, step.get("owner"), step.get("group"), int(mode, 8) if mode else None)
+    finally:
+        os.close(fd)
     return True
 
 
@@ -553,23 +698,23 @@ def apply_symlink(step: Request, journal: Journal) -> bool:
         return False
     if state.get("kind") == "directory":
         raise StepFailed(f"{path} is a directory, not replacing it with a link")
-    tmp = path + ".fabstack-new"
-    if os.path.lexists(tmp):
-        os.unlink(tmp)
-    os.symlink(step["target"], tmp)
-    journal.remember(path)
-    os.replace(tmp, path)
+    with Place(path) as place:
+        tmp = place.link(step["target"])
+        journal.remember(path)
+        place.replace(tmp)
     return True
 
 
 def apply_absent(step: Request, journal: Journal) -> bool:
     path = step["path"]
-    if not os.path.lexists(path):
-        return False
-    if os.path.isdir(path) and not os.path.islink(path):
-        raise StepFailed(f"{path} is a directory; not removing it")
-    journal.remember(path)
-    os.unlink(path)
+    with Place(path) as place:
+        st = place.lstat()
+        if st is None:
+            return False
+        if stat.S_ISDIR(st.st_mode):
+            raise StepFailed(f"{path} is a directory; not removing it")
+        journal.remember(path)
+        place.unlink()
     return True
 
 

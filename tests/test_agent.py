@@ -51,7 +51,6 @@ def test_failed_validation_keeps_the_old_file(tmp_path: Path) -> None:
 
 
 def test_a_failing_step_rolls_back_the_roles_earlier_files(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
-    monkeypatch.setattr(agent.Journal, "folder", str(tmp_path / "rollback"))
     first = tmp_path / "nginx.conf"
     first.write_bytes(b"old main\n")
     second = tmp_path / "site.conf"
