@@ -22,7 +22,8 @@ _RELATIVE = re.compile(r"^(?!/)(?!.*(?:^|/)\.\.(?:/|$))[A-Za-z0-9._/-]{1,200}$")
 _ABSOLUTE = re.compile(r"^/[A-Za-z0-9._/-]{1,200}$")
 _PROGRAM = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 KEYS = {"name", "runtime", "source", "serve", "workers", "worker_programs", "dest", "port", "shared_dirs",
-        "shared_files", "writable", "hooks", "health", "keep", "user", "static"}
+        "shared_files", "writable", "hooks", "health", "keep", "user", "static",
+        "composer_plugins"}
 HOOK_STAGES = ("before_activate", "after_activate")
 
 
@@ -66,6 +67,8 @@ class App:
     # a URL prefix the host's nginx serves from a folder of the release, with long cache headers
     static_url: str = ""
     static_dir: str = ""
+    # composer plugins are the app's dependencies' code: they run at build time only when the app asks
+    composer_plugins: bool = False
 
     @property
     def releases_dir(self) -> str:
@@ -175,6 +178,9 @@ def parse_app(entry: Any, index: int, where: str, groups: set[str] | None) -> Ap
     user = entry.get("user", "www-data")
     if not isinstance(user, str) or not _PROGRAM.match(user):
         raise _fail(f"must be a user name, got {shorten(repr(user))}", where, f"{key}.user")
+    plugins = entry.get("composer_plugins", False)
+    if not isinstance(plugins, bool):
+        raise _fail(f"must be true or false, got {shorten(repr(plugins))}", where, f"{key}.composer_plugins")
     return App(
         name=name, runtime=runtime, source=_source(entry.get("source"), where, f"{key}.source"),
         serve=serve, workers=workers,
@@ -187,7 +193,7 @@ def parse_app(entry: Any, index: int, where: str, groups: set[str] | None) -> Ap
         writable=_strings(entry.get("writable", []), _RELATIVE, where, f"{key}.writable", "relative paths"),
         hooks=_hooks(entry.get("hooks", {}), where, f"{key}.hooks"),
         health_path=health.get("path", "/health"), health_expect=health.get("expect", ""), keep=keep, user=user,
-        static_url=static.get("url", ""), static_dir=static.get("dir", "").rstrip("/"),
+        static_url=static.get("url", ""), static_dir=static.get("dir", "").rstrip("/"), composer_plugins=plugins,
     )
 
 

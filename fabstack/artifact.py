@@ -11,7 +11,9 @@ import hashlib
 import io
 import json
 import os
+import posixpath
 import shutil
+import stat
 import subprocess
 import tarfile
 import tempfile
@@ -26,7 +28,7 @@ REVISION_FILE = "REVISION"
 # Seconds a git command may take (a fetch over a slow link included) before the release gives up.
 GIT_TIMEOUT = 300
 # Never copied from a local source folder (what a developer's machine left there), and never shipped.
-_NOT_SOURCE = {".git", "__pycache__", "node_modules", ".venv", "vendor"}
+_NOT_SOURCE = frozenset({".git", "__pycache__", "node_modules", ".venv", "vendor"})
 _NOT_SHIPPED = {".git", "__pycache__"}
 
 
@@ -106,24 +108,95 @@ def _tree_files(folder: Path) -> list[Path]:
     return found
 
 
-def _extract(archive: bytes, tree: Path) -> None:
-    """Unpack a ``git archive`` tarball; nothing may land outside ``tree`` (Pythons before 3.11.4 lack filters)."""
+class UnsafeTree(FabstackError):
+    """An app tree holding something that could reach outside its release (docs/security.md)."""
+
+
+def _refuse(app: App, ref: str, path: str, problem: str) -> UnsafeTree:
+    return UnsafeTree(f"ref {shorten(ref, 60)}: {shorten(path, 200)}: {problem}", key=f"apps[{app.name}]")
+
+
+def _link_escapes(relative: str, target: str) -> bool:
+    """Whether a link at ``relative`` (inside the tree) to ``target`` points outside the tree."""
+    if not target or target.startswith("/"):
+        return True
+    joined = posixpath.normpath(posixpath.join(posixpath.dirname(relative), target))
+    return joined == ".." or joined.startswith("../")
+
+
+def check_tree(tree: Path, app: App, ref: str, skip: frozenset[str] = frozenset()) -> None:
+    """Refuse a tree (exported, or after its build) holding anything that could reach outside the release once
+    unpacked as root: links to absolute paths or out of the tree, device files, FIFOs and sockets, setuid or setgid
+    files, and hard links to files outside the tree. Nothing is followed or opened while looking; folders named
+    in ``skip`` are not entered."""
+    inodes: dict[tuple[int, int], int] = {}
+    nlinks: dict[tuple[int, int], tuple[int, str]] = {}
+    for base, dirs, files in os.walk(tree):
+        dirs[:] = [d for d in dirs if d not in skip]
+        for name in dirs + files:
+            path = os.path.join(base, name)
+            relative = os.path.relpath(path, tree)
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                target = os.readlink(path)
+                if _link_escapes(relative, target):
+                    raise _refuse(app, ref, relative, f"a link to {shorten(target, 80)}, outside the release")
+            elif stat.S_ISREG(st.st_mode):
+                if st.st_mode & (stat.S_ISUID | stat.S_ISGID):
+                    raise _refuse(app, ref, relative, "a setuid or setgid file")
+                if st.st_nlink > 1:
+                    inode = (st.st_dev, st.st_ino)
+                    inodes[inode] = inodes.get(inode, 0) + 1
+                    nlinks[inode] = (st.st_nlink, relative)
+            elif not stat.S_ISDIR(st.st_mode):
+                raise _refuse(app, ref, relative, "a device file, FIFO or socket")
+    for inode, (count, relative) in nlinks.items():
+        if inodes[inode] < count:
+            raise _refuse(app, ref, relative, "a hard link to a file outside the release")
+
+
+def _extract(archive: bytes, tree: Path, app: App, ref: str) -> None:
+    """Unpack a ``git archive`` tarball; every member is checked first, so that nothing lands outside ``tree``
+    (Debian's Python 3.11.2 lacks tarfile's filters): no absolute path or ``..``, no link leaving the tree, no
+    member below a link, only files, folders and links."""
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        for member in tar.getmembers():
-            parts = Path(member.name).parts
-            if member.name.startswith("/") or ".." in parts or member.islnk() or member.isdev():
-                raise FabstackError(f"refusing archive member {shorten(member.name)}", key="build")
+        members = tar.getmembers()
+        links = set()
+        for member in members:
+            name = posixpath.normpath(member.name)
+            parts = name.split("/")
+            if member.name.startswith("/") or ".." in parts:
+                raise _refuse(app, ref, member.name, "a path outside the release")
+            if not (member.isfile() or member.isdir() or member.issym()):
+                raise _refuse(app, ref, member.name, "not a file, folder or link")
+            if member.mode & (stat.S_ISUID | stat.S_ISGID):
+                raise _refuse(app, ref, member.name, "a setuid or setgid file")
+            if any("/".join(parts[:i]) in links for i in range(1, len(parts))):
+                raise _refuse(app, ref, member.name, "a path through a link")
+            if member.issym():
+                if _link_escapes(name, member.linkname):
+                    raise _refuse(app, ref, member.name,
+                                  f"a link to {shorten(member.linkname, 80)}, outside the release")
+                links.add(name)
         if hasattr(tarfile, "data_filter"):
             tar.extractall(tree, filter="data")
         else:
             tar.extractall(tree)  # noqa: S202 - every member checked above
 
 
+def _walk(tree: Path) -> list[Path]:
+    """Every entry below ``tree``, never descending into a link."""
+    found = []
+    for base, dirs, files in os.walk(tree):
+        found += [Path(base) / name for name in dirs + files]
+    return found
+
+
 def pack(tree: Path, dest: Path) -> tuple[str, int]:
     """A reproducible .tar.gz of ``tree`` (sorted, owner root, no times) written under ``dest``; (sha256, size)."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for path in sorted(tree.rglob("*")):
+        for path in sorted(_walk(tree)):
             relative = path.relative_to(tree)
             if _NOT_SHIPPED & set(relative.parts):
                 continue
@@ -158,6 +231,7 @@ def build(root: Path, app: App, ref: str | None = None) -> Artifact:
         folder = root / app.source.path
         if not folder.is_dir():
             raise FabstackError(f"app source folder {folder} does not exist", key=f"apps[{app.name}].source.path")
+        check_tree(folder, app, str(app.source.path), skip=_NOT_SOURCE)  # before reading it: a FIFO blocks
         commit = _folder_digest(folder)
     record = cache / "builds" / f"{commit}.json"
     if record.is_file():
@@ -165,18 +239,21 @@ def build(root: Path, app: App, ref: str | None = None) -> Artifact:
         if Path(known.path).is_file():
             return known
     started = time.monotonic()
+    ref_name = ref or app.source.ref or str(app.source.path)
     with tempfile.TemporaryDirectory(prefix=f"fabstack-build-{app.name}-") as scratch:
         tree = Path(scratch) / "tree"
         if app.source.git:
             tree.mkdir()
             archive = _git(["archive", "--format=tar", commit], app, cwd=cache / "mirror.git", binary=True)
             assert isinstance(archive, bytes)
-            _extract(archive, tree)
+            _extract(archive, tree, app, ref_name)
         else:
             shutil.copytree(root / app.source.path, tree, symlinks=True,
                             ignore=shutil.ignore_patterns(*_NOT_SOURCE))
+        check_tree(tree, app, ref_name)
         (tree / REVISION_FILE).write_text(commit + "\n")
-        app.runtime.build(tree)
+        app.runtime.build(app, tree)
+        check_tree(tree, app, ref_name)  # what the build left ships: it is held to the same rules
         sha, size = pack(tree, cache / "artifacts")
     artifact = Artifact(app=app.name, revision=commit[:12], commit=commit,
                         path=str(cache / "artifacts" / f"{sha[:16]}.tar.gz"), sha256=sha, size=size,

@@ -20,7 +20,7 @@ set_hypothesis_home_dir(Path(tempfile.gettempdir()) / f"fabstack-hypothesis-{os.
 
 
 @pytest.fixture(autouse=True)
-def pending_handlers_in_tmp(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def pending_in_tmp(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The agent run in-process keeps its owed handlers in a temporary folder, never in /var/lib."""
     monkeypatch.setattr(agent.Pending, "path", str(tmp_path_factory.mktemp("pending") / "pending-handlers.json"))
     yield

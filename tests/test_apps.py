@@ -152,8 +152,10 @@ def test_an_archive_reaching_outside_its_folder_is_refused(tmp_path: Path) -> No
     with tarfile.open(fileobj=raw, mode="w") as tar:
         info = tarfile.TarInfo("../escape")
         tar.addfile(info, io.BytesIO(b""))
-    with pytest.raises(FabstackError, match="refusing archive member"):
-        _extract(raw.getvalue(), tmp_path)
+    [app] = parse_apps([{"name": "api", "runtime": "asgi", "source": {"git": "repo.git"}, "serve": ["app"]}],
+                       "f", GROUPS)
+    with pytest.raises(FabstackError, match="a path outside the release"):
+        _extract(raw.getvalue(), tmp_path, app, "main")
     assert not (tmp_path.parent / "escape").exists()
 
 

@@ -5,11 +5,10 @@ after the switch so that new workers import the new release while old ones finis
 from __future__ import annotations
 
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 
-from fabstack.errors import FabstackError
+from fabstack.runtimes import buildstep
 from fabstack.runtimes.base import AppLike, Runtime, supervisor_restart
 
 REQUIREMENTS = "requirements.txt"
@@ -17,16 +16,13 @@ WHEELS = "wheels"
 VENV = ".venv"
 
 
-def build(tree: Path) -> None:
+def build(app: AppLike, tree: Path) -> None:
     """The requirements as wheels in ``wheels/`` (from the user's own index settings), when there are any."""
     if not (tree / REQUIREMENTS).is_file():
         return
     command = [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(tree / WHEELS), "-r",
                str(tree / REQUIREMENTS)]
-    done = subprocess.run(command, cwd=tree, capture_output=True, text=True, timeout=900, check=False)
-    if done.returncode != 0:
-        last = (done.stderr or done.stdout).strip().splitlines()
-        raise FabstackError(f"pip wheel failed: {last[-1] if last else done.returncode}", key="build")
+    buildstep.run(command, tree, "pip wheel", timeout=900)
 
 
 def prepare(app: AppLike, release: str) -> str:

@@ -16,6 +16,7 @@ class AppLike(Protocol):
     user: str
     worker_programs: tuple[str, ...]
     health_path: str
+    composer_plugins: bool
 
     @property
     def current(self) -> str:  # noqa: D102
@@ -28,7 +29,7 @@ class Runtime:
 
     name: str
     # controller: turn the exported tree into what ships (dependencies installed, wheels built); may be a no-op
-    build: Callable[[Path], None]
+    build: Callable[[AppLike, Path], None]
     # host, in the unpacked release before the switch: make it runnable (caches, a virtualenv)
     prepare: Callable[[AppLike, str], str]
     # host, after the switch: the server picks up the new release without dropping a request

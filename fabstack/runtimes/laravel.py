@@ -5,29 +5,23 @@ and the queue workers told to restart once their job is done (``artisan queue:re
 from __future__ import annotations
 
 import shlex
-import subprocess
 from pathlib import Path
 
-from fabstack.errors import FabstackError
+from fabstack.runtimes import buildstep
 from fabstack.runtimes.base import AppLike, Runtime, supervisor_start
 
 # The caches Laravel's production checklist asks for, made as the app's user in the new release before it goes live.
 CACHES = ("config:cache", "route:cache", "view:cache")
 
 
-def build(tree: Path) -> None:
-    """``composer install --no-dev --optimize-autoloader`` with Debian's composer, when the app has a composer.json."""
+def build(app: AppLike, tree: Path) -> None:
+    """``composer install --no-dev --optimize-autoloader`` with Debian's composer, when the app has a composer.json;
+    no scripts, and no plugins unless the app sets ``composer_plugins: true``."""
     if not (tree / "composer.json").is_file():
         return
     command = ["composer", "install", "--no-dev", "--optimize-autoloader", "--no-interaction", "--no-progress",
-               "--no-scripts"]
-    try:
-        done = subprocess.run(command, cwd=tree, capture_output=True, text=True, timeout=600, check=False)
-    except FileNotFoundError as exc:
-        raise FabstackError("composer is not installed on this machine (apt install composer)", key="build") from exc
-    if done.returncode != 0:
-        last = (done.stderr or done.stdout).strip().splitlines()
-        raise FabstackError(f"composer install failed: {last[-1] if last else done.returncode}", key="build")
+               "--no-scripts", *([] if app.composer_plugins else ["--no-plugins"])]
+    buildstep.run(command, tree, "composer install", timeout=600)
 
 
 def artisan(app: AppLike, release: str, command: str) -> str:

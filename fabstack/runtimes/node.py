@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import shlex
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
-from fabstack.errors import FabstackError
+from fabstack.runtimes import buildstep
 from fabstack.runtimes.base import AppLike, Runtime, supervisor_restart
 from fabstack.tuning import one_per_core
 
@@ -21,16 +20,10 @@ START_SECONDS = 30
 
 
 def _npm(tree: Path, *args: str) -> None:
-    try:
-        done = subprocess.run(["npm", *args], cwd=tree, capture_output=True, text=True, timeout=900, check=False)
-    except FileNotFoundError as exc:
-        raise FabstackError("npm is not installed on this machine (apt install npm)", key="build") from exc
-    if done.returncode != 0:
-        last = (done.stderr or done.stdout).strip().splitlines()
-        raise FabstackError(f"npm {args[0]} failed: {last[-1] if last else done.returncode}", key="build")
+    buildstep.run(["npm", *args], tree, f"npm {args[0]}", timeout=900)
 
 
-def build(tree: Path) -> None:
+def build(app: AppLike, tree: Path) -> None:
     """``npm ci`` (or install without a lock), the app's ``build`` script if any, then dev dependencies pruned.
     A Next.js app built with ``output: 'standalone'`` ships its self-contained server instead (its traced files
     only: a tenth of a full node_modules), with its static assets and ``public/`` beside it."""
