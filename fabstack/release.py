@@ -24,6 +24,9 @@ from fabstack.errors import FabstackError, shorten
 from fabstack.project import Project
 from fabstack.remote import RemoteHost, reach
 
+# Run on the host after unpacking: shared paths linked, writable ones handed to the app user, no link followed.
+LAYOUT_SCRIPT = (Path(__file__).parent / "releaselayout.py").read_text()
+
 ARTIFACTS_DIR = "/var/lib/fabstack/artifacts"
 LOCK_FILE = ".fabstack-lock"
 HISTORY_FILE = ".fabstack-history"
@@ -269,21 +272,11 @@ class Rollout:
         app = self.app
         release = f"{app.releases_dir}/{artifact.revision}"
         q = shlex.quote
-        user = q(app.user)
         steps = [f"rm -rf {q(release)}", f"mkdir -p {q(release)} {q(app.shared_dir)}",
                  f"tar -xzf {ARTIFACTS_DIR}/{artifact.file_name} -C {q(release)} --no-same-owner"]
-        for sub in app.shared_dirs:
-            shared, inside = q(f"{app.shared_dir}/{sub}"), q(f"{release}/{sub}")
-            # the first release seeds the shared folder with what the app ships there
-            steps.append(f"if [ ! -d {shared} ]; then mkdir -p {shared} && if [ -d {inside} ]; then "
-                         f"cp -a {inside}/. {shared}/; fi; chown -R {user}: {shared}; fi")
-            steps.append(f"rm -rf {inside} && mkdir -p $(dirname {inside}) && ln -sfn {shared} {inside}")
-        for sub in app.shared_files:
-            shared, inside = q(f"{app.shared_dir}/{sub}"), q(f"{release}/{sub}")
-            steps.append(f"mkdir -p $(dirname {shared}) $(dirname {inside}) && touch {shared} && rm -rf {inside} "
-                         f"&& ln -sfn {shared} {inside}")
-        for sub in app.writable:
-            steps.append(f"mkdir -p {q(f'{release}/{sub}')} && chown -R {user}: {q(f'{release}/{sub}')}/")
+        spec = {"release": release, "shared": app.shared_dir, "user": app.user, "shared_dirs": app.shared_dirs,
+                "shared_files": app.shared_files, "writable": app.writable}
+        steps.append(f"python3 -c {q(LAYOUT_SCRIPT)} {q(json.dumps(spec))}")
         steps.append(app.runtime.prepare(app, release))
         steps.append(f"touch {q(f'{release}/{READY_MARK}')}")
         self.run_step(name, "unpack", " && ".join(steps))
