@@ -23,6 +23,14 @@ _NAME = re.compile(r"^\d{8}T\d{6}Z$")
 _DB = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
+def plain_database(name: str, source: str) -> str:
+    """``name`` if it is a plain database name; read from a host (a file a service account can write), anything
+    else is refused rather than put into a command."""
+    if not isinstance(name, str) or not _DB.match(name):
+        raise FabstackError(f"not a plain database name: {name!r}", key=source)
+    return name
+
+
 @dataclass
 class Backups:
     """The env's backup host and the commands run on it."""
@@ -53,7 +61,8 @@ class Backups:
     def databases(self, name: str) -> list[str]:
         """The databases a backup holds."""
         suffix = ".sql" if self.mariadb else ".dump"
-        return [f.removesuffix(suffix) for f in self.host.run(f"ls {self.folder(name)}").split() if f.endswith(suffix)]
+        listed = self.host.run(f"ls {shlex.quote(self.folder(name))}").split()
+        return [plain_database(f.removesuffix(suffix), f"backup {name}") for f in listed if f.endswith(suffix)]
 
     def existing(self, host: RemoteHost) -> set[str]:
         """The databases on a host's server."""
@@ -66,7 +75,7 @@ class Backups:
         replay the binary logs through ``until``)."""
         if self.mariadb:
             limit = f" --until {shlex.quote(until)}" if until else ""
-            self.host.run(f"{SCRIPT} restore {name} {database} {scratch}{limit}")
+            self.host.run(f"{SCRIPT} restore {shlex.join([name, database, scratch])}{limit}")
         else:
             load_dump(self.host, f"{self.folder(name)}/{database}.dump", scratch,
                       self.settings.get("postgresql_app_user", "postgres"))
@@ -74,7 +83,7 @@ class Backups:
     def drop(self, database: str) -> None:
         """Drop a scratch database on the backup host."""
         if self.mariadb:
-            self.host.run(f"{SCRIPT} drop {database}", check=False)
+            self.host.run(f"{SCRIPT} drop {shlex.quote(database)}", check=False)
         else:
             self.host.sql(f"drop database if exists {database} with (force)", check=False)
 
@@ -189,12 +198,17 @@ def _load_elsewhere(backups: Backups, destination: RemoteHost, name: str, databa
     """PostgreSQL: copy a dump to another host and restore it there."""
     assert backups.host.conn is not None and destination.conn is not None
     dump = f"{backups.folder(name)}/{database}.dump"
-    path = f"/tmp/fabstack-restore-{name}-{database}.dump"
     data = backups.host.conn.exec(f"{backups.host.conn.command_prefix()}cat {shlex.quote(dump)}")[1]
-    destination.conn.exec(f"{destination.conn.command_prefix()}sh -c "
-                          f"{shlex.quote(f'cat > {path} && chown postgres {path}')}", data)
-    load_dump(destination, path, scratch, backups.settings.get("postgresql_app_user", "postgres"))
-    destination.run(f"rm -f {path}")
+    # a private folder of its own (mktemp -d, 0700, then readable by postgres alone): no predictable /tmp name
+    folder = destination.run("mktemp -d /tmp/fabstack-restore.XXXXXXXX")
+    path = f"{folder}/{database}.dump"
+    try:
+        destination.conn.exec(f"{destination.conn.command_prefix()}sh -c " + shlex.quote(
+            f"umask 077 && cat > {shlex.quote(path)} && chown postgres {shlex.quote(folder)} {shlex.quote(path)}"),
+            data)
+        load_dump(destination, path, scratch, backups.settings.get("postgresql_app_user", "postgres"))
+    finally:
+        destination.run(f"rm -rf {shlex.quote(folder)}", check=False)
 
 
 def load_dump(host: RemoteHost, path: str, database: str, owner: str) -> None:
@@ -202,7 +216,7 @@ def load_dump(host: RemoteHost, path: str, database: str, owner: str) -> None:
     superuser, so objects keep their owners; restore globals.sql first on a cluster that lacks the roles)."""
     host.sql(f"drop database if exists {database} with (force)")
     host.sql(f"create database {database} owner {owner}")
-    host.run(f"runuser -u postgres -- pg_restore --exit-on-error -d {database} {shlex.quote(path)}")
+    host.run(f"runuser -u postgres -- pg_restore --exit-on-error -d {shlex.quote(database)} {shlex.quote(path)}")
 
 
 def _good(backups: Backups, name: str) -> bool:
@@ -214,15 +228,15 @@ def verify(backups: Backups) -> bool:
     with the source's, taken in the very snapshot the dump read. Prints a table; True when all match."""
     entry = backups.newest_good()
     name = entry["name"]
-    stats = json.loads(backups.host.run(f"cat {backups.folder(name)}/stats.json"))
-    scratch = {db: f"{db}_verify" for db in stats}
+    stats = json.loads(backups.host.run(f"cat {shlex.quote(backups.folder(name))}/stats.json"))
+    scratch = {plain_database(db, f"backup {name}"): f"{db}_verify" for db in stats}
     ok = True
     backups.out(f"verifying {name} on {backups.host.name}")
     backups.out(f"{'DATABASE.TABLE':<34}{'ROWS (source)':>14}{'ROWS (restored)':>16}{'MAX ID':>10}{'RESTORED':>10}  OK")
     try:
         for database, tables in stats.items():
             backups.load(name, database, scratch[database])
-            restored = json.loads(backups.host.run(f"{SCRIPT} stats {scratch[database]}"))
+            restored = json.loads(backups.host.run(f"{SCRIPT} stats {shlex.quote(scratch[database])}"))
             for table, (rows, max_id) in sorted(tables.items()):
                 got = restored.get(table, [None, None])
                 match = got == [rows, max_id]

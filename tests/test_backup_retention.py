@@ -113,3 +113,34 @@ def test_corrupt_backup_is_not_good(tmp_path: Path) -> None:
     assert backup.is_good(folder)
     (folder / "app.dump").write_bytes(b"dat4")
     assert not backup.is_good(folder)
+
+
+def test_the_script_writes_no_file_through_a_planted_link(tmp_path: Path) -> None:
+    """A service account that can write the folder plants links at the names the script writes: the script
+    refuses to write through them and the target keeps its content."""
+    target = tmp_path / "ld.so.preload"
+    target.write_text("kept\n")
+    for name in ("stats.json", "SHA256SUMS", "db.dump"):
+        (tmp_path / name).symlink_to(target)
+        try:
+            backup.write_new(tmp_path / name, "payload\n")
+        except FileExistsError:
+            pass
+        else:
+            raise AssertionError(f"{name}: written through a link")
+    assert target.read_text() == "kept\n"
+
+
+def test_the_metric_file_is_replaced_not_written_through(tmp_path: Path) -> None:
+    settings = {"dir": str(tmp_path / "backups")}
+    good = tmp_path / "backups" / "20260101T000000Z"
+    good.mkdir(parents=True)
+    (good / "a.dump").write_text("x")
+    (good / "SHA256SUMS").write_text(f"{backup.sha256(good / 'a.dump')}  a.dump\n")
+    exporter = tmp_path / "exporter"
+    exporter.mkdir()
+    (tmp_path / "victim").write_text("kept\n")
+    (exporter / ".fabstack_backup.prom.tmp").symlink_to(tmp_path / "victim")
+    backup.record_metric(settings, exporter)
+    assert (tmp_path / "victim").read_text() == "kept\n"
+    assert "fabstack_backup_last_good_timestamp_seconds 1767225600" in (exporter / "fabstack_backup.prom").read_text()

@@ -41,8 +41,8 @@ def deploy(ctx: RoleContext) -> None:
                  "monthly": v["backups_keep_monthly"]},
         "port": v[f"{kind}_port"],
     }
-    owner = "postgres" if kind == "postgresql" else "root"
-    ctx.directory(folder, owner=owner, group=owner, mode="0750")
+    # root's alone: the database clients write to descriptors root opens, so no service account can plant a link
+    ctx.directory(folder, owner="root", group="root", mode="0750")
     ctx.directory("/etc/fabstack")
     ctx.file("/etc/fabstack/backup.json", json.dumps(settings, indent=2) + "\n")
     script = (ctx.role.path / "files" / "fabstack-backup.py").read_bytes()

@@ -51,6 +51,19 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def create(path: Path, mode: int = 0o640) -> int:
+    """A new file at ``path``, opened for writing: never an existing one, never through a link."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+
+
+def write_new(path: Path, text: str, mode: int = 0o640) -> None:
+    """``text`` into a new file at ``path`` (see create), flushed to disk."""
+    with os.fdopen(create(path, mode), "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
 def fsync_path(path: Path) -> None:
     """Flush a file or folder to disk."""
     fd = os.open(path, os.O_RDONLY)
@@ -62,7 +75,7 @@ def fsync_path(path: Path) -> None:
 
 def as_postgres(argv: list[str], output: Path) -> None:
     """Run a client as the postgres user, writing to ``output``; raise on failure."""
-    with output.open("wb") as handle:
+    with os.fdopen(create(output), "wb") as handle:
         proc = subprocess.run(["runuser", "-u", "postgres", "--", *argv], stdout=handle, stderr=subprocess.PIPE)
     if proc.returncode != 0:
         raise RuntimeError(f"{argv[0]} failed: {proc.stderr.decode(errors='replace').strip()}")
@@ -177,7 +190,7 @@ def dump_mariadb(database: str, folder: Path, attempts: int = 5) -> tuple[dict[s
             status = dict(line.split("\t") for line in session.ask("show status like 'binlog_snapshot_%'"))
             stats = mariadb_stats(session.ask, database)
             output = folder / f"{database}.sql"
-            with output.open("wb") as handle:
+            with os.fdopen(create(output), "wb") as handle:
                 proc = subprocess.run(["mariadb-dump", "--single-transaction", "--master-data=2", "--gtid",
                                        "--routines", "--triggers", database], stdout=handle, stderr=subprocess.PIPE)
             if proc.returncode != 0:
@@ -212,27 +225,24 @@ def run(settings: dict) -> Path:
     root = Path(settings["dir"])
     name = dt.datetime.now(dt.UTC).strftime(STAMP)
     tmp = root / f".tmp-{name}"
-    tmp.mkdir(mode=0o750)
+    tmp.mkdir(mode=0o700)  # root's alone: the clients write to a descriptor root opened, never into the folder
     mariadb_engine = settings.get("engine") == "mariadb"
-    if not mariadb_engine:
-        shutil.chown(tmp, "postgres", "postgres")
     try:
         if mariadb_engine:
             stats, positions = {}, {}
             for database in settings["databases"]:
                 stats[database], positions[database] = dump_mariadb(database, tmp)
-            (tmp / "positions.json").write_text(json.dumps(positions, indent=1, sort_keys=True) + "\n")
+            write_new(tmp / "positions.json", json.dumps(positions, indent=1, sort_keys=True) + "\n")
         else:
             port = str(settings.get("port", 5432))
             as_postgres(["pg_dumpall", "-p", port, "--globals-only", "--no-role-passwords"], tmp / "globals.sql")
             stats = {database: dump_database(database, tmp, port) for database in settings["databases"]}
-        (tmp / "stats.json").write_text(json.dumps(stats, indent=1, sort_keys=True) + "\n")
+        write_new(tmp / "stats.json", json.dumps(stats, indent=1, sort_keys=True) + "\n")
         lines = []
         for file in sorted(tmp.iterdir()):
             fsync_path(file)
             lines.append(f"{sha256(file)}  {file.name}\n")
-        (tmp / "SHA256SUMS").write_text("".join(lines))
-        fsync_path(tmp / "SHA256SUMS")
+        write_new(tmp / "SHA256SUMS", "".join(lines))
         fsync_path(tmp)
         final = root / name
         os.rename(tmp, final)
@@ -341,9 +351,13 @@ def archive_binlogs(settings: dict) -> int:
         if (folder / name).exists():
             continue
         tmp = folder / f".tmp-{name}"
-        shutil.copyfile(datadir / name, tmp)
+        if tmp.is_file():
+            tmp.unlink()  # left by a run that died: root's own folder, nobody else writes here
+        source = os.open(datadir / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)  # mysql's folder: no link
+        with os.fdopen(source, "rb") as src, os.fdopen(create(tmp), "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
         fsync_path(tmp)
-        (folder / f"{name}.sha256").write_text(f"{sha256(tmp)}  {name}\n")
+        write_new(folder / f"{name}.sha256", f"{sha256(tmp)}  {name}\n")
         os.rename(tmp, folder / name)
         copied += 1
     fsync_path(folder)
@@ -429,11 +443,10 @@ def record_metric(settings: dict, folder: Path = Path("/var/lib/prometheus/node-
     good = [when for when, found in backups(Path(settings["dir"])) if is_good(found)]
     if not good or not folder.is_dir():
         return
-    tmp = folder / ".fabstack_backup.prom.tmp"
-    tmp.write_text("# HELP fabstack_backup_last_good_timestamp_seconds When the newest good backup was taken.\n"
+    tmp = folder / f".fabstack_backup.prom.{os.urandom(6).hex()}"  # the exporter's folder: a name nobody can guess
+    write_new(tmp, "# HELP fabstack_backup_last_good_timestamp_seconds When the newest good backup was taken.\n"
                    "# TYPE fabstack_backup_last_good_timestamp_seconds gauge\n"
-                   f"fabstack_backup_last_good_timestamp_seconds {max(good).timestamp():.0f}\n")
-    tmp.chmod(0o644)
+                   f"fabstack_backup_last_good_timestamp_seconds {max(good).timestamp():.0f}\n", 0o644)
     tmp.replace(folder / "fabstack_backup.prom")
 
 
