@@ -76,13 +76,16 @@ class Project:
 
     def set_overrides(self, pairs: list[str]) -> None:
         """Apply ``--set key=value`` pairs; a key nothing in the env knows (a typo) is refused."""
-        overrides = parse_overrides(pairs)
+        self.use_overrides(parse_overrides(pairs))
+
+    def use_overrides(self, overrides: dict[str, Any]) -> None:
+        """Apply already-typed overrides (``--set``'s, parsed); a key nothing in the env knows is refused."""
         unknown = sorted(set(overrides) - self.known_settings())
         if unknown:
             near = difflib.get_close_matches(unknown[0], self.known_settings(), n=1)
             hint = f" (did you mean {near[0]}?)" if near else ""
             raise FabstackError(f"no role or inventory knows this setting{hint}", key=f"--set {shorten(unknown[0])}")
-        self.overrides = overrides
+        self.overrides = dict(overrides)
         self._hostvars = {}
 
     @property

@@ -14,6 +14,7 @@ from typing import Any
 import jinja2
 
 from fabstack import operations as ops
+from fabstack import valuegrammar
 from fabstack.bundled import repo_or_bundled
 from fabstack.errors import FabstackError, shorten
 from fabstack.inventory import host_entry
@@ -85,13 +86,16 @@ class Role:
             if default is None or key not in values or values[key] is default:
                 continue
             value = values[key]
+            shown = "(secret)" if str(value) in secret else shorten(repr(value))
             if not _same_type(default, value):
-                shown = "(secret)" if str(value) in secret else shorten(repr(value))
                 raise FabstackError(
                     f"expected {_type_name(default)} (role {self.name}'s default is {default!r}), got "
                     f"{_type_name(value)} {shown}",
                     where=origins.get(key, ""), key=key, host=host,
                 )
+            wrong = valuegrammar.problem(key, value, default) if isinstance(value, str) else None
+            if wrong:
+                raise FabstackError(f"{wrong}, got {shown}", where=origins.get(key, ""), key=key, host=host)
         check = contract_value(self.module, "check")
         if check is not None:
             for key, message in check(values):

@@ -58,6 +58,20 @@ def self_signed_pem(name: str, days: int = 397, now: dt.datetime | None = None) 
     return key_pem + cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
+def parse_certificates(text: str) -> str:
+    """Only the PEM certificates of ``text`` (a CA bundle), each checked to parse; anything between them is
+    dropped, so no other text reaches a host."""
+    certs = _CERT.findall(text)
+    if not certs:
+        raise TlsError("no PEM certificate (-----BEGIN CERTIFICATE-----) found")
+    for cert in certs:
+        try:
+            x509.load_pem_x509_certificate(cert.encode())
+        except ValueError as exc:
+            raise TlsError(f"a certificate does not parse: {exc}") from None
+    return "".join(c + "\n" for c in certs)
+
+
 def parse_pair(chain_text: str, key_text: str) -> Pair:
     """The certificate chain and key from PEM texts (either may hold both), checked: each parses, the key is not
     encrypted, and the leaf certificate's public key is the key's."""

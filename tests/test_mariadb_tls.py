@@ -47,6 +47,6 @@ def test_tls_on_serves_the_tiers_certificate_and_requires_it_for_replication(pro
 
 
 def test_a_certificate_without_its_key_is_refused_before_any_host(project_copy: Path) -> None:
-    with pytest.raises(FabstackError, match="both the certificate and its private key") as caught:
+    with pytest.raises(FabstackError, match="give both mariadb_tls_certificate and mariadb_tls_private_key") as caught:
         planned(project_copy, "mariadb_tls=true", "mariadb_tls_certificate=-----BEGIN CERTIFICATE-----")
-    assert caught.value.key == "mariadb_tls_certificate"
+    assert caught.value.key == "mariadb_tls_private_key"  # the one that is missing

@@ -46,7 +46,8 @@ def check(values: dict[str, Any]) -> list[tuple[str, str]]:
     problems += [("mariadb_databases", f"must list lowercase SQL identifiers, got {name!r}")
                  for name in values["mariadb_databases"] if not_identifiers({"d": name}, "d")]
     if values["mariadb_tls"] and bool(values["mariadb_tls_certificate"]) != bool(values["mariadb_tls_private_key"]):
-        problems.append(("mariadb_tls_certificate", "give both the certificate and its private key, or neither"))
+        missing = "mariadb_tls_private_key" if values["mariadb_tls_certificate"] else "mariadb_tls_certificate"
+        problems.append((missing, "give both mariadb_tls_certificate and mariadb_tls_private_key, or neither"))
     if not 0.1 <= values["mariadb_buffer_pool_share"] <= 0.8:
         problems.append(("mariadb_buffer_pool_share", "must be from 0.1 to 0.8"))
     return problems + out_of_bounds(values, {"mariadb_max_connections": (0, 100_000),
@@ -104,11 +105,15 @@ def tls_files(ctx: RoleContext) -> None:
     except tls.TlsError as exc:
         raise FabstackError(str(exc), key="mariadb_tls_certificate" if given else "mariadb_tls_self_signed_pem",
                             host=ctx.host) from None
+    try:
+        trusted = tls.parse_certificates(v["mariadb_tls_ca"]) if v["mariadb_tls_ca"] else pair.chain
+    except tls.TlsError as exc:
+        raise FabstackError(str(exc), key="mariadb_tls_ca", host=ctx.host) from None
     folder = v["mariadb_tls_dir"]
     ctx.directory(folder, owner="root", group="mysql", mode="0750")
     ctx.file(f"{folder}/cert.pem", pair.chain, group="mysql", mode="0644", notify="restart mariadb")
     ctx.file(f"{folder}/key.pem", pair.key, group="mysql", mode="0640", secret=True, notify="restart mariadb")
-    ctx.file(f"{folder}/ca.pem", v["mariadb_tls_ca"] or pair.chain, group="mysql", mode="0644",
+    ctx.file(f"{folder}/ca.pem", trusted, group="mysql", mode="0644",
              notify="restart mariadb")
 
 

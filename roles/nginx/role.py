@@ -8,7 +8,7 @@ from typing import Any
 
 from fabstack import lb, tls
 from fabstack.apps import APPS_KEY, App, parse_apps, served_here
-from fabstack.errors import FabstackError
+from fabstack.errors import FabstackError, shorten
 from fabstack.role import RoleContext
 from fabstack.rolecontract import Commitment, Inbound, out_of_bounds
 from fabstack.runtimes.node import instance_ports
@@ -120,10 +120,11 @@ def pem_text(ctx: RoleContext, key: str) -> str:
     value = ctx.vars[key]
     if "-----BEGIN" in value:
         return value
-    path = ctx.repo_path(value)
-    if not path.is_file():
-        raise FabstackError(f"{value} is neither PEM text nor a file of the deployment repo", key=key, host=ctx.host)
-    return path.read_text(errors="replace")
+    try:
+        return ctx.repo_path(value).read_text(errors="replace")
+    except (OSError, ValueError):
+        raise FabstackError(f"{shorten(value)} is neither PEM text nor a file of the deployment repo", key=key,
+                            host=ctx.host) from None
 
 
 def tls_pair(ctx: RoleContext) -> tls.Pair:

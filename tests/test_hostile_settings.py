@@ -1,0 +1,142 @@
+"""Every string setting of every role, set to hostile values: refused at input with one line naming the key, or
+present in what would reach a host only where it cannot act (docs/security.md, "values").
+
+For each env and each hostile value, every string setting the env's roles know is set at once to that value
+tagged with the setting's name (so an occurrence names its setting); a setting refused at input is recorded and
+taken out, and the rest planned again, until the plan stands. Then every shell command (commands, their guards,
+validate lines, handlers, cron lines, shell scripts) must hold the value only quoted; nginx and nftables files
+must not hold a value with their syntax in it at all (refused unless it fits the value's grammar); no file may
+hold a value with a line break or a NUL as it is (that adds lines of its own); Python files never hold a quote
+or a line break from a value.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fabstack import operations as ops
+from fabstack.errors import FabstackError
+from fabstack.project import load_project
+from fabstack.runner import declare_offline
+from tests.conftest import copy_project
+from tests.shellcheck_quoting import unsafe_use
+from tests.test_roles_declare import SMALL, host_facts
+
+# Each one a way a value could act where it lands: ``{k}`` is the setting's name, so a finding names its setting.
+HOSTILE = {
+    "command substitution": "$(touch /tmp/fabstack-pwned-{k})",
+    "backticks": "`touch /tmp/fabstack-pwned-{k}`",
+    "semicolon": "x; touch /tmp/fabstack-pwned-{k}",
+    "newline": "x\ntouch /tmp/fabstack-pwned-{k}\n",
+    "braces": "x }} server {{ listen 81; }} # {k}",
+    "double quote": 'x" ; touch /tmp/fabstack-pwned-{k}; "',
+    "single quote": "x' ; touch /tmp/fabstack-pwned-{k}; '",
+    "NUL": "x\x00{k}",
+    "10,000 characters": "{k}-" + "A" * 10_000,
+}
+ENVS = ("sandbox", "mariadb")
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG9V710kHYLR9oKQAcJ9W+vNDIqigpWC3vUQmNR3aST/"
+SHELL_SUFFIXES = (".sh",)
+NGINX_OR_NFT = ("/etc/nginx/", "/etc/nftables")
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the repo with host keys recorded for the MariaDB env (its replicas trust their primary's)."""
+    root = copy_project(tmp_path_factory.mktemp("hostile") / "repo")
+    project = load_project(root, "mariadb")
+    (root / "inventory" / "mariadb.known_hosts").write_text("".join(
+        f"{project.setup(name, None).vars['ansible_host']} {KEY}\n" for name in project.inventory.hosts))
+    return root
+
+
+def string_settings(project: Any) -> list[str]:
+    """Every setting whose role default is a string, in the roles this env deploys."""
+    return sorted({key for role in project.roles.values() for key, default in role.defaults.items()
+                   if isinstance(default, str)})
+
+
+def plan(root: Path, env: str, overrides: dict[str, str]) -> tuple[Any, dict[str, list[tuple[Any, ops.Operation]]]]:
+    project = load_project(root, env)
+    project.use_overrides(overrides)
+    facts = {name: host_facts(str(project.setup(name, None).vars["ansible_host"]), name, SMALL)
+             for name in project.inventory.hosts}
+    return project, declare_offline(project, facts)
+
+
+def shell_texts(project: Any, declared: dict[str, list[tuple[Any, ops.Operation]]]) -> list[tuple[str, str]]:
+    """(where, shell text) for everything a host would run."""
+    found = []
+    for host, items in declared.items():
+        values = project.setup(host, None).vars
+        for role in {role.name: role for role, _ in items}.values():
+            for name, command in role.handler_commands(values, host).items():
+                found.append((f"{host} {role.name} handler {name}", command))
+        for role, op in items:
+            where = f"{host} {role.name} {op.id}"
+            if isinstance(op, ops.Command):
+                found += [(where, text) for text in (op.command, op.creates, op.unless) if text]
+            if isinstance(op, ops.File):
+                if op.validate:
+                    found.append((f"{where} validate", op.validate))
+                text = op.content.decode(errors="replace")
+                if op.path.startswith("/etc/cron.d/"):
+                    found += [(where, line.split(" ", 6)[-1]) for line in text.splitlines()
+                              if line[:1].isdigit() or line[:1] == "*"]
+                elif op.path.endswith(SHELL_SUFFIXES) or (text.startswith("#!") and "python" not in text[:40]):
+                    found.append((where, text))
+    return found
+
+
+def findings(project: Any, declared: dict, values: dict[str, str]) -> list[str]:
+    """Every place a hostile value stands where it could act."""
+    found = []
+    texts = shell_texts(project, declared)
+    for key, value in values.items():
+        for where, text in texts:
+            problem = unsafe_use(text, value)
+            if problem:
+                found.append(f"{key}: {where}: {problem}")
+        for host, items in declared.items():
+            for _role, op in items:
+                if not isinstance(op, ops.File):
+                    continue
+                text = op.content.decode(errors="replace")
+                if value not in text:
+                    continue
+                syntax = any(c in value for c in ";{}\n\"'")
+                if op.path.startswith(NGINX_OR_NFT) and syntax:
+                    found.append(f"{key}: {host} {op.path}: its syntax in an nginx or nftables file")
+                elif "\n" in value or "\x00" in value:
+                    found.append(f"{key}: {host} {op.path}: a line break or NUL written as it is")
+                elif (op.path.endswith(".py") or "python" in text[:40]) and any(c in value for c in "\"'\n"):
+                    found.append(f"{key}: {host} {op.path}: a quote inside Python source")
+    return found
+
+
+@pytest.mark.parametrize("env", ENVS)
+@pytest.mark.parametrize("kind", list(HOSTILE))
+def test_every_string_setting_is_refused_or_inert(repo: Path, env: str, kind: str, record_property: Any) -> None:
+    keys = string_settings(load_project(repo, env))
+    pending = {key: HOSTILE[kind].format(k=key) for key in keys}
+    refused: dict[str, str] = {}
+    while True:
+        try:
+            project, declared = plan(repo, env, pending)
+            break
+        except FabstackError as exc:
+            line = exc.line()
+            key = exc.key.removeprefix("--set ").split("[")[0]
+            if key not in pending:  # a pair of settings (a certificate and its key): the message names the other
+                key = next((k for k in pending if k in exc.message), key)
+            assert key in pending, f"refused without naming a setting it was given: {line}"
+            assert "\n" not in line and "Traceback" not in line
+            refused[key] = line
+            del pending[key]
+    problems = findings(project, declared, pending)
+    record_property("tried", json.dumps({"settings": len(keys), "refused": len(refused), "inert": len(pending)}))
+    assert not problems, "\n".join(problems)
