@@ -27,6 +27,11 @@ _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-
                        r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")
 
 
+# What may stand in an ssh_config line or an ssh option: never white space, quotes, '%' tokens or a leading '-'.
+_USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$")
+_KEY_PATH = re.compile(r"^[A-Za-z0-9~._/+@-]{1,1024}$")
+
+
 def canonical_address(value: str) -> str:
     """An address as one spelling: an IP in its compressed form, a host name in lower case without a final dot.
     Raises ValueError when it is neither."""
@@ -59,7 +64,12 @@ def check_connection(project: Project, setup: HostSetup) -> tuple[str, int]:
     become = v.get("ansible_become", False)
     if not isinstance(become, bool):
         raise refuse("ansible_become", f"must be true or false, got {shorten(repr(become))}")
+    user = v.get("ansible_user")
+    if user is not None and (not isinstance(user, str) or not _USER.match(user)):
+        raise refuse("ansible_user", f"not a user name (letters, digits, ., _ and -): {shorten(repr(user))}")
     key = v.get("ansible_ssh_private_key_file")
+    if key is not None and (not isinstance(key, str) or not _KEY_PATH.match(key)):
+        raise refuse("ansible_ssh_private_key_file", f"not a plain file path: {shorten(repr(key))}")
     if key is not None:
         path = project.root / Path(str(key)).expanduser()
         if not isinstance(key, str) or not path.is_file():

@@ -7,6 +7,11 @@ from typing import Any
 
 SECRET_KEY = re.compile(r"(password|passwd|secret|token|private_key|api_key)", re.IGNORECASE)
 MASK = "********"
+# Credentials inside a URL (user:password@, or a token in its path or query, as a chat webhook carries): any URL
+# value is secret in part, whatever its setting is called.
+_URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+_URL_USERINFO = re.compile(r"://([^/@\s]+)@")
+_URL_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,}")
 _PEM_KEY = re.compile(r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----(.+?)-----END", re.S)
 
 
@@ -17,6 +22,15 @@ def pem_key_parts(text: str) -> set[str]:
     if not bodies:
         return set()
     return {text} | {line.strip() for body in bodies for line in body.splitlines() if len(line.strip()) >= 16}
+
+
+def url_secrets(url: str) -> set[str]:
+    """The parts of a URL that are credentials: ``user:password`` before ``@``, and every long token-like run in
+    its path or query (Slack's, Matrix's and most webhooks' secret is a path segment)."""
+    found = {match.group(1) for match in _URL_USERINFO.finditer(url)}
+    after_host = url.split("://", 1)[1].split("/", 1)[1] if "/" in url.split("://", 1)[1] else ""
+    found |= set(_URL_TOKEN.findall(after_host))
+    return {part for part in found if len(part) >= 3}
 
 
 def secret_values(variables: dict[str, Any]) -> set[str]:
@@ -32,6 +46,8 @@ def secret_values(variables: dict[str, Any]) -> set[str]:
                 walk(key, item)
         elif isinstance(value, str) and "PRIVATE KEY-----" in value:
             found.update(pem_key_parts(value))  # a private key is secret whatever its setting is called
+        elif isinstance(value, str) and _URL.match(value):
+            found.update(url_secrets(value))
         elif isinstance(value, str | int) and not isinstance(value, bool) and SECRET_KEY.search(key):
             text = str(value)
             if len(text) >= 3:

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
 from fabstack.errors import FabstackError
+from fabstack.privatefile import write_private
 
 HEADER = "$ANSIBLE_VAULT;1.1;AES256"
 _REVEALED: set[str] = set()
@@ -153,12 +154,12 @@ def encrypt_file(path: Path) -> None:
     text = path.read_text()
     if is_vaulted(text):
         raise VaultError("already encrypted", where=str(path))
-    _write_private(path, encrypt(text, password(str(path))))
+    write_private(path, encrypt(text, password(str(path))))
 
 
 def decrypt_file(path: Path) -> None:
     """Decrypt a vault file in place (mode 0600: it now holds secrets in clear)."""
-    _write_private(path, view_file(path))
+    write_private(path, view_file(path))
 
 
 def view_file(path: Path) -> str:
@@ -172,17 +173,13 @@ def edit_file(path: Path, editor: str) -> bool:
     plain = decrypt(path.read_text(), secret, str(path)) if path.exists() else ""
     with tempfile.TemporaryDirectory(prefix="fabstack-vault-") as folder:
         draft = Path(folder) / path.name
-        _write_private(draft, plain)
+        write_private(draft, plain)
         subprocess.run([*shlex.split(editor), str(draft)], check=True)
         edited = draft.read_text()
     if edited == plain:
         return False
-    _write_private(path, encrypt(edited, secret))
+    write_private(path, encrypt(edited, secret))
     return True
 
 
-def _write_private(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.fabstack-tmp")
-    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
-        handle.write(text)
-    tmp.replace(path)
+

@@ -10,17 +10,18 @@ from pathlib import Path
 
 from fabstack.budget import compute_budget
 from fabstack.errors import FabstackError
+from fabstack.privatefile import write_private
 from fabstack.project import load_project
-from fabstack.runner import close_all, gather_fleet
+from fabstack.runner import close_all, gather_fleet, select_hosts
 from fabstack.sshconfig import write_ssh_config
 
 
 def verify(root: Path, env: str, limit: str | None = None, extra_args: list[str] | None = None) -> int:
     """Run testinfra over SSH (ControlMaster shared) for the selected hosts; returns pytest's exit status."""
     project = load_project(root, env)
-    hosts = project.inventory.select_limit(limit)
+    setups = select_hosts(project, limit)  # every input check a deploy makes, before any host is reached
+    hosts = [setup.name for setup in setups]
     everyone = {name: project.setup(name, None) for name in project.inventory.hosts}
-    setups = [everyone[host] for host in hosts]
     runs, hostfacts = gather_fleet(project, setups)
     close_all(runs)
     # every host's setup, even under --limit: a database's max_connections depends on every PgBouncer's pools
@@ -39,9 +40,8 @@ def verify(root: Path, env: str, limit: str | None = None, extra_args: list[str]
         raise FabstackError("no role on these hosts has tests", key="--limit")
     config = write_ssh_config(project, hosts)
     map_file = project.root / ".fabstack" / "verify" / f"{env}.json"
-    map_file.parent.mkdir(parents=True, exist_ok=True)
-    map_file.write_text(json.dumps(host_map, default=str))
-    os.chmod(map_file, 0o600)
+    map_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_private(map_file, json.dumps(host_map, default=str))  # every secret of the env is in it
     argv = [
         sys.executable, "-m", "pytest", "-p", "fabstack.verify_plugin", "-p", "no:cacheprovider",
         "--rootdir", str(project.root), "-o", "testpaths=", "-q",

@@ -69,6 +69,10 @@ def test_an_env_that_is_not_a_plain_name_is_refused(project_copy: Path, env: str
     (LB, {"ansible_become": "yes please"}, "ansible_become", "true or false"),
     (LB, {"ansible_ssh_private_key_file": "no/such/key"}, "ansible_ssh_private_key_file", "no private key file"),
     (APP2, {"ansible_host": "10.213.0.021"}, "ansible_host", "not a host name or an IP"),
+    (LB, {"ansible_user": "deploy\n  ProxyCommand sh -c 'id>/tmp/x'"}, "ansible_user", "not a user name"),
+    (LB, {"ansible_user": "-oProxyCommand=x"}, "ansible_user", "not a user name"),
+    (LB, {"ansible_user": "root%h"}, "ansible_user", "not a user name"),
+    (LB, {"ansible_ssh_private_key_file": "k\n  ProxyCommand x"}, "ansible_ssh_private_key_file", "plain file"),
     (APP2, {"ansible_host": "::ffff:10.213.0.21"}, "", ""),  # another spelling, another address: accepted
 ])
 def test_connection_settings_are_checked(project_copy: Path, host_group: tuple[str, ...], values: dict,
@@ -221,3 +225,14 @@ def test_a_set_of_a_generated_secret_is_known(project_copy: Path) -> None:
     project = load_project(project_copy, "sandbox")
     project.set_overrides(["redis_app_password=Team-Value-1"])
     assert project.setup("cache1", None).vars["redis_app_password"] == "Team-Value-1"
+
+
+@pytest.mark.parametrize("user", ["deploy\n  ProxyCommand sh -c 'id>/tmp/x'", "a b", 'x"y'])
+def test_verify_makes_the_same_checks_before_writing_an_ssh_config(project_copy: Path, user: str) -> None:
+    """``inv verify`` hands an ssh config to testinfra: a value that could add an option is refused first."""
+    from fabstack.verify import verify
+
+    set_host(project_copy, LB, "lb1", ansible_user=user)
+    line = refused(project_copy, lambda: verify(project_copy, "sandbox"))
+    assert "key ansible_user" in line
+    assert not (project_copy / ".fabstack" / "ssh").exists()

@@ -140,3 +140,14 @@ def test_every_string_setting_is_refused_or_inert(repo: Path, env: str, kind: st
     problems = findings(project, declared, pending)
     record_property("tried", json.dumps({"settings": len(keys), "refused": len(refused), "inert": len(pending)}))
     assert not problems, "\n".join(problems)
+
+
+def test_credentials_in_urls_are_masked() -> None:
+    from fabstack.masking import Masker, secret_values
+
+    values = {"alertmanager_webhook_url": "https://hooks.slack.com/services/T0ABCDEF/B0GHIJKL/xYzXyZ0123456789abcdef",
+              "backup_target": "sftp://backup:s3cr3t-pass@backup1.example/srv"}
+    masker = Masker(secret_values(values))
+    shown = masker(f"notify {values['alertmanager_webhook_url']} and {values['backup_target']}")
+    assert "xYzXyZ0123456789abcdef" not in shown and "s3cr3t-pass" not in shown
+    assert "hooks.slack.com" in shown  # where it goes stays readable

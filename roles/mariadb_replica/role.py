@@ -25,6 +25,11 @@ def tls_options(values: dict[str, Any]) -> str:
     return "MASTER_SSL = 0"
 
 
+def sql_literal(text: str) -> str:
+    """``text`` as a MariaDB string literal's content: backslashes and quotes doubled."""
+    return text.replace("\\", "\\\\").replace("'", "''")
+
+
 def deploy(ctx: RoleContext) -> None:
     """Declare the seed key, the primary's host key, the seed script and its one run, and whether the
     replication connection uses TLS."""
@@ -35,7 +40,8 @@ def deploy(ctx: RoleContext) -> None:
     ctx.template("seed.sh.j2", SEED, mode="0700", secret=True, primary=primary["name"],
                  primary_address=primary["address"], primary_ssh_port=primary.get("ansible_port", 22),
                  key_file=KEY, known_hosts_file=KNOWN_HOSTS, seed_user=v["mariadb_seed_user"],
-                 tls_options=tls_options(v), seeded=SEEDED)
+                 tls_options=tls_options(v), seeded=SEEDED,
+                 password_literal=sql_literal(v["mariadb_replication_password"]))
     ctx.command(SEED, creates=SEEDED, name=f"seed from {primary['name']} and replicate by GTID")
     allowed = "Yes" if v["mariadb_tls"] else "No"
     ctx.command(f"mariadb --batch -e \"STOP SLAVE; CHANGE MASTER TO {tls_options(v)}; START SLAVE\"",

@@ -87,8 +87,9 @@ def deploy(ctx: RoleContext) -> None:
                  notify="reload prometheus", address=address, rules_file=RULES, jobs=scrape_jobs(ctx))
     ctx.template("prometheus.default.j2", "/etc/default/prometheus", notify="restart prometheus", address=address)
     webhook = v["alertmanager_webhook_url"] or f"http://127.0.0.1:{v['alert_receiver_port']}/"
+    # the webhook URL carries its token: readable by Alertmanager's user alone, and never shown in a diff
     ctx.template("alertmanager.yml.j2", "/etc/prometheus/alertmanager.yml", validate="amtool check-config %s",
-                 notify="reload alertmanager", webhook_url=webhook)
+                 notify="reload alertmanager", webhook_url=webhook, group="prometheus", mode="0640", secret=True)
     ctx.template("alertmanager.default.j2", "/etc/default/prometheus-alertmanager", notify="restart alertmanager")
     if not v["alertmanager_webhook_url"]:
         ctx.file(f"{HOST_LIB}/alert-receiver.py",
