@@ -45,6 +45,18 @@ def _run(action: Callable[[], Any], vault_password_file: str | None = None, ask_
         raise Exit(code=2) from None
 
 
+def whole_number(text: str | int, option: str, low: int, high: int) -> int:
+    """A command-line count: a whole number from ``low`` to ``high``, or one line naming the option."""
+    try:
+        number = int(str(text).strip())
+    except ValueError:
+        raise FabstackError(f"must be a whole number from {low} to {high}, got {str(text)[:40]!r}",
+                            key=option) from None
+    if not low <= number <= high:
+        raise FabstackError(f"must be a whole number from {low} to {high}, got {number}", key=option)
+    return number
+
+
 @task(
     iterable=["set_"],
     incrementable=["verbose"],
@@ -64,13 +76,13 @@ def _run(action: Callable[[], Any], vault_password_file: str | None = None, ask_
 )
 def deploy(
     c: Context, env: str = "sandbox", limit: str | None = None, roles: str | None = None, check: bool = False,
-    diff: bool = False, set_: list[str] | None = None, json: str | None = None, verbose: int = 0, forks: int = 10,
+    diff: bool = False, set_: list[str] | None = None, json: str | None = None, verbose: int = 0, forks: str = "10",
     root: str = ".", vault_password_file: str | None = None, ask_vault_pass: bool = False,
 ) -> None:
     """Converge hosts to the roles site.yml gives them; exits non-zero if any host failed."""
     reports = _run(lambda: commands.deploy(
         Path(root), env, limit=limit, roles=roles, check=check, diff=diff, overrides=set_, json_path=json,
-        verbose=verbose, forks=int(forks),
+        verbose=verbose, forks=whole_number(forks, "--forks", 1, 1000),
     ), vault_password_file, ask_vault_pass)
     status = commands.fail_on(reports)
     if status:
@@ -222,13 +234,14 @@ def backup_verify(c: Context, env: str = "sandbox", root: str = ".") -> None:
     "check": "show what would be released, change nothing", "force_unlock": "remove a stale release lock first",
     "root": "the deployment repo", **VAULT})
 def release_run(c: Context, env: str = "sandbox", app: str | None = None, ref: str | None = None,
-                batch: str | None = None, max_fail: int = 0, check: bool = False, force_unlock: bool = False,
+                batch: str | None = None, max_fail: str = "0", check: bool = False, force_unlock: bool = False,
                 root: str = ".", vault_password_file: str | None = None, ask_vault_pass: bool = False) -> None:
     """Build each app's ref once and roll it out host by host behind the load balancer; exits non-zero (after
     rolling the failed batch back) when a step fails."""
     from fabstack import release
 
-    _run(lambda: release.release(Path(root), env, app=app, ref=ref, batch=batch, max_fail=int(max_fail),
+    _run(lambda: release.release(Path(root), env, app=app, ref=ref, batch=batch,
+                                 max_fail=whole_number(max_fail, "--max-fail", 0, 10_000),
                                  check=check, force_unlock=force_unlock), vault_password_file, ask_vault_pass)
 
 

@@ -53,7 +53,7 @@ def deploy(
         failure = release_apps(project, releases, check=check, partial=limit is not None or roles is not None)
     if json_path:
         meta = {"env": env, "check": check, "seconds": round(time.monotonic() - started, 3), "releases": releases}
-        write_json(Path(json_path), reports, project.masker, meta)
+        write_json(Path(json_path), reports, project.masker, meta, with_diffs=diff)
     if failure is not None:
         raise failure
     return reports

@@ -12,7 +12,8 @@ from fabstack.errors import FabstackError, shorten
 from fabstack.yamlfile import load_vars_location, load_yaml
 
 _GROUP_KEYS = {"hosts", "vars", "children"}
-_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
+# Host and group names: they name files in host_vars/ and group_vars/, so never "..", a leading dot or dash.
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}$")
 # An env is a plain name: it becomes file names under inventory/ and .fabstack/, so never a path.
 _ENV = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 

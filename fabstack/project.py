@@ -241,10 +241,16 @@ def _find_role(paths: list[Path], name: str, where: str, key: str) -> Role:
 PLAY_KEYS = ("hosts", "roles", "name")
 
 
-def load_site(root: Path) -> list[tuple[str, list[str]]]:
-    """Parse site.yml: a list of ``{hosts: PATTERN, roles: [NAME, ...]}`` plays, like an Ansible playbook."""
+def load_site(root: Path, required: bool = True) -> list[tuple[str, list[str]]]:
+    """Parse site.yml: a list of ``{hosts: PATTERN, roles: [NAME, ...]}`` plays, like an Ansible playbook. Without
+    the file: an error when ``required``, else no plays (listing an inventory needs none, as ansible-inventory)."""
     path = root / "site.yml"
-    data = load_yaml(path) if path.is_file() else None
+    if not path.exists() and not path.is_symlink():
+        if not required:
+            return []
+        raise FabstackError("missing: it lists which roles go where (- hosts: PATTERN / roles: [...])",
+                            where=str(path))
+    data = load_yaml(path)
     if not isinstance(data, list):
         raise FabstackError("site.yml must be a list of plays (- hosts: PATTERN / roles: [...])", where=str(path))
     plays = []
@@ -270,7 +276,7 @@ def load_project(root: Path, env: str, check_patterns: bool = True) -> Project:
     """
     root = root.resolve()
     inventory = load_inventory(root, env)
-    plays = load_site(root)
+    plays = load_site(root, required=check_patterns)
     project = Project(root=root, inventory=inventory, plays=plays)
     site = str(root / "site.yml")
     for index, (pattern, names) in enumerate(plays):

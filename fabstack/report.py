@@ -93,8 +93,17 @@ def recap(reports: list[HostReport], stream: TextIO | None = None) -> str:
     return text
 
 
-def write_json(path: Path, reports: list[HostReport], masker: Masker, meta: dict[str, object]) -> None:
-    """A machine-readable report of the run, secrets masked."""
+def _event(event: Event, with_diff: bool) -> dict[str, object]:
+    shown = asdict(event)
+    if not with_diff:
+        shown.pop("diff", None)
+    return shown
+
+
+def write_json(path: Path, reports: list[HostReport], masker: Masker, meta: dict[str, object],
+               with_diffs: bool = False) -> None:
+    """A machine-readable report of the run, secrets masked; file diffs only ``with_diffs`` (``--diff``), as on the
+    terminal: a report is often kept as a CI artifact."""
     data = {
         **meta,
         "failed": any(r.failed for r in reports),
@@ -102,7 +111,8 @@ def write_json(path: Path, reports: list[HostReport], masker: Masker, meta: dict
         "changed": sum(r.count("changed") for r in reports)
         + sum(len(app.get("changed", [])) for app in meta.get("releases", [])),  # type: ignore[attr-defined]
         "hosts": {r.host: {**r.totals(), "seconds": round(r.seconds, 3), "round_trips": r.round_trips,
-                           "error": r.error, "warnings": r.warnings, "events": [asdict(e) for e in r.events]}
+                           "error": r.error, "warnings": r.warnings,
+                           "events": [_event(e, with_diffs) for e in r.events]}
                   for r in reports},
     }
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -50,9 +50,12 @@ _GIVEN: dict[str, bytes] = {}
 def use_password_file(path: str) -> None:
     """Read the vault password from ``path`` (``--vault-password-file``), refusing an unreadable file now."""
     try:
-        _GIVEN["password"] = Path(path).expanduser().read_text().strip().encode()
+        secret = Path(path).expanduser().read_bytes().strip()
     except OSError as exc:
         raise VaultError(f"cannot read the vault password file: {exc.strerror}", key="--vault-password-file") from exc
+    if not secret:
+        raise VaultError("the vault password file is empty", where=str(path), key="--vault-password-file")
+    _GIVEN["password"] = secret
 
 
 def ask_password() -> None:
@@ -119,7 +122,10 @@ def decrypt(vaulted: str, secret: bytes, where: str = "") -> str:
     decryptor = Cipher(algorithms.AES(key), modes.CTR(counter)).decryptor()
     padded = decryptor.update(ciphertext) + decryptor.finalize()
     unpadder = padding.PKCS7(128).unpadder()
-    return (unpadder.update(padded) + unpadder.finalize()).decode()
+    try:
+        return (unpadder.update(padded) + unpadder.finalize()).decode()
+    except UnicodeDecodeError:
+        raise VaultError("the decrypted content is not UTF-8 text", where=where) from None
 
 
 def reveal(value: object) -> None:
@@ -162,15 +168,26 @@ def decrypt_file(path: Path) -> None:
     write_private(path, view_file(path))
 
 
+def _read_vault_file(path: Path) -> str:
+    """A vault file's text; one line naming the file when it cannot be read or is not text."""
+    try:
+        return path.read_text()
+    except UnicodeDecodeError as exc:
+        raise VaultError(f"not a vault file: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+                         f"{exc.start})", where=str(path)) from None
+    except OSError as exc:
+        raise VaultError(f"cannot read: {exc.strerror}", where=str(path)) from None
+
+
 def view_file(path: Path) -> str:
     """The plaintext of a vault file."""
-    return decrypt(path.read_text(), password(str(path)), str(path))
+    return decrypt(_read_vault_file(path), password(str(path)), str(path))
 
 
 def edit_file(path: Path, editor: str) -> bool:
     """Open the decrypted file in ``editor`` (a private temporary copy) and re-encrypt it if it changed."""
     secret = password(str(path))
-    plain = decrypt(path.read_text(), secret, str(path)) if path.exists() else ""
+    plain = decrypt(_read_vault_file(path), secret, str(path)) if path.exists() else ""
     with tempfile.TemporaryDirectory(prefix="fabstack-vault-") as folder:
         draft = Path(folder) / path.name
         write_private(draft, plain)

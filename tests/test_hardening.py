@@ -31,7 +31,7 @@ def test_fail2ban_never_bans_the_fleet_or_the_admins() -> None:
 
 
 def test_sshd_offers_only_ed25519_and_etm_macs() -> None:
-    conf = declared("podman")["lb1"]["file /etc/ssh/sshd_config.d/60-fabstack.conf"].content.decode()
+    conf = declared("podman")["lb1"]["file /etc/ssh/sshd_config.d/00-fabstack.conf"].content.decode()
     assert "HostKey /etc/ssh/ssh_host_ed25519_key" in conf and "ecdsa" not in conf
     assert "HostKeyAlgorithms ssh-ed25519\n" in conf
     macs = next(line for line in conf.splitlines() if line.startswith("MACs ")).split()[1].split(",")

@@ -117,7 +117,7 @@ EXPECTED = {
                 "/usr/local/sbin/fabstack-backup"),
     "pgbouncer": ("cache1", "file /etc/pgbouncer/pgbouncer.ini", "listen_port = 6432", "listen_port = 6432"),
     "supervisor": ("cache1", "service supervisor", '"state": "started"', '"state": "started"'),
-    "sshd": ("lb1", "file /etc/ssh/sshd_config.d/60-fabstack.conf", "PasswordAuthentication no",
+    "sshd": ("lb1", "file /etc/ssh/sshd_config.d/00-fabstack.conf", "PasswordAuthentication no",
              "PasswordAuthentication no"),
     "firewall": ("db1", "file /etc/nftables.conf", "5432", "5432"),
     "node_exporter": ("db1", "file /etc/default/prometheus-node-exporter", "--web.listen-address=10.213.0.31:9100",

@@ -20,7 +20,11 @@ HANDLERS = {
                   "else: raise SystemExit('sshd does not answer a fresh connection after the reload')\"",
 }
 
-DROP_IN = "/etc/ssh/sshd_config.d/60-fabstack.conf"
+# sshd takes the first value it reads and includes sshd_config.d/*.conf in name order at the top of sshd_config:
+# "00-" sorts before every drop-in Debian or cloud-init writes (50-cloud-init.conf sets PasswordAuthentication).
+DROP_IN = "/etc/ssh/sshd_config.d/00-fabstack.conf"
+# The name earlier versions used, removed.
+OLD_DROP_IN = "/etc/ssh/sshd_config.d/60-fabstack.conf"
 # Host key type -> the signature algorithms offered for it (RSA with SHA-2 only).
 HOST_KEY_ALGORITHMS = {"ed25519": ["ssh-ed25519"], "rsa": ["rsa-sha2-512", "rsa-sha2-256"]}
 
@@ -56,5 +60,6 @@ def deploy(ctx: RoleContext) -> None:
     ctx.template("hardening.conf.j2", DROP_IN, mode="0600", validate="sshd -t", notify="reload ssh",
                  host_keys=v["sshd_host_key_types"],
                  host_key_algorithms=[a for t in v["sshd_host_key_types"] for a in HOST_KEY_ALGORITHMS[t]])
+    ctx.absent(OLD_DROP_IN, notify="reload ssh")
     ctx.permissions("/etc/ssh/sshd_config", "0600")
     ctx.service("ssh")

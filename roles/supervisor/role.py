@@ -15,6 +15,16 @@ HANDLERS = {
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
+MAX_PROCS = 1000
+_KEYS = {"name", "command", "numprocs", "directory", "priority", "user"}
+_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+_DIR = re.compile(r"^/[A-Za-z0-9._/+@-]*$")
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_PROCS
+
+
 def check(values: dict[str, Any]) -> list[tuple[str, str]]:
     """Each program needs a plain name, a one-line command and a positive numprocs."""
     problems = []
@@ -24,8 +34,19 @@ def check(values: dict[str, Any]) -> list[tuple[str, str]]:
                                                     f"{program!r}"))
         elif not isinstance(program.get("command"), str) or "\n" in program["command"]:
             problems.append(("supervisor_programs", f"program {program['name']} needs a one-line command"))
-        elif int(program.get("numprocs", 1)) <= 0:
-            problems.append(("supervisor_programs", f"program {program['name']} needs numprocs of at least 1"))
+        elif set(program) - _KEYS:
+            unknown = sorted(set(program) - _KEYS)[0]
+            problems.append(("supervisor_programs", f"program {program['name']}: unknown key {unknown!r} "
+                                                    f"(known: {', '.join(sorted(_KEYS))})"))
+        elif not (_USER.match(str(program.get("user", "www-data")))
+                  and _DIR.match(str(program.get("directory", "/")))):
+            problems.append(("supervisor_programs", f"program {program['name']} needs a plain user name and an "
+                                                    "absolute directory"))
+        elif not isinstance(program.get("priority", 999), int) or isinstance(program.get("priority"), bool):
+            problems.append(("supervisor_programs", f"program {program['name']} needs a whole-number priority"))
+        elif not _count(program.get("numprocs", 1)):
+            problems.append(("supervisor_programs", f"program {program['name']} needs numprocs, a whole number "
+                                                    f"from 1 to {MAX_PROCS}, got {program.get('numprocs')!r}"[:300]))
     return problems
 
 

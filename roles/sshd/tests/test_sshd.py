@@ -14,6 +14,14 @@ def test_no_passwords_and_root_by_key_only(host: Any) -> None:
     assert config["permitrootlogin"] in ("without-password", "prohibit-password", "no")
 
 
+def test_our_drop_in_is_read_first(host: Any) -> None:
+    """sshd keeps the first value it reads: fabstack's drop-in must sort before any other (cloud-init's 50-)."""
+    names = sorted(host.file("/etc/ssh/sshd_config.d").listdir())
+    assert names and names[0] == "00-fabstack.conf", names
+    includes = host.check_output("grep -i '^include' /etc/ssh/sshd_config").lower()
+    assert "include /etc/ssh/sshd_config.d/*.conf" in includes
+
+
 def test_only_modern_algorithms(host: Any, hostvars: dict[str, Any]) -> None:
     config = effective(host)
     assert config["ciphers"].split(",") == hostvars["sshd_ciphers"]
