@@ -7,6 +7,7 @@ import re
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from fabstack import commands
@@ -136,10 +137,15 @@ def test_budget_that_does_not_fit_is_refused_before_any_change(deployed: list, c
 
 def test_shell_metacharacters_in_a_value_are_never_run(deployed: list) -> None:
     value = "1m; $(touch /tmp/pwned) `touch /tmp/pwned` \"'\n include /etc/passwd;"
-    reports = commands.deploy(REPO, "sandbox", limit="app1", overrides=[f"nginx_client_max_body_size={value}"])
-    assert commands.fail_on(reports) != 0  # nginx -t refuses the value ...
-    assert in_host("app1", "test -e /tmp/pwned").returncode == 1  # ... and nothing in it ran
+    with pytest.raises(FabstackError) as caught:  # refused by the setting's grammar, before any host ...
+        commands.deploy(REPO, "sandbox", limit="app1", overrides=[f"nginx_client_max_body_size={value}"])
+    assert caught.value.key == "nginx_client_max_body_size" and "\n" not in caught.value.line()
+    # ... and a value that fits the grammar but not nginx is refused by nginx -t, the old file kept
+    reports = commands.deploy(REPO, "sandbox", limit="app1", overrides=["nginx_client_max_body_size=1zz"])
+    assert commands.fail_on(reports) != 0
+    assert in_host("app1", "test -e /tmp/pwned").returncode == 1  # nothing in either ran
     assert in_host("app1", "systemctl is-active nginx").stdout.strip() == "active"
+    assert "client_max_body_size 1zz" not in in_host("app1", "cat /etc/nginx/nginx.conf").stdout
 
 
 def test_unreachable_host_fails_alone(deployed: list, tmp_path: Path) -> None:
