@@ -99,7 +99,7 @@ def test_check_mode_prints_template_diff_and_changes_nothing(deployed: list, tmp
 def test_broken_nginx_value_keeps_old_config_and_nginx_serving(deployed: list, tmp_path: Path) -> None:
     root = copy_project(tmp_path / "repo", with_state=True)
     with (root / "group_vars/lb.yml").open("a") as handle:
-        handle.write("nginx_client_max_body_size: 16 parsecs\n")
+        handle.write("nginx_client_max_body_size: 16pc\n")  # a size by its grammar, not one nginx knows
     before = in_host("lb1", "sha256sum /etc/nginx/nginx.conf").stdout
     reports = commands.deploy(root, "sandbox", limit="lb1")
     assert commands.fail_on(reports) != 0
