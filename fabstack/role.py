@@ -93,7 +93,12 @@ class Role:
                     f"{_type_name(value)} {shown}",
                     where=origins.get(key, ""), key=key, host=host,
                 )
-            wrong = valuegrammar.problem(key, value, default) if isinstance(value, str) else None
+            if isinstance(value, str):
+                wrong = valuegrammar.problem(key, value, default)
+            elif isinstance(value, list):
+                wrong = next((p for p in (valuegrammar.item_problem(key, item) for item in value) if p), None)
+            else:
+                wrong = None
             if wrong:
                 raise FabstackError(f"{wrong}, got {shown}", where=origins.get(key, ""), key=key, host=host)
         check = contract_value(self.module, "check")

@@ -8,6 +8,7 @@ control character; only PEM material (certificates and keys, given inline) may s
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 MAX_LENGTH = 4096
@@ -58,4 +59,28 @@ def problem(key: str, value: str, default: str) -> str | None:
     for names, values, words in RULES:
         if names.search(key):
             return None if values.match(value) else f"must be {words}"
+    return None
+
+
+def _network(item: str) -> bool:
+    try:
+        ipaddress.ip_network(item, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+# List settings whose items become nginx ``allow`` lines or nftables set elements: addresses or networks only.
+ADDRESS_LISTS = re.compile(r"(_sources|_allow)$")
+
+
+def item_problem(key: str, item: object) -> str | None:
+    """Why ``item`` cannot be an item of the list setting ``key``, or None (items that are not strings are the
+    role's own ``check``'s business)."""
+    if not isinstance(item, str):
+        return None
+    if len(item) > MAX_LENGTH or _CONTROL.search(item):
+        return f"each item must be one line of at most {MAX_LENGTH} characters"
+    if ADDRESS_LISTS.search(key) and not _network(item):
+        return f"each item must be an IP address or network such as 10.0.0.0/8, got {item[:80]!r}"
     return None

@@ -158,3 +158,28 @@ def test_credentials_in_urls_are_masked() -> None:
     shown = masker(f"notify {values['alertmanager_webhook_url']} and {values['backup_target']}")
     assert "xYzXyZ0123456789abcdef" not in shown and "s3cr3t-pass" not in shown
     assert "hooks.slack.com" in shown  # where it goes stays readable
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("nginx_lb_routes", [{"path": "/ { return 200 pwned; } location /x", "app": "shop"}]),
+    ("nginx_lb_routes", [{"path": "/api/", "app": "shop; include /etc/passwd"}]),
+    ("nginx_lb_routes", [{"path": "/api/", "app": "shop", "proxy": "evil"}]),
+    ("nginx_status_allow", ["127.0.0.1; allow all"]),
+    ("nginx_status_allow", ["10.0.0.0/8\n  allow all"]),
+    ("firewall_admin_sources", ["10.0.0.1 } ; chain evil {"]),
+    ("firewall_admin_sources", ["0.0.0.0/0, 1.2.3.4"]),
+])
+def test_list_items_that_reach_nginx_or_nftables_must_fit_their_grammar(repo: Path, key: str, value: list) -> None:
+    """``nginx -t`` and ``nft -c`` check syntax, not intent: a route path or an address that adds statements is
+    refused at input, naming the key."""
+    project = load_project(repo, "sandbox")
+    with pytest.raises(FabstackError) as caught:
+        plan(project, {key: value})
+    assert caught.value.key == key, caught.value.line()
+
+
+def test_addresses_and_networks_still_pass(repo: Path) -> None:
+    project = load_project(repo, "sandbox")
+    declared = plan(project, {"firewall_admin_sources": ["10.213.0.1/32", "fd00::/8"],
+                              "nginx_status_allow": ["127.0.0.1"]})
+    assert declared

@@ -45,6 +45,12 @@ def inbound(values: dict[str, Any]) -> list[Inbound]:
     return [Inbound(ports, "app behind the load balancer", (values["firewall_lb_group"],))]
 
 
+# What an LB route may hold: it becomes nginx location and upstream lines, so its grammar, never nginx's syntax.
+_ROUTE_PATH = re.compile(r"/[A-Za-z0-9._~/-]{0,200}")
+_ROUTE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_ROUTE_KEYS = {"path", "group", "app", "strip"}
+
+
 def check(values: dict[str, Any]) -> list[tuple[str, str]]:
     """Values that are well-typed but cannot work."""
     problems = []
@@ -79,10 +85,11 @@ def check(values: dict[str, Any]) -> list[tuple[str, str]]:
             problems.append(("nginx_security_headers", f"a header name and a value without quotes, ; or braces: "
                                                        f"{name!r}: {value!r}"))
     for route in values["nginx_lb_routes"]:
-        if not isinstance(route, dict) or not str(route.get("path", "")).startswith("/") or \
-                bool(route.get("group")) == bool(route.get("app")):
-            problems.append(("nginx_lb_routes", f"each route needs a path starting with / and a group or an app: "
-                                                f"{route!r}"))
+        if not isinstance(route, dict) or not _ROUTE_PATH.fullmatch(str(route.get("path", ""))) or \
+                bool(route.get("group")) == bool(route.get("app")) or set(route) - _ROUTE_KEYS or \
+                not all(_ROUTE_NAME.fullmatch(str(route[k])) for k in ("group", "app") if route.get(k)):
+            problems.append(("nginx_lb_routes", f"each route needs a path (/ then letters, digits, . _ ~ / -), a "
+                                                f"group or an app by name, and optionally strip: {route!r}"[:300]))
         elif not isinstance(route.get("strip", True), bool):
             problems.append(("nginx_lb_routes", f"strip must be true or false: {route!r}"))
     return problems
