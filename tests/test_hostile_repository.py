@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -166,3 +167,19 @@ def test_build_steps_see_no_secret_and_no_key(tmp_path: Path, monkeypatch: pytes
     if os.geteuid() == 0:  # only root can hand the build to another user; as anyone else it runs as them
         assert seen["seen-key.txt"].strip().endswith("denied") and "KEYMATERIAL42" not in seen["seen-key.txt"]
         assert "prod.yml" not in seen["seen-secrets.txt"]
+
+
+def test_pip_wheel_runs_with_a_python_the_build_user_can_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A virtualenv in a private folder (root's home, a 0700 temporary folder) is not runnable by the build user:
+    the system's Python builds the wheels instead."""
+    from fabstack.runtimes import buildstep
+
+    private = tmp_path / "private" / "venv" / "bin"
+    private.mkdir(parents=True)
+    (tmp_path / "private").chmod(0o700)
+    (private / "python").symlink_to(sys.executable)
+    monkeypatch.setattr(buildstep.sys, "executable", str(private / "python"))
+    monkeypatch.setattr(buildstep, "build_user", lambda: object())  # as when the controller is root
+    assert buildstep.python_for_builds() != str(private / "python")
+    monkeypatch.setattr(buildstep, "build_user", lambda: None)  # unprivileged: it runs as us, ours is fine
+    assert buildstep.python_for_builds() == str(private / "python")

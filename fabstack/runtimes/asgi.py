@@ -5,7 +5,6 @@ after the switch so that new workers import the new release while old ones finis
 from __future__ import annotations
 
 import shlex
-import sys
 from pathlib import Path
 
 from fabstack.runtimes import buildstep
@@ -20,7 +19,7 @@ def build(app: AppLike, tree: Path) -> None:
     """The requirements as wheels in ``wheels/`` (from the user's own index settings), when there are any."""
     if not (tree / REQUIREMENTS).is_file():
         return
-    command = [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(tree / WHEELS), "-r",
+    command = [buildstep.python_for_builds(), "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(tree / WHEELS), "-r",
                str(tree / REQUIREMENTS)]
     buildstep.run(command, tree, "pip wheel", timeout=900)
 

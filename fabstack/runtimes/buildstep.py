@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from fabstack.errors import FabstackError
@@ -64,6 +66,20 @@ def hand_over(tree: Path) -> None:
     for base, dirs, files in os.walk(scratch):
         for name in dirs + files:
             os.chown(os.path.join(base, name), user.pw_uid, user.pw_gid, follow_symlinks=False)
+
+
+def runnable_by_anyone(path: str) -> bool:
+    """Whether every folder on ``path`` and the file itself are open to others (the build user is one)."""
+    target = Path(path).absolute()  # the path as it will be run: a link into a private folder does not help
+    return all(os.stat(p).st_mode & 0o001 for p in (target, *target.parents))
+
+
+def python_for_builds() -> str:
+    """The Python that runs ``pip wheel``: this one, unless the build user could not run it (a virtualenv in a
+    private folder), then the system's."""
+    if build_user() is None or runnable_by_anyone(sys.executable):
+        return sys.executable
+    return shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin") or sys.executable
 
 
 def run(argv: list[str], tree: Path, what: str, timeout: float) -> None:
