@@ -199,13 +199,12 @@ def _load_elsewhere(backups: Backups, destination: RemoteHost, name: str, databa
     assert backups.host.conn is not None and destination.conn is not None
     dump = f"{backups.folder(name)}/{database}.dump"
     data = backups.host.conn.exec(f"{backups.host.conn.command_prefix()}cat {shlex.quote(dump)}")[1]
-    # a private folder of its own (mktemp -d, 0700, then readable by postgres alone): no predictable /tmp name
+    # a private folder of root's own (mktemp -d, 0700): no predictable /tmp name, nobody else reads the dump
     folder = destination.run("mktemp -d /tmp/fabstack-restore.XXXXXXXX")
     path = f"{folder}/{database}.dump"
     try:
         destination.conn.exec(f"{destination.conn.command_prefix()}sh -c " + shlex.quote(
-            f"umask 077 && cat > {shlex.quote(path)} && chown postgres {shlex.quote(folder)} {shlex.quote(path)}"),
-            data)
+            f"umask 077 && cat > {shlex.quote(path)}"), data)
         load_dump(destination, path, scratch, backups.settings.get("postgresql_app_user", "postgres"))
     finally:
         destination.run(f"rm -rf {shlex.quote(folder)}", check=False)
@@ -216,7 +215,8 @@ def load_dump(host: RemoteHost, path: str, database: str, owner: str) -> None:
     superuser, so objects keep their owners; restore globals.sql first on a cluster that lacks the roles)."""
     host.sql(f"drop database if exists {database} with (force)")
     host.sql(f"create database {database} owner {owner}")
-    host.run(f"runuser -u postgres -- pg_restore --exit-on-error -d {shlex.quote(database)} {shlex.quote(path)}")
+    # root opens the dump (backups are root's alone) and hands it to pg_restore on its standard input
+    host.run(f"runuser -u postgres -- pg_restore --exit-on-error -d {shlex.quote(database)} < {shlex.quote(path)}")
 
 
 def _good(backups: Backups, name: str) -> bool:
