@@ -94,6 +94,8 @@ def run(argv: list[str], tree: Path, what: str, timeout: float) -> None:
     except FileNotFoundError as exc:
         raise FabstackError(f"{argv[0]} is not installed on this machine (apt install {argv[0]})", key="build") \
             from exc
+    except OSError as exc:
+        raise FabstackError(f"{what}: cannot run {argv[0]}: {exc.strerror}", key="build") from exc
     except subprocess.TimeoutExpired as exc:
         raise FabstackError(f"{what} took over {timeout:.0f} s", key="build") from exc
     if done.returncode != 0:

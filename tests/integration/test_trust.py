@@ -11,6 +11,8 @@ from tests.conftest import REPO
 from tests.integration.conftest import in_host
 from tests.integration.test_release import push_commit
 
+# Where the shop (group_vars/all.yml) is released.
+DEST = "/srv/php-app"
 # Files root owns that a planted link would aim at, and what they must still be afterwards.
 TARGETS = ("/etc/ld.so.preload", "/etc/passwd", "/etc/shadow", "/root")
 
@@ -40,7 +42,7 @@ def test_links_planted_by_postgres_are_never_followed_by_deploy_or_backup(deploy
         reports = commands.deploy(REPO, "sandbox", limit="db1")
         assert commands.fail_on(reports) == 0
         assert in_host("db1", f"grep -c tampered {home}/.pgpass").stdout.strip() == "0"  # rewritten ...
-        assert in_host("db1", f"stat -c '%U %a %F' {home}/.pgpass").stdout.split() == ["postgres", "600", "regular"]
+        assert in_host("db1", f"stat -c '%U %a %F' {home}/.pgpass").stdout.strip() == "postgres 600 regular file"
         backups.with_backups(REPO, "sandbox", backups.run)
         assert state_of("db1") == before  # ... and nothing outside postgres's folders touched
     finally:
@@ -48,13 +50,13 @@ def test_links_planted_by_postgres_are_never_followed_by_deploy_or_backup(deploy
 
 
 def test_links_planted_by_www_data_are_never_followed_by_a_release(deployed: list, tmp_path: Path) -> None:
-    shared = "/srv/shop/shared/storage"
+    shared = f"{DEST}/shared/storage"
     before = {host: state_of(host) for host in ("app1", "app2")}
     try:
         for host in ("app1", "app2"):
             as_user(host, "www-data", f"ln -sfn /etc/passwd {shared}/planted-passwd; "
                                       f"ln -sfn /root {shared}/planted-root; "
-                                      "ln -sfn /etc/shadow /srv/shop/current/bootstrap/cache/planted")
+                                      f"ln -sfn /etc/shadow {DEST}/current/bootstrap/cache/planted")
         push_commit("shop", tmp_path, "trust: a release after links were planted")
         for figures in release.release(REPO, "sandbox", app="shop"):
             assert figures.changed
@@ -67,4 +69,4 @@ def test_links_planted_by_www_data_are_never_followed_by_a_release(deployed: lis
     finally:
         for host in ("app1", "app2"):
             in_host(host, f"rm -f {shared}/planted-passwd {shared}/planted-root "
-                          "/srv/shop/releases/*/bootstrap/cache/planted")
+                          f"{DEST}/releases/*/bootstrap/cache/planted")
