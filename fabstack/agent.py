@@ -506,13 +506,13 @@ def open_dir(path: str, create: bool = False) -> int:
 class Place:
     """A path's folder, open without following links root did not make, and the name in it."""
 
-    def __init__(self, path: str, create: bool = False) -> None:
+    def __init__(self, path: str) -> None:
         self.path = path
         self.name = os.path.basename(path)
         if self.name in ("", ".", ".."):
             raise StepFailed(f"{path}: not a file name")
         try:
-            self.dir_fd = open_dir(os.path.dirname(path) or "/", create)
+            self.dir_fd = open_dir(os.path.dirname(path) or "/")
         except FileNotFoundError as exc:
             raise StepFailed(f"directory {os.path.dirname(path)} does not exist") from exc
 

@@ -108,12 +108,9 @@ def _tree_files(folder: Path) -> list[Path]:
     return found
 
 
-class UnsafeTree(FabstackError):
-    """An app tree holding something that could reach outside its release (docs/security.md)."""
-
-
-def _refuse(app: App, ref: str, path: str, problem: str) -> UnsafeTree:
-    return UnsafeTree(f"ref {shorten(ref, 60)}: {shorten(path, 200)}: {problem}", key=f"apps[{app.name}]")
+def _refuse(app: App, ref: str, path: str, problem: str) -> FabstackError:
+    """The one line for an app tree holding something that could reach outside its release (docs/security.md)."""
+    return FabstackError(f"ref {shorten(ref, 60)}: {shorten(path, 200)}: {problem}", key=f"apps[{app.name}]")
 
 
 def _link_escapes(relative: str, target: str) -> bool:
@@ -250,7 +247,6 @@ def build(root: Path, app: App, ref: str | None = None) -> Artifact:
         else:
             shutil.copytree(root / app.source.path, tree, symlinks=True,
                             ignore=shutil.ignore_patterns(*_NOT_SOURCE))
-        check_tree(tree, app, ref_name)
         (tree / REVISION_FILE).write_text(commit + "\n")
         app.runtime.build(app, tree)
         check_tree(tree, app, ref_name)  # what the build left ships: it is held to the same rules

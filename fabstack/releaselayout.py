@@ -13,6 +13,7 @@ Stdlib only: the file is sent as ``python3 -c`` with one JSON argument
 import json
 import os
 import pwd
+import shutil
 import stat
 import subprocess
 import sys
@@ -65,13 +66,7 @@ def remove(fd: int, name: str) -> None:
     if st is None:
         return
     if stat.S_ISDIR(st.st_mode):
-        sub = os.open(name, DIR, dir_fd=fd)
-        try:
-            for entry in os.listdir(sub):
-                remove(sub, entry)
-        finally:
-            os.close(sub)
-        os.rmdir(name, dir_fd=fd)
+        shutil.rmtree(name, dir_fd=fd)  # descriptor-based: it never follows a link
     else:
         os.unlink(name, dir_fd=fd)
 
