@@ -11,8 +11,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from fabstack import commands  # noqa: E402
-from fabstack.report import HostReport  # noqa: E402
+from fabstack.cli import commands  # noqa: E402
+from fabstack.engine.report import HostReport  # noqa: E402
 
 
 def quiet_deploy(root: Path = REPO, env: str = "sandbox", **kwargs: object) -> tuple[float, list[HostReport]]:
@@ -37,7 +37,7 @@ def sandbox_up(root: Path = REPO, env: str = "sandbox") -> float:
 
 def write_plot(name: str, title: str, samples: list[tuple[float, float, bool]]) -> Path:
     """A latency-over-time plot (failed requests marked) as ``.fabstack/reports/NAME.svg``; returns its path."""
-    from fabstack.svg import time_plot
+    from fabstack.stack.svg import time_plot
 
     path = REPO / ".fabstack" / "reports" / f"{name}.svg"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -27,10 +27,10 @@ from pathlib import Path
 
 from common import REPO, quiet_deploy, sandbox_up
 
-from fabstack import commands
-from fabstack.inventory import known_hosts_path
-from fabstack.project import load_project
-from fabstack.report import HostReport
+from fabstack.cli import commands
+from fabstack.engine.inventory import known_hosts_path
+from fabstack.engine.report import HostReport
+from fabstack.tiers.env import load_env
 from tests.conftest import copy_project
 
 FILLER_ROLE = '''"""bench_filler: N extra managed files, to see whether a no-op converge grows with them."""
@@ -61,7 +61,7 @@ def openssh_floor(root: Path, env: str, runs: int) -> float:
     """Median wall seconds of one bare OpenSSH command (``true``) to every host of an env at once, no multiplexing.
 
     With ``runs`` 1 it is one sample, taken between two no-op runs."""
-    project = load_project(root, env)
+    project = load_env(root, env)
     key = root / ".fabstack/sandbox/id_ed25519"
     hosts = [project.setup(name, None).vars for name in project.inventory.hosts]
     known = known_hosts_path(project.inventory)

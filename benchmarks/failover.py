@@ -20,9 +20,9 @@ import time
 
 from common import REPO, quiet_deploy, sandbox_up
 
-from fabstack import mariadbfailover as mf
-from fabstack import pgfailover as fo
-from fabstack.dbfleet import open_fleet
+from fabstack.tiers.env import open_fleet
+from fabstack.tiers.mariadb import failover as mf
+from fabstack.tiers.postgresql import failover as fo
 from tests.integration.chaos import HttpProbe, Writer, probe_ids, reset_probe_table
 from tests.integration.mariadbchaos import ENV as MARIADB_ENV
 from tests.integration.mariadbchaos import MariaWriter, Probe, tier_addresses
@@ -30,7 +30,7 @@ from tests.integration.mariadbchaos import MariaWriter, Probe, tier_addresses
 
 def fleet() -> fo.PgFleet:
     """The env's db fleet, quiet."""
-    return fo.open_pg_fleet(REPO, "sandbox", out=lambda _: None)
+    return open_fleet(REPO, "sandbox", "postgresql", out=lambda _: None)  # type: ignore[return-value]
 
 
 def with_fleet(action):  # noqa: ANN001, ANN201 - a small local helper
@@ -103,7 +103,7 @@ def switchover_cycle() -> dict[str, float]:
 
 def with_maria_fleet(action):  # noqa: ANN001, ANN201 - a small local helper
     """Run ``action(fleet)`` on the MariaDB tier's fleet and close it."""
-    f = open_fleet(mf.MariaFleet, REPO, MARIADB_ENV, out=lambda _: None, tier="mariadb")
+    f = open_fleet(REPO, MARIADB_ENV, "mariadb", out=lambda _: None)
     try:
         return action(f)
     finally:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from common import REPO, quiet_deploy, sandbox_up
 
-from fabstack.inventory import load_inventory
+from fabstack.engine.inventory import load_inventory
 from tests.integration.auditors import JUSTIFIED_SSH_WARNINGS, lynis_fleet, ssh_audit
 
 

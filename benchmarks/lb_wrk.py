@@ -24,7 +24,7 @@ from pathlib import Path
 
 from common import REPO, quiet_deploy, sandbox_up, write_plot
 
-from fabstack.inventory import load_inventory
+from fabstack.engine.inventory import load_inventory
 from tests.integration.chaos import Load
 
 UNLIMITED = ["nginx_limit_req_rate=1000000", "nginx_limit_req_burst=1000000", "nginx_limit_conn=60000"]

@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from fabstack import commands  # noqa: E402
+from fabstack.cli import commands  # noqa: E402
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 STEPS = ("create", "prepare", "converge", "idempotence")

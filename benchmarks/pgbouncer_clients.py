@@ -14,7 +14,7 @@ import time
 import psycopg
 from common import REPO, quiet_deploy, sandbox_up
 
-from fabstack.project import load_project
+from fabstack.tiers.env import load_env
 
 DEADLINE_SECONDS = 240
 
@@ -86,7 +86,7 @@ def main() -> None:
     args = parser.parse_args()
     sandbox_up()
     quiet_deploy()
-    project = load_project(REPO, "sandbox")
+    project = load_env(REPO, "sandbox")
     bouncer = project.setup(project.inventory.select("pgbouncer")[0], None).vars
     address = bouncer["ansible_host"]
     port = bouncer["pgbouncer_listen_port"]

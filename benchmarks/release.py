@@ -17,9 +17,9 @@ from pathlib import Path
 
 from common import REPO, quiet_deploy, sandbox_up, write_plot
 
-from fabstack import release
-from fabstack.artifact import build
-from fabstack.sandbox import git
+from fabstack.day2 import release
+from fabstack.sandbox.hosts import git
+from fabstack.stack.artifact import build
 from tests.integration.chaos import Load
 
 APPS = {"shop": ("/", "resources/views/about.blade.php", "{{-- %s --}}"),

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis.configuration import set_hypothesis_home_dir
 
-from fabstack import agent
+from fabstack.engine import agent
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -66,8 +66,8 @@ def no_host_reachable(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     For tests of input that must be refused before any host is touched: a regression then fails the test
     instead of deploying to whatever answers at the inventory's addresses (the sandbox, when it is up).
     """
-    from fabstack.connection import HostConnection
-    from fabstack.errors import FabstackError
+    from fabstack.engine.connection import HostConnection
+    from fabstack.engine.errors import FabstackError
 
     attempts: list[str] = []
 

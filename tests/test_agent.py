@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fabstack import agent
+from fabstack.engine import agent
 
 
 def file_step(path: Path, content: bytes, validate: str | None = None, step_id: str = "f") -> dict:
@@ -104,7 +104,7 @@ def run_bootstrap(tmp_path: Path, request: dict) -> dict:
     import subprocess
     import sys
 
-    from fabstack.connection import bootstrap
+    from fabstack.engine.connection import bootstrap
 
     env = {**os.environ, "HOME": str(tmp_path / "home")}
     proc = subprocess.run([sys.executable, "-c", bootstrap(str(tmp_path / "root-cache"))], input=json.dumps(request),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fabstack import agent
+from fabstack.engine import agent
 from tests.test_agent import file_step, role
 
 

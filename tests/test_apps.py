@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fabstack import lb
-from fabstack.apps import parse_apps
-from fabstack.artifact import build, pack
-from fabstack.errors import FabstackError
-from fabstack.project import load_project
-from fabstack.release import HostState, batches, owner_gone
-from fabstack.sandbox import seed_repository
+from fabstack.day2.release import HostState, batches, owner_gone
+from fabstack.engine.errors import FabstackError
+from fabstack.sandbox.hosts import seed_repository
+from fabstack.stack import lb
+from fabstack.stack.apps import env_apps, parse_apps
+from fabstack.stack.artifact import build, pack
+from fabstack.tiers.env import load_env
 
 GROUPS = {"app", "workers"}
 GOOD = {"name": "shop", "runtime": "laravel", "source": {"git": "git@example.com:team/shop.git"}, "serve": ["app"]}
@@ -75,10 +75,10 @@ def test_a_bad_app_in_group_vars_is_refused_before_any_host(project_copy: Path) 
     data = yaml.safe_load(path.read_text())
     data["apps"][1]["port"] = "eighty"
     path.write_text(yaml.safe_dump(data))
-    from fabstack.runner import select_hosts
+    from fabstack.engine.runner import select_hosts
 
     with pytest.raises(FabstackError) as err:
-        select_hosts(load_project(project_copy, "sandbox"))
+        select_hosts(load_env(project_copy, "sandbox"))
     assert err.value.key == "apps[fastapi].port" and err.value.where.endswith("group_vars/all.yml")
 
 
@@ -146,7 +146,7 @@ def test_a_commit_is_built_once_and_carries_its_revision(tmp_path: Path) -> None
 
 
 def test_an_archive_reaching_outside_its_folder_is_refused(tmp_path: Path) -> None:
-    from fabstack.artifact import _extract
+    from fabstack.stack.artifact import _extract
 
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w") as tar:
@@ -193,5 +193,5 @@ def test_two_apps_on_one_host_may_not_share_a_port(project_copy: Path) -> None:
     data["apps"][1]["port"] = data["apps"][0]["port"]
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(FabstackError) as err:
-        _ = load_project(project_copy, "sandbox").apps
+        env_apps(load_env(project_copy, "sandbox"))
     assert err.value.key == "apps[fastapi].port" and err.value.host == "app1" and "also app shop's" in err.value.message

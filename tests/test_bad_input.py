@@ -11,13 +11,14 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fabstack import commands, vault
-from fabstack.errors import FabstackError
-from fabstack.operations import File
-from fabstack.project import load_project
-from fabstack.role import RoleContext
-from fabstack.templating import environment
-from fabstack.varstemplate import Unsafe
+from fabstack.cli import commands
+from fabstack.engine import vault
+from fabstack.engine.errors import FabstackError
+from fabstack.engine.operations import File
+from fabstack.engine.role import RoleContext
+from fabstack.engine.templating import environment
+from fabstack.engine.varstemplate import Unsafe
+from fabstack.tiers.env import load_env
 
 FACTS = {"cpus": 2, "memory_mb": 2048, "nofile_hard": 20000, "container": "podman", "primary_address": "10.0.0.9"}
 
@@ -99,7 +100,7 @@ def test_any_string_in_a_variable_only_ever_lands_in_file_content(project_copy: 
     file content only, never in a command."""
     # Unsafe (YAML's !unsafe) keeps "{{" in the text literal, as the value would be written with Ansible.
     value = Unsafe(text)
-    project = load_project(project_copy, "sandbox")
+    project = load_env(project_copy, "sandbox")
     project.overrides = {"nginx_client_max_body_size": value, "php_fpm_max_requests": 500}
     try:
         setup = project.setup("app1", None)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fabstack.budget import compute_budget
-from fabstack.project import load_project, parse_overrides
+from fabstack.engine.project import parse_overrides
+from fabstack.tiers.env import load_env, plan_env
 
 
 def facts(memory_mb: int, cpus: int = 2) -> dict:
@@ -19,10 +19,10 @@ FLEET = {"lb1": facts(1024), "app1": facts(2048), "app2": facts(2048), "db1": fa
 
 def budget_for(root: Path, overrides: list[str] | None = None, fleet: dict | None = None,  # noqa: ANN201
                env: str = "sandbox"):
-    project = load_project(root, env)
+    project = load_env(root, env)
     project.overrides = parse_overrides(overrides or [])
     setups = {h: project.setup(h, None) for h in project.inventory.hosts}
-    return compute_budget(project, setups, fleet or FLEET)
+    return plan_env(project, setups, fleet or FLEET)
 
 
 def test_sandbox_plan_fits_and_sizes_postgres_from_pools(project_copy: Path) -> None:

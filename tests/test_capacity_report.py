@@ -6,13 +6,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from fabstack.capacityreport import CLIENTS, Link, columns, links, write_report
-from fabstack.project import load_project
+from fabstack.stack.capacityreport import CLIENTS, Link, columns, links, write_report
+from fabstack.tiers.env import load_env
 from tests.test_budget import FLEET, budget_for
 
 
 def sandbox_links(root: Path) -> tuple[dict[tuple[str, str], list[str]], dict[str, set[str]]]:
-    project = load_project(root, "sandbox")
+    project = load_env(root, "sandbox")
     setups = {h: project.setup(h, None) for h in project.inventory.hosts}
     found, scraped = links(setups, project.groups())
     return {(link.source, link.target): link.labels for link in found}, scraped
@@ -45,7 +45,7 @@ def test_columns_follow_the_traffic_and_a_pair_both_ways_stays_side_by_side() ->
 
 
 def test_the_report_shows_each_host_and_its_limits(project_copy: Path, tmp_path: Path) -> None:
-    project = load_project(project_copy, "sandbox")
+    project = load_env(project_copy, "sandbox")
     setups = {h: project.setup(h, None) for h in project.inventory.hosts}
     budget = budget_for(project_copy, ["php_fpm_max_children=40"])  # 40 children x 64 MB: past app1's memory
     page = write_report(tmp_path / "r.html", "sandbox", setups, project.groups(), FLEET, budget).read_text()

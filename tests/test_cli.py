@@ -57,12 +57,12 @@ def test_an_env_shaped_like_a_path_is_exit_2_one_line_and_writes_nothing(project
 
 
 def test_an_unexpected_error_is_one_line_with_a_hint() -> None:
-    proc = subprocess.run([sys.executable, "-c", "import sys; from fabstack import commands; "
+    proc = subprocess.run([sys.executable, "-c", "import sys; from fabstack.cli import commands; "
                            "commands.report_unexpected(KeyError('boom'), sys.argv[1:])"],
                           capture_output=True, text=True, timeout=60)
     assert proc.stderr.strip() == ("error: internal error: KeyError: 'boom' (this is a fabstack bug; run again with "
                                    "-v or FABSTACK_TRACEBACK=1 for the traceback)")
-    shown = subprocess.run([sys.executable, "-c", "import sys; from fabstack import commands; "
+    shown = subprocess.run([sys.executable, "-c", "import sys; from fabstack.cli import commands; "
                             "commands.report_unexpected(KeyError('boom'), ['-v'])"],
                            capture_output=True, text=True, timeout=60)
     assert shown.stderr.splitlines()[0] == "KeyError: 'boom'"  # the exception as Python shows it, then the line

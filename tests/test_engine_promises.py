@@ -17,12 +17,13 @@ import paramiko
 import pytest
 import yaml
 
-from fabstack import agent, commands, runner
-from fabstack import connection as conn_module
-from fabstack.connection import HostConnection
-from fabstack.errors import FabstackError
-from fabstack.project import load_project
-from fabstack.secrets import generated_secrets, save_generated, secrets_path
+from fabstack.cli import commands
+from fabstack.engine import agent, runner
+from fabstack.engine import connection as conn_module
+from fabstack.engine.connection import HostConnection
+from fabstack.engine.errors import FabstackError
+from fabstack.engine.secrets import generated_secrets, save_generated, secrets_path
+from fabstack.tiers.env import load_env
 
 # ------------------------------------------------------------------ check mode, through the whole runner
 
@@ -119,7 +120,7 @@ def test_changed_facts_are_planned_again_from_the_real_ones(
 
 def fabstack_budget_children(root: Path, memory_mb: int) -> int:
     """PHP-FPM children the tuning gives app1 with this much memory (the number the pool file must carry)."""
-    project = load_project(root, "sandbox")
+    project = load_env(root, "sandbox")
     taken = project.roles["php_fpm"].commitment(project.setup("app1", None).vars, {"memory_mb": memory_mb, "cpus": 2})
     assert taken is not None
     return taken.computed["php_fpm_max_children"]
@@ -236,12 +237,12 @@ def test_generated_secrets_are_created_once_and_kept_private(tmp_path: Path) -> 
 
 
 def test_a_password_set_in_group_vars_wins_over_the_generated_one(project_copy: Path) -> None:
-    generated = load_project(project_copy, "sandbox").setup("cache1", None).vars["redis_app_password"]
-    assert generated and load_project(project_copy, "sandbox").setup("cache1", None).vars[
+    generated = load_env(project_copy, "sandbox").setup("cache1", None).vars["redis_app_password"]
+    assert generated and load_env(project_copy, "sandbox").setup("cache1", None).vars[
         "redis_app_password"] == generated  # the same on every load
     with (project_copy / "group_vars" / "all.yml").open("a") as handle:
         handle.write("\nredis_app_password: Team-Chosen-Value-1\n")
-    assert load_project(project_copy, "sandbox").setup("cache1", None).vars["redis_app_password"] == \
+    assert load_env(project_copy, "sandbox").setup("cache1", None).vars["redis_app_password"] == \
         "Team-Chosen-Value-1"
     save_generated(project_copy, "sandbox")
     stored = yaml.safe_load(secrets_path(project_copy, "sandbox").read_text())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fabstack.fleetstatus import closest_per_host, split_threshold
+from fabstack.day2.fleetstatus import closest_per_host, split_threshold
 
 
 @pytest.mark.parametrize("expr,measured,threshold", [

@@ -15,9 +15,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fabstack import commands
-from fabstack.connection import HostConnection
-from fabstack.errors import MAX_LINE, FabstackError
+from fabstack.cli import commands
+from fabstack.engine.connection import HostConnection
+from fabstack.engine.errors import MAX_LINE, FabstackError
 from tests.conftest import copy_project
 
 # One call may take this long at most (templating alone is bounded at 2 s per value).

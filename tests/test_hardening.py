@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fabstack.errors import FabstackError
+from fabstack.engine.errors import FabstackError
 from tests.conftest import REPO
 from tests.test_roles_declare import ops_by_host
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fabstack import commands
-from fabstack.errors import MAX_LINE, FabstackError
+from fabstack.cli import commands
+from fabstack.engine.errors import MAX_LINE, FabstackError
 
 pytestmark = pytest.mark.usefixtures("no_host_reachable")
 
@@ -209,7 +209,7 @@ def test_a_json_path_that_cannot_be_written(project_copy: Path, tmp_path: Path) 
 
 
 def test_day2_commands_check_the_fleet_before_connecting(project_copy: Path) -> None:
-    from fabstack.failover import run_action
+    from fabstack.day2.failover import run_action
 
     set_host(project_copy, APP2, "app2", ansible_host="10.213.0.21")
     line = refused(project_copy, lambda: run_action(project_copy, "sandbox", "status"))
@@ -220,9 +220,9 @@ def test_day2_commands_check_the_fleet_before_connecting(project_copy: Path) -> 
 
 
 def test_a_set_of_a_generated_secret_is_known(project_copy: Path) -> None:
-    from fabstack.project import load_project
+    from fabstack.tiers.env import load_env
 
-    project = load_project(project_copy, "sandbox")
+    project = load_env(project_copy, "sandbox")
     project.set_overrides(["redis_app_password=Team-Value-1"])
     assert project.setup("cache1", None).vars["redis_app_password"] == "Team-Value-1"
 
@@ -230,7 +230,7 @@ def test_a_set_of_a_generated_secret_is_known(project_copy: Path) -> None:
 @pytest.mark.parametrize("user", ["deploy\n  ProxyCommand sh -c 'id>/tmp/x'", "a b", 'x"y'])
 def test_verify_makes_the_same_checks_before_writing_an_ssh_config(project_copy: Path, user: str) -> None:
     """``inv verify`` hands an ssh config to testinfra: a value that could add an option is refused first."""
-    from fabstack.verify import verify
+    from fabstack.day2.verify import verify
 
     set_host(project_copy, LB, "lb1", ansible_user=user)
     line = refused(project_copy, lambda: verify(project_copy, "sandbox"))

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from fabstack.apps import App, parse_apps
-from fabstack.artifact import build, check_tree
-from fabstack.errors import FabstackError
-from fabstack.sandbox import seed_repository
+from fabstack.engine.errors import FabstackError
+from fabstack.sandbox.hosts import seed_repository
+from fabstack.stack.apps import App, parse_apps
+from fabstack.stack.artifact import build, check_tree
 
 
 def git(*args: str, cwd: Path, data: bytes | None = None) -> str:
@@ -172,7 +172,7 @@ def test_build_steps_see_no_secret_and_no_key(tmp_path: Path, monkeypatch: pytes
 def test_pip_wheel_runs_with_a_python_the_build_user_can_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A virtualenv in a private folder (root's home, a 0700 temporary folder) is not runnable by the build user:
     the system's Python builds the wheels instead."""
-    from fabstack.runtimes import buildstep
+    from fabstack.stack.runtimes import buildstep
 
     private = tmp_path / "private" / "venv" / "bin"
     private.mkdir(parents=True)

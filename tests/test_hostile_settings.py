@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from fabstack import operations as ops
-from fabstack.errors import FabstackError
-from fabstack.project import load_project
-from fabstack.runner import declare_offline
+from fabstack.engine import operations as ops
+from fabstack.engine.errors import FabstackError
+from fabstack.engine.runner import declare_offline
+from fabstack.tiers.env import load_env
 from tests.conftest import copy_project
 from tests.shellcheck_quoting import unsafe_use
 from tests.test_roles_declare import SMALL, host_facts
@@ -48,7 +48,7 @@ NGINX_OR_NFT = ("/etc/nginx/", "/etc/nftables")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the repo with host keys recorded for the MariaDB env (its replicas trust their primary's)."""
     root = copy_project(tmp_path_factory.mktemp("hostile") / "repo")
-    project = load_project(root, "mariadb")
+    project = load_env(root, "mariadb")
     (root / "inventory" / "mariadb.known_hosts").write_text("".join(
         f"{project.setup(name, None).vars['ansible_host']} {KEY}\n" for name in project.inventory.hosts))
     return root
@@ -125,7 +125,7 @@ def findings(project: Any, declared: dict, values: dict[str, str]) -> list[str]:
 @pytest.mark.parametrize("env", ENVS)
 @pytest.mark.parametrize("kind", list(HOSTILE))
 def test_every_string_setting_is_refused_or_inert(repo: Path, env: str, kind: str, record_property: Any) -> None:
-    project = load_project(repo, env)
+    project = load_env(repo, env)
     keys = string_settings(project)
     pending = {key: HOSTILE[kind].format(k=key) for key in keys}
     refused: dict[str, str] = {}
@@ -150,7 +150,7 @@ def test_every_string_setting_is_refused_or_inert(repo: Path, env: str, kind: st
 
 
 def test_credentials_in_urls_are_masked() -> None:
-    from fabstack.masking import Masker, secret_values
+    from fabstack.engine.masking import Masker, secret_values
 
     values = {"alertmanager_webhook_url": "https://hooks.slack.com/services/T0ABCDEF/B0GHIJKL/xYzXyZ0123456789abcdef",
               "backup_target": "sftp://backup:s3cr3t-pass@backup1.example/srv"}
@@ -172,14 +172,14 @@ def test_credentials_in_urls_are_masked() -> None:
 def test_list_items_that_reach_nginx_or_nftables_must_fit_their_grammar(repo: Path, key: str, value: list) -> None:
     """``nginx -t`` and ``nft -c`` check syntax, not intent: a route path or an address that adds statements is
     refused at input, naming the key."""
-    project = load_project(repo, "sandbox")
+    project = load_env(repo, "sandbox")
     with pytest.raises(FabstackError) as caught:
         plan(project, {key: value})
     assert caught.value.key == key, caught.value.line()
 
 
 def test_addresses_and_networks_still_pass(repo: Path) -> None:
-    project = load_project(repo, "sandbox")
+    project = load_env(repo, "sandbox")
     declared = plan(project, {"firewall_admin_sources": ["10.213.0.1/32", "fd00::/8"],
                               "nginx_status_allow": ["127.0.0.1"]})
     assert declared

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from fabstack.errors import FabstackError
-from fabstack.inventory import load_inventory
+from fabstack.engine.errors import FabstackError
+from fabstack.engine.inventory import load_inventory
 
 NESTED = Path(__file__).parent / "fixtures" / "nested"
 

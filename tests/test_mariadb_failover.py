@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from fabstack.errors import FabstackError
-from fabstack.failover import run_action
-from fabstack.mariadbfailover import gtid_seqs, missing, parse_state
-from fabstack.project import load_project
-from fabstack.topology import Topology, load_topology, save_topology, topology_path
+from fabstack.day2.failover import run_action
+from fabstack.engine.errors import FabstackError
+from fabstack.tiers.env import load_env
+from fabstack.tiers.mariadb.failover import gtid_seqs, missing, parse_state
+from fabstack.tiers.registry import running
+from fabstack.tiers.topology import Topology, load_topology, save_topology, topology_path
 
 REPLICA_OUTPUT = """1\t0-11-40\t0-11-42
 *************************** 1. row ***************************
@@ -62,17 +63,16 @@ def test_a_topology_file_as_first_written_is_postgresqls(tmp_path: Path) -> None
     assert load_topology(inventory, "mariadb") == Topology()
 
 
-def test_an_unknown_tier_in_the_topology_file_is_refused(tmp_path: Path) -> None:
-    inventory = tmp_path / "prod.yml"
-    topology_path(inventory).write_text("oracle: {primary: x}\n")
+def test_an_unknown_tier_in_the_topology_file_is_refused(project_copy: Path) -> None:
+    topology_path(project_copy / "inventory" / "sandbox.yml").write_text("oracle: {primary: x}\n")
     with pytest.raises(FabstackError, match="unknown db tier 'oracle'") as caught:
-        load_topology(inventory)
-    assert caught.value.key == "oracle"
+        load_env(project_copy, "sandbox")
+    assert caught.value.key == "oracle" and caught.value.where.endswith("sandbox.topology.yml")
 
 
 def test_the_tier_is_the_envs_own(project_copy: Path) -> None:
-    assert load_project(project_copy, "mariadb").db_tiers() == ["mariadb"]
-    assert load_project(project_copy, "sandbox").db_tiers() == ["postgresql"]
+    assert [t.name for t in running(load_env(project_copy, "mariadb"))] == ["mariadb"]
+    assert [t.name for t in running(load_env(project_copy, "sandbox"))] == ["postgresql"]
 
 
 def test_a_tier_the_env_does_not_run_is_refused_before_any_host(project_copy: Path,
@@ -85,7 +85,7 @@ def test_a_tier_the_env_does_not_run_is_refused_before_any_host(project_copy: Pa
 
 def test_a_failover_is_recorded_into_the_tiers_groups(project_copy: Path) -> None:
     save_topology(project_copy / "inventory" / "mariadb.yml", Topology(primary="mdb2", fenced=["mdb1"]), "mariadb")
-    groups = load_project(project_copy, "mariadb").groups()
+    groups = load_env(project_copy, "mariadb").groups()
     assert (groups["mariadb_primary"], groups["mariadb_replica"], groups["mariadb_fenced"]) == (
         ["mdb2"], ["mdb3"], ["mdb1"])
     assert sorted(groups["mariadb"]) == ["mdb1", "mdb2", "mdb3"]  # the fenced host still gets the tier's role

@@ -8,15 +8,15 @@ from typing import Any
 
 import pytest
 
-from fabstack.errors import FabstackError
-from fabstack.project import load_project
-from fabstack.runner import declare_offline
+from fabstack.engine.errors import FabstackError
+from fabstack.engine.runner import declare_offline
+from fabstack.tiers.env import load_env
 from tests.test_roles_declare import SMALL, host_facts, text_of
 
 
 def planned(root: Path, *overrides: str) -> dict[str, dict[str, Any]]:
     """Each host of the MariaDB env: its operations by id, with ``--set`` overrides."""
-    project = load_project(root, "mariadb")
+    project = load_env(root, "mariadb")
     project.set_overrides(list(overrides))
     facts = {name: host_facts(project.setup(name, None).vars["ansible_host"], name, SMALL)
              for name in project.inventory.hosts}

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fabstack.errors import FabstackError
+from fabstack.engine.errors import FabstackError
 from tests.conftest import REPO, copy_project
 from tests.test_roles_declare import ops_by_host
 

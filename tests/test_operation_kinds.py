@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from fabstack import agent
-from fabstack import operations as ops
+from fabstack.engine import agent
+from fabstack.engine import operations as ops
 
 FIXTURES = Path(__file__).parent / "operations"
 # Every step carries these besides its kind's own fields.

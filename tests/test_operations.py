@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fabstack.masking import Masker, secret_values
+from fabstack.engine.masking import Masker, secret_values
 
 
 def test_masker_hides_secret_values_by_key_name() -> None:

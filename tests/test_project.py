@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from fabstack import commands
-from fabstack.errors import FabstackError
-from fabstack.project import load_project, parse_overrides
-from fabstack.role import RoleContext
-from fabstack.templating import environment
+from fabstack.cli import commands
+from fabstack.engine.errors import FabstackError
+from fabstack.engine.project import parse_overrides
+from fabstack.engine.role import RoleContext
+from fabstack.engine.templating import environment
+from fabstack.tiers.env import load_env
 from tests.conftest import REPO, copy_project
 
 FACTS = {"cpus": 2, "memory_mb": 2048, "nofile_hard": 20000, "container": "podman", "primary_address": "10.0.0.9"}
@@ -26,14 +27,14 @@ def error_of(action) -> str:  # noqa: ANN001
 
 def test_wrong_type_names_file_key_and_host(project_copy: Path) -> None:
     (project_copy / "group_vars" / "lb.yml").write_text("nginx_site: lb\nnginx_worker_connections: lots\n")
-    project = load_project(project_copy, "sandbox")
+    project = load_env(project_copy, "sandbox")
     line = error_of(lambda: project.setup("lb1", None))
     assert "group_vars/lb.yml" in line and "key nginx_worker_connections" in line and "host lb1" in line
     assert "expected an integer" in line
 
 
 def test_zero_or_negative_size_is_refused(project_copy: Path) -> None:
-    project = load_project(project_copy, "sandbox")
+    project = load_env(project_copy, "sandbox")
     project.overrides = parse_overrides(["nginx_worker_connections=0"])
     line = error_of(lambda: project.setup("app1", None))
     assert "key nginx_worker_connections" in line and "host app1" in line and "positive" in line
@@ -41,7 +42,7 @@ def test_zero_or_negative_size_is_refused(project_copy: Path) -> None:
 
 def test_unknown_role_in_site_yml(project_copy: Path) -> None:
     (project_copy / "site.yml").write_text("- hosts: all\n  roles: [common, nosuchrole]\n")
-    line = error_of(lambda: load_project(project_copy, "sandbox"))
+    line = error_of(lambda: load_env(project_copy, "sandbox"))
     assert "site.yml" in line and "nosuchrole" in line
 
 
@@ -65,7 +66,7 @@ def test_undefined_template_variable_names_template_line_variable_and_host(tmp_p
     root = copy_project(tmp_path / "repo", with_roles=True)
     template = root / "roles" / "nginx" / "templates" / "servers.jinja"
     template.write_text(template.read_text().replace("index index.php;", "index {{ nginx_index_page }};"))
-    project = load_project(root, "sandbox")
+    project = load_env(root, "sandbox")
     setup = project.setup("app1", None)
     role = project.roles["nginx"]
     ctx = RoleContext(role=role, host="app1", vars=setup.vars, facts=FACTS,
@@ -89,4 +90,4 @@ def test_set_values_are_read_as_yaml_scalars() -> None:
                                        if not p.stem.endswith(".topology")))
 def test_every_inventory_of_the_repo_loads_with_site_yml(env: str) -> None:
     # a group site.yml names but an env lacks (a new tier) is refused at load: each env must declare it, if empty
-    assert load_project(REPO, env).inventory.hosts
+    assert load_env(REPO, env).inventory.hosts

@@ -1,4 +1,4 @@
-"""The release's shared and writable paths on a host (fabstack/releaselayout.py, run here on temporary folders):
+"""The release's shared and writable paths on a host (fabstack/day2/releaselayout.py, run here on temporary folders):
 a link on a declared path, planted by the app's repository or by the app's user in shared/, is refused and
 nothing outside the release changes."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fabstack import releaselayout
+from fabstack.day2 import releaselayout
 
 ME = pwd.getpwuid(os.getuid()).pw_name
 

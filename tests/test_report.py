@@ -6,8 +6,8 @@ import io
 import json
 from pathlib import Path
 
-from fabstack.masking import Masker
-from fabstack.report import Event, HostReport, Printer, recap, write_json
+from fabstack.engine.masking import Masker
+from fabstack.engine.report import Event, HostReport, Printer, recap, write_json
 
 SECRET = "pg-Secret-42"
 

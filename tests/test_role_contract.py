@@ -1,5 +1,5 @@
-"""The role contract (fabstack/rolecontract.py, docs/roles.md): every bundled role keeps it, and a role that breaks
-it is refused when loaded, in one line naming the file and the name."""
+"""The role contract (fabstack/engine/rolecontract.py, docs/roles.md): every bundled role keeps it, and a role that
+breaks it is refused when loaded, in one line naming the file and the name."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from fabstack.errors import FabstackError
-from fabstack.role import load_role
+from fabstack.engine.errors import FabstackError
+from fabstack.engine.role import load_role
 from tests.conftest import REPO
 
 SKELETON = '''"""demo: the smallest role."""

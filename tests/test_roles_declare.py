@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from fabstack import operations as ops
-from fabstack.project import load_project
-from fabstack.runner import declare_offline
+from fabstack.engine import operations as ops
+from fabstack.engine.runner import declare_offline
+from fabstack.tiers.env import load_env
 from tests.conftest import REPO
 
 SMALL = {"cpus": 1, "memory_mb": 1024, "nofile_hard": 20000}
@@ -39,7 +39,7 @@ Declared = dict[str, list[tuple[str, ops.Operation]]]
 
 def declared_for(root: Path, size: dict[str, int], env: str = "sandbox") -> Declared:
     """Each host's (role name, operation) list when every host of the env has the given size."""
-    project = load_project(root, env)
+    project = load_env(root, env)
     facts = {name: host_facts(project.setup(name, None).vars["ansible_host"], name, size)
              for name in project.inventory.hosts}
     return {host: [(role.name, op) for role, op in items]
@@ -64,7 +64,7 @@ def find(declared: Declared, host: str, role: str, op_id: str) -> str:
 def ops_by_host(root: Path = REPO, overrides: tuple[str, ...] = (), container: str = "") -> dict[str, dict[str, Any]]:
     """Each sandbox host's operations by id, planned from offline facts of small VMs (or containers), with
     ``--set`` overrides; an input problem raises its one-line error."""
-    project = load_project(root, "sandbox")
+    project = load_env(root, "sandbox")
     project.set_overrides(list(overrides))
     facts = {name: dict(host_facts(project.setup(name, None).vars["ansible_host"], name, SMALL), container=container)
              for name in project.inventory.hosts}
@@ -78,7 +78,7 @@ def sized_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.conftest import copy_project
 
     root = copy_project(tmp_path_factory.mktemp("declare") / "repo")
-    project = load_project(root, "mariadb")
+    project = load_env(root, "mariadb")
     (root / "inventory" / "mariadb.known_hosts").write_text("".join(
         f"{project.setup(name, None).vars['ansible_host']} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG9V710kHYLR9oKQAcJ9W"
         f"+vNDIqigpWC3vUQmNR3aST/\n" for name in project.inventory.hosts))
@@ -179,7 +179,7 @@ def test_node_instances_follow_cores(both_sizes: dict[str, tuple[Declared, Decla
 
 def everything_rendered(root: Path) -> str:
     """All operations and handler commands the sandbox env declares, as one text."""
-    project = load_project(root, "sandbox")
+    project = load_env(root, "sandbox")
     declared = declared_for(root, SMALL)
     parts = [text_of(op) for items in declared.values() for _, op in items]
     for host in declared:
@@ -213,7 +213,7 @@ def test_versions_are_one_edit_in_group_vars(tmp_path: Path) -> None:
 
 NEW_ROLE = '''"""metrics_agent: a role the engine has never heard of."""
 
-from fabstack.rolecontract import Commitment, Inbound
+from fabstack.engine.rolecontract import Commitment, Inbound
 
 
 def inbound(values):
@@ -233,7 +233,7 @@ def deploy(ctx):
 
 
 def test_a_new_roles_declarations_reach_the_firewall_and_the_budget(tmp_path: Path) -> None:
-    from fabstack.budget import compute_budget
+    from fabstack.tiers.env import plan_env
     from tests.conftest import copy_project
 
     root = copy_project(tmp_path / "repo")
@@ -243,15 +243,15 @@ def test_a_new_roles_declarations_reach_the_firewall_and_the_budget(tmp_path: Pa
     (role / "role.py").write_text(NEW_ROLE)
     with (root / "site.yml").open("a") as site:
         site.write("- hosts: db\n  roles: [metrics_agent]\n")
-    before = load_project(copy_project(tmp_path / "before"), "sandbox")
-    project = load_project(root, "sandbox")
+    before = load_env(copy_project(tmp_path / "before"), "sandbox")
+    project = load_env(root, "sandbox")
 
     nftables = find(declared_for(root, SMALL), "db1", "firewall", "file /etc/nftables.conf")
     assert 'tcp dport { 9555 } ip saddr { 10.213.0.11/32, 10.213.0.1/32 } accept comment "metrics agent' in nftables
 
     def budget_of(p: Any) -> Any:
         setups = {h: p.setup(h, None) for h in p.inventory.hosts}
-        return compute_budget(p, setups, {h: host_facts("10.0.0.1", h, SMALL) for h in setups})
+        return plan_env(p, setups, {h: host_facts("10.0.0.1", h, SMALL) for h in setups})
 
     old, new = budget_of(before), budget_of(project)
     total = next(line for line in old.lines if "total database clients" in line).split()[-1]

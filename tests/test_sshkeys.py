@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from fabstack import sshkeys
-from fabstack.errors import FabstackError
-from fabstack.masking import pem_key_parts
-from fabstack.secrets import new_value
+from fabstack.engine import sshkeys
+from fabstack.engine.errors import FabstackError
+from fabstack.engine.masking import pem_key_parts
+from fabstack.engine.secrets import new_value
 
 
 def test_a_generated_key_gives_its_public_line() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from fabstack.svg import Svg, time_plot
+from fabstack.stack.svg import Svg, time_plot
 
 NS = "{http://www.w3.org/2000/svg}"
 

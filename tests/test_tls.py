@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from fabstack import tls
-from fabstack.errors import FabstackError
-from fabstack.masking import Masker, secret_values
-from fabstack.project import load_project
-from fabstack.report import HostReport, recap
-from fabstack.runner import HostRun, before_planning, declare
+from fabstack.engine import tls
+from fabstack.engine.errors import FabstackError
+from fabstack.engine.masking import Masker, secret_values
+from fabstack.engine.report import HostReport, recap
+from fabstack.engine.runner import HostRun, before_planning, declare
+from fabstack.tiers.env import load_env
 from tests.conftest import copy_project
 from tests.test_roles_declare import SMALL, host_facts
 
@@ -68,7 +68,7 @@ def test_a_private_key_is_masked_whole_and_line_by_line() -> None:
 def lb_declared(root: Path, *overrides: str) -> tuple[list, HostReport]:
     """What the sandbox LB declares from offline facts (with ``--set`` overrides), and its report, planned as a
     deploy plans it (the whole env's budget first)."""
-    project = load_project(root, "sandbox")
+    project = load_env(root, "sandbox")
     project.set_overrides(list(overrides))
     runs = [HostRun(setup=project.setup(name, None), report=HostReport(host=name)) for name in project.inventory.hosts]
     for run in runs:

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fabstack import commands, vault
-from fabstack.errors import FabstackError
-from fabstack.masking import Masker
-from fabstack.report import Event, write_json
+from fabstack.cli import commands
+from fabstack.engine import vault
+from fabstack.engine.errors import FabstackError
+from fabstack.engine.masking import Masker
+from fabstack.engine.report import Event, write_json
 from tests.test_cli import inv
 from tests.test_report import sample
 
@@ -40,9 +41,9 @@ def test_counts_on_the_command_line_are_one_line(args: list[str], words: str) ->
 
 @pytest.mark.parametrize("numprocs", ["lots", 0, True, 10**9])
 def test_a_role_count_that_is_not_a_whole_number_is_one_line(project_copy: Path, numprocs: object) -> None:
-    from fabstack.project import load_project
+    from fabstack.tiers.env import load_env
 
-    project = load_project(project_copy, "sandbox")
+    project = load_env(project_copy, "sandbox")
     project.use_overrides({"supervisor_programs": [{"name": "w", "command": "sleep 1", "numprocs": numprocs}]})
     with pytest.raises(FabstackError) as caught:
         project.setup(project.inventory.select("workers")[0], None)
@@ -84,7 +85,7 @@ def test_json_reports_hold_diffs_only_when_asked(tmp_path: Path) -> None:
 
 def test_secret_files_are_private_from_the_first_byte(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A file holding secrets is never, even for a moment, readable by others (no write-then-chmod)."""
-    from fabstack.privatefile import write_private
+    from fabstack.engine.privatefile import write_private
 
     modes = []
     real_open = os.open

@@ -1,6 +1,6 @@
 """Golden cases for the tuning formulas."""
 
-from fabstack import tuning
+from fabstack.stack import tuning
 
 
 def test_nofile_is_capped_by_the_hosts_hard_limit() -> None:

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from fabstack.errors import FabstackError
-from fabstack.project import load_project
+from fabstack.engine.errors import FabstackError
+from fabstack.tiers.env import load_env
 
 
 def add_vars(root: Path, relative: str, text: str) -> None:
@@ -23,12 +23,12 @@ def add_vars(root: Path, relative: str, text: str) -> None:
 
 
 def host_vars(root: Path, host: str) -> dict:
-    return load_project(root, "sandbox").setup(host, None).vars
+    return load_env(root, "sandbox").setup(host, None).vars
 
 
 def template_error(root: Path, host: str) -> FabstackError:
     with pytest.raises(FabstackError) as caught:
-        load_project(root, "sandbox").setup(host, None)
+        load_env(root, "sandbox").setup(host, None)
     return caught.value
 
 
@@ -74,9 +74,9 @@ def test_hosts_planned_at_once_resolving_one_host_are_no_loop(project_copy: Path
     """Hosts are planned in threads: a host resolved in two threads at the same moment is not a cycle."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from fabstack import project as project_module
+    from fabstack.engine import project as project_module
 
-    project = load_project(project_copy, "sandbox")
+    project = load_env(project_copy, "sandbox")
     real = project_module.template_vars
     nested: list[dict] = []
 
@@ -122,7 +122,7 @@ EXPRESSIONS = st.recursive(ATOMS, lambda inner: (
 @example("30 + 35")
 @example("1 }} and {{ 2")
 def test_any_expression_renders_or_is_one_clear_line(project_copy: Path, text: str) -> None:
-    project = load_project(project_copy, "sandbox")
+    project = load_env(project_copy, "sandbox")
     project.overrides = {"probe_value": "{{ " + text + " }}"}
     try:
         values = project.setup("lb1", None).vars
@@ -132,7 +132,7 @@ def test_any_expression_renders_or_is_one_clear_line(project_copy: Path, text: s
         assert "probe_value" in line and "\n" not in line
         assert any(f"host {name}" in line for name in project.inventory.hosts), line
         return
-    plain = load_project(project_copy, "sandbox")  # the other hosts' values, without the probe
+    plain = load_env(project_copy, "sandbox")  # the other hosts' values, without the probe
     context = {k: v for k, v in values.items() if k != "probe_value"}
     context |= {"groups": plain.groups(), "hostvars": plain.hostvars()}
     try:

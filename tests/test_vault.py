@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from fabstack import vault
-from fabstack.errors import FabstackError
-from fabstack.yamlfile import load_yaml
+from fabstack.engine import vault
+from fabstack.engine.errors import FabstackError
+from fabstack.engine.yamlfile import load_yaml
 
 PASSWORD = "correct horse battery staple"
 ANSIBLE_VAULT = str(Path(sys.executable).parent / "ansible-vault")
@@ -97,7 +97,7 @@ def test_vault_tasks_round_trip_through_the_command_line(tmp_path: Path, passwor
 def test_inventory_shows_inline_vault_values_encrypted_never_in_clear(project_copy: Path, password_file: Path) -> None:
     import json
 
-    from fabstack import commands
+    from fabstack.cli import commands
 
     inline = ansible("encrypt_string", "--vault-password-file", str(password_file), "inline-secret-3",
                      "--name", "redis_app_password")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fabstack.role import RoleContext
+from fabstack.engine.role import RoleContext
 
 HANDLERS: dict[str, str] = {}
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fabstack.role import HOST_LIB, RoleContext
-from fabstack.tuning import capped_nofile
+from fabstack.engine.role import HOST_LIB, RoleContext
+from fabstack.stack.tuning import capped_nofile
 
 HANDLERS = {
     "reexec systemd": "systemctl daemon-reexec",

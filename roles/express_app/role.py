@@ -1,13 +1,13 @@
 """express_app: what the demo Express API needs on a host: Debian's nodejs and its settings file (PgBouncer entries,
-Redis credentials, the shared rate limit). The app itself is released from git (``apps:``, fabstack.release)."""
+Redis credentials, the shared rate limit). The app itself is released from git (``apps:``, fabstack.day2.release)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fabstack.role import RoleContext
-from fabstack.rolecontract import out_of_bounds
-from fabstack.runtimes import RUNTIMES
+from fabstack.engine.role import RoleContext
+from fabstack.engine.rolecontract import out_of_bounds
+from fabstack.stack.runtimes import RUNTIMES
 
 GENERATED_SECRETS = ("postgresql_app_password", "redis_app_password")
 

@@ -1,12 +1,12 @@
 """fastapi_app: what the demo FastAPI app needs on a host: Debian's packages, its settings file (PgBouncer DSNs,
-Redis credentials). The app itself is released from git (``apps:``, fabstack.release)."""
+Redis credentials). The app itself is released from git (``apps:``, fabstack.day2.release)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fabstack.role import RoleContext
-from fabstack.runtimes import RUNTIMES
+from fabstack.engine.role import RoleContext
+from fabstack.stack.runtimes import RUNTIMES
 
 GENERATED_SECRETS = ("postgresql_app_password", "redis_app_password")
 

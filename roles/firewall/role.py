@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fabstack.role import RoleContext
+from fabstack.engine.role import RoleContext
 
 HANDLERS = {
     "load firewall": "nft -f /etc/nftables.conf",

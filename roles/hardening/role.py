@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fabstack.role import RoleContext
+from fabstack.engine.role import RoleContext
 
 HANDLERS = {
     "restart fail2ban": "fail2ban-client -t >/dev/null && systemctl restart fail2ban",

@@ -8,10 +8,11 @@ import ipaddress
 import re
 from typing import Any
 
-from fabstack import sshkeys, tls, tuning
-from fabstack.errors import FabstackError
-from fabstack.role import RoleContext
-from fabstack.rolecontract import Commitment, Inbound, not_identifiers, out_of_bounds
+from fabstack.engine import sshkeys, tls
+from fabstack.engine.errors import FabstackError
+from fabstack.engine.role import RoleContext
+from fabstack.engine.rolecontract import Commitment, Inbound, not_identifiers, out_of_bounds
+from fabstack.stack import tuning
 
 GENERATED_SECRETS = ("mariadb_app_password", "mariadb_replication_password", "mariadb_checksum_password",
                      "mariadb_seed_ssh_private_key", "mariadb_tls_self_signed_pem")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fabstack.mariadbfailover import SEEDED
-from fabstack.role import RoleContext
-from fabstack.rolecontract import out_of_bounds
+from fabstack.engine.role import RoleContext
+from fabstack.engine.rolecontract import out_of_bounds
+from fabstack.stack.mariadbfiles import SEEDED
 
 SEED = "/usr/local/sbin/fabstack-mariadb-seed"
 KEY = "/etc/mysql/fabstack-seed.key"

@@ -6,17 +6,18 @@ import datetime as dt
 import re
 from typing import Any
 
-from fabstack import lb, tls
-from fabstack.apps import APPS_KEY, App, parse_apps, served_here
-from fabstack.errors import FabstackError, shorten
-from fabstack.role import RoleContext
-from fabstack.rolecontract import Commitment, Inbound, out_of_bounds
-from fabstack.runtimes.node import instance_ports
-from fabstack.tuning import nginx_worker_connections, nginx_worker_processes, nginx_worker_rlimit_nofile
+from fabstack.engine import tls
+from fabstack.engine.errors import FabstackError, shorten
+from fabstack.engine.role import RoleContext
+from fabstack.engine.rolecontract import Commitment, Inbound, out_of_bounds
+from fabstack.stack import lb
+from fabstack.stack.apps import APPS_KEY, App, parse_apps, served_here
+from fabstack.stack.runtimes.node import instance_ports
+from fabstack.stack.tuning import nginx_worker_connections, nginx_worker_processes, nginx_worker_rlimit_nofile
 
 # Settings holding TCP ports this role listens on: the engine refuses two roles sharing one on a host.
 PORTS = ("nginx_listen_port", "nginx_status_port", "nginx_tls_port")
-# The load balancer's self-signed key and certificate when the env gives none (fabstack.secrets makes it).
+# The load balancer's self-signed key and certificate when the env gives none (fabstack.engine.secrets makes it).
 GENERATED_SECRETS = ("nginx_tls_self_signed_pem",)
 TLS_DIR = "/etc/nginx/tls"
 TLS_CERTIFICATE = f"{TLS_DIR}/fabstack.crt"

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fabstack.apps import served_here
-from fabstack.role import RoleContext
-from fabstack.rolecontract import Commitment, out_of_bounds, pooled_processes
-from fabstack.runtimes.node import instance_ports
-from fabstack.tuning import one_per_core
+from fabstack.engine.role import RoleContext
+from fabstack.engine.rolecontract import Commitment, out_of_bounds, pooled_processes
+from fabstack.stack.apps import served_here
+from fabstack.stack.runtimes.node import instance_ports
+from fabstack.stack.tuning import one_per_core
 
 # The file each instance runs, in the release (package.json's "main" is the convention Express apps follow).
 ENTRY = "server.js"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fabstack.role import RoleContext
-from fabstack.rolecontract import Inbound, not_identifiers, out_of_bounds
+from fabstack.engine.role import RoleContext
+from fabstack.engine.rolecontract import Inbound, not_identifiers, out_of_bounds
 
 GENERATED_SECRETS = ("postgresql_app_password", "pgbouncer_admin_password", "pgbouncer_stats_password")
 

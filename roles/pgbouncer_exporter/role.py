@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fabstack.ownexporter import own_exporter
-from fabstack.role import RoleContext
-from fabstack.rolecontract import Inbound, for_monitoring
+from fabstack.engine.role import RoleContext
+from fabstack.engine.rolecontract import Inbound, for_monitoring
+from fabstack.stack.ownexporter import own_exporter
 
 PORTS = ("pgbouncer_exporter_port",)
 

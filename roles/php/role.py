@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fabstack.role import RoleContext
+from fabstack.engine.role import RoleContext
 
 _VERSION = re.compile(r"^[0-9]+\.[0-9]+$")
 _EXTENSION = re.compile(r"^[a-z0-9][a-z0-9.+-]*$")

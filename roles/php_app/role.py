@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fabstack.role import RoleContext
-from fabstack.runtimes import RUNTIMES
+from fabstack.engine.role import RoleContext
+from fabstack.stack.runtimes import RUNTIMES
 
 GENERATED_SECRETS = ("postgresql_app_password", "mariadb_app_password", "redis_app_password")
 

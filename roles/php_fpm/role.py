@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fabstack.role import RoleContext
-from fabstack.rolecontract import Commitment, out_of_bounds
-from fabstack.tuning import fpm_max_children, fpm_spare_servers
+from fabstack.engine.role import RoleContext
+from fabstack.engine.rolecontract import Commitment, out_of_bounds
+from fabstack.stack.tuning import fpm_max_children, fpm_spare_servers
 
 # Needs the php role on the same host: it names the version, the unit and the paths.
 HANDLERS = {

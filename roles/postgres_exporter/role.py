@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fabstack.role import RoleContext
-from fabstack.rolecontract import Inbound, for_monitoring, not_identifiers
+from fabstack.engine.role import RoleContext
+from fabstack.engine.rolecontract import Inbound, for_monitoring, not_identifiers
 
 PORTS = ("postgres_exporter_port",)
 

@@ -6,8 +6,8 @@ import hashlib
 import re
 from typing import Any
 
-from fabstack.role import RoleContext
-from fabstack.rolecontract import SQL_IDENTIFIER, Inbound, not_identifiers
+from fabstack.engine.role import RoleContext
+from fabstack.engine.rolecontract import SQL_IDENTIFIER, Inbound, not_identifiers
 
 GENERATED_SECRETS = ("postgresql_app_password", "postgresql_replication_password")
 

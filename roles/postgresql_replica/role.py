@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from fabstack.role import RoleContext
+from fabstack.engine.role import RoleContext
 
 HANDLERS: dict[str, str] = {}
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fabstack.role import HOST_LIB, RoleContext
-from fabstack.rolecontract import Inbound
+from fabstack.engine.role import HOST_LIB, RoleContext
+from fabstack.engine.rolecontract import Inbound
 
 PORTS = ("prometheus_port", "alertmanager_port", "alert_receiver_port")
 

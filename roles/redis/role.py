@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fabstack.role import RoleContext
-from fabstack.rolecontract import Commitment, Inbound
+from fabstack.engine.role import RoleContext
+from fabstack.engine.rolecontract import Commitment, Inbound
 
 GENERATED_SECRETS = ("redis_app_password", "redis_admin_password")
 

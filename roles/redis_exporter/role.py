@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fabstack.role import RoleContext
-from fabstack.rolecontract import Inbound, for_monitoring
+from fabstack.engine.role import RoleContext
+from fabstack.engine.rolecontract import Inbound, for_monitoring
 
 PORTS = ("redis_exporter_port",)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fabstack.role import RoleContext
+from fabstack.engine.role import RoleContext
 
 # After a reload, a fresh connection must get sshd's banner; if it does not, the previous drop-in comes back (the
 # engine's own session is still open: sshd keeps established connections across a reload).

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fabstack.role import RoleContext
-from fabstack.rolecontract import Commitment
+from fabstack.engine.role import RoleContext
+from fabstack.engine.rolecontract import Commitment
 
 HANDLERS = {
     "update supervisor": "supervisorctl reread >/dev/null && supervisorctl update",

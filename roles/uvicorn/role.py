@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fabstack.role import RoleContext
-from fabstack.rolecontract import Commitment, pooled_processes
-from fabstack.tuning import app_keepalive_seconds, capped_nofile, one_per_core
+from fabstack.engine.role import RoleContext
+from fabstack.engine.rolecontract import Commitment, pooled_processes
+from fabstack.stack.tuning import app_keepalive_seconds, capped_nofile, one_per_core
 
 # Settings holding TCP ports this role listens on: the engine refuses two roles sharing one on a host.
 PORTS = ("uvicorn_port",)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from fabstack.project import load_project
+from fabstack.tiers.env import load_env
 from tests.conftest import REPO
 
 PROBE_TABLE = "failover_probe"
@@ -22,7 +22,7 @@ PROBE_TABLE = "failover_probe"
 
 def pgbouncer_dsn(database: str = "app") -> str:
     """The app's DSN through the sandbox's PgBouncer (password from the env's generated secrets)."""
-    project = load_project(REPO, "sandbox")
+    project = load_env(REPO, "sandbox")
     bouncer = project.setup(project.inventory.select("pgbouncer")[0], None).vars
     return (f"host={bouncer['ansible_host']} port={bouncer['pgbouncer_listen_port']} dbname={database} user=app "
             f"password={bouncer['postgresql_app_password']} connect_timeout=3")

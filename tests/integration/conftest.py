@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from fabstack import commands
+from fabstack.cli import commands
 from tests.conftest import REPO
 
 

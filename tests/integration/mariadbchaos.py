@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import pymysql
 
-from fabstack.project import load_project
+from fabstack.tiers.env import load_env
 from tests.conftest import REPO
 from tests.integration.chaos import PROBE_TABLE, Writer
 from tests.integration.conftest import in_host
@@ -24,13 +24,13 @@ DUPLICATE_KEY = 1062
 
 def tier_addresses() -> list[str]:
     """Every host of the tier's address, in inventory order."""
-    project = load_project(REPO, ENV)
+    project = load_env(REPO, ENV)
     return [str(project.hostvars()[h]["ansible_host"]) for h in project.inventory.select("mariadb")]
 
 
 def this_machine() -> str:
     """This machine's address on the tier's network (the inventory's admin source)."""
-    project = load_project(REPO, ENV)
+    project = load_env(REPO, ENV)
     return str(project.env_values()["firewall_admin_sources"][0]).split("/")[0]
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fabstack import commands
-from fabstack.errors import FabstackError
-from fabstack.verify import verify
+from fabstack.cli import commands
+from fabstack.day2.verify import verify
+from fabstack.engine.errors import FabstackError
 from tests.conftest import REPO, copy_project
 from tests.integration.conftest import in_host
 
@@ -188,23 +188,23 @@ def test_inventory_facts_override_plans_for_a_bigger_box(deployed: list, capsys)
 
 
 def test_hosts_trust_records_keys_and_refuses_a_changed_one(deployed: list, tmp_path: Path) -> None:
-    from fabstack.hostkeys import trust
-    from fabstack.project import load_project
+    from fabstack.engine.hostkeys import trust
+    from fabstack.tiers.env import load_env
 
     root = copy_project(tmp_path / "repo", with_state=True)
     known = root / "inventory/sandbox.known_hosts"
     known.unlink()
     assert "unknown host key" in commands.deploy(root, "sandbox", limit="db1")[0].error
     lines: list[str] = []
-    assert trust(load_project(root, "sandbox"), ["db1", "lb1"], update=False, out=lines.append) == 2
+    assert trust(load_env(root, "sandbox"), ["db1", "lb1"], update=False, out=lines.append) == 2
     assert any(line.startswith("db1") and "recorded" in line for line in lines)
     assert not commands.deploy(root, "sandbox", limit="db1")[0].failed
-    assert trust(load_project(root, "sandbox"), ["db1"], update=False, out=lines.append) == 0
+    assert trust(load_env(root, "sandbox"), ["db1"], update=False, out=lines.append) == 0
     entries = known.read_text().splitlines()
     lb_key = next(e for e in entries if e.startswith("10.213.0.11 ")).split(" ", 1)[1]
     known.write_text("\n".join(f"10.213.0.31 {lb_key}" if e.startswith("10.213.0.31 ") else e for e in entries) + "\n")
     try:
-        trust(load_project(root, "sandbox"), ["db1"], update=False, out=lines.append)
+        trust(load_env(root, "sandbox"), ["db1"], update=False, out=lines.append)
         raise AssertionError("a changed key was accepted")
     except FabstackError as exc:
         assert "host key CHANGED" in exc.line() and "host db1" in exc.line()
@@ -215,7 +215,7 @@ def test_no_secret_value_appears_in_any_output(deployed: list, tmp_path: Path) -
     import subprocess
     import sys
 
-    from fabstack.secrets import secrets_path
+    from fabstack.engine.secrets import secrets_path
 
     new_password = "Fresh-Redis-Secret-9f8e7d"
     report = tmp_path / "report.json"

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from fabstack import commands, tls
-from fabstack.inventory import load_inventory
+from fabstack.cli import commands
+from fabstack.engine import tls
+from fabstack.engine.inventory import load_inventory
 from tests.conftest import REPO
 from tests.integration.auditors import lynis_fleet, ssh_audit
 from tests.integration.chaos import LB, sandbox_tls

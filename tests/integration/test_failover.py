@@ -10,18 +10,18 @@ import time
 
 import pytest
 
-from fabstack import backups as backup_ops
-from fabstack import commands
-from fabstack import pgfailover as fo
-from fabstack.errors import FabstackError
-from fabstack.project import load_project
+from fabstack.cli import commands
+from fabstack.day2 import backups as backup_ops
+from fabstack.engine.errors import FabstackError
+from fabstack.tiers.env import load_env, open_fleet
+from fabstack.tiers.postgresql import failover as fo
 from tests.conftest import REPO
 from tests.integration.chaos import LB_URL, HttpProbe, Writer, probe_ids, reset_probe_table
 from tests.integration.conftest import in_host
 
 
 def fleet() -> fo.PgFleet:
-    return fo.open_pg_fleet(REPO, "sandbox", out=lambda _: None)
+    return open_fleet(REPO, "sandbox", "postgresql", out=lambda _: None)
 
 
 def roles() -> dict[str, str]:
@@ -70,7 +70,7 @@ def start_container(host: str, seconds: float = 60) -> None:
     """Start a killed sandbox host again and wait (bounded) until its sshd accepts connections, as a rebooted VM
     would be waited for (idempotent: a running host is left as it is)."""
     subprocess.run(["podman", "start", f"fabstack-{host}"], check=True, capture_output=True, timeout=60)
-    address = str(load_project(REPO, "sandbox").hostvars()[host]["ansible_host"])
+    address = str(load_env(REPO, "sandbox").hostvars()[host]["ansible_host"])
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
@@ -120,7 +120,7 @@ def test_switchover_loses_nothing_and_the_app_keeps_serving(deployed: list) -> N
 def test_check_mode_prints_the_plan_and_changes_nothing(deployed: list) -> None:
     lines: list[str] = []
     before = primary()
-    f = fo.open_pg_fleet(REPO, "sandbox", out=lines.append)
+    f = open_fleet(REPO, "sandbox", "postgresql", out=lines.append)
     try:
         fo.promote(f, None, force=False, check=True)
     finally:
@@ -133,7 +133,7 @@ def every_db_host_answers(seconds: float = 60) -> None:
     """Wait (bounded) until fabstack reaches every db host over SSH, as a preflight will need."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        f = fo.open_pg_fleet(REPO, "sandbox", out=lambda _: None)
+        f = open_fleet(REPO, "sandbox", "postgresql", out=lambda _: None)
         try:
             if all(s.up for s in fo.status(f)):
                 return
@@ -210,7 +210,7 @@ def test_killed_primary_is_replaced_fenced_and_rejoined(deployed: list) -> None:
         targets = fleet().pgbouncer_targets("cache1")
         assert targets["app"] != fleet().project.hostvars()[old]["ansible_host"]
 
-        f = fo.open_pg_fleet(REPO, "sandbox")  # its lines are shown when the test fails
+        f = open_fleet(REPO, "sandbox", "postgresql")  # its lines are shown when the test fails
         try:
             fo.rejoin(f, old)
         finally:
@@ -248,7 +248,7 @@ def test_synchronous_mode_loses_no_acknowledged_write(deployed: list) -> None:
         assert not lost
         assert rto < RTO_BOUND_SECONDS, f"writes resumed only {rto:.1f}s after the kill"
         start_container(old)
-        f = fo.open_pg_fleet(REPO, "sandbox")  # its lines are shown when the test fails
+        f = open_fleet(REPO, "sandbox", "postgresql")  # its lines are shown when the test fails
         try:
             fo.rejoin(f, old)
         finally:
@@ -328,7 +328,7 @@ def test_retention_keeps_7_daily_4_weekly_12_monthly_on_faked_dates(deployed: li
 
 def test_status_explains_topology(deployed: list) -> None:
     lines: list[str] = []
-    f = fo.open_pg_fleet(REPO, "sandbox", out=lines.append)
+    f = open_fleet(REPO, "sandbox", "postgresql", out=lines.append)
     try:
         fo.status(f)
     finally:

@@ -14,13 +14,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from fabstack import backups as backup_ops
-from fabstack import commands
-from fabstack import mariadbfailover as mf
-from fabstack.dbfleet import open_fleet
-from fabstack.errors import FabstackError
-from fabstack.project import load_project
-from fabstack.verify import verify
+from fabstack.cli import commands
+from fabstack.day2 import backups as backup_ops
+from fabstack.day2.verify import verify
+from fabstack.engine.errors import FabstackError
+from fabstack.tiers.env import load_env, open_fleet
+from fabstack.tiers.mariadb import failover as mf
 from tests.conftest import REPO
 from tests.integration.chaos import sandbox_tls
 from tests.integration.conftest import in_host
@@ -49,13 +48,13 @@ def sql(host: str, statement: str) -> str:
 
 def roles() -> tuple[str, list[str]]:
     """The primary and the replicas as the inventory and the recorded topology say."""
-    groups = load_project(REPO, ENV).groups()
+    groups = load_env(REPO, ENV).groups()
     return groups["mariadb_primary"][0], groups["mariadb_replica"]
 
 
 def fleet() -> mf.MariaFleet:
     """The tier's day-2 fleet, quiet."""
-    return open_fleet(mf.MariaFleet, REPO, ENV, out=print, tier="mariadb")
+    return open_fleet(REPO, ENV, "mariadb", out=print)  # type: ignore[return-value]
 
 
 def replicating(name: str) -> bool:
@@ -83,7 +82,7 @@ def test_a_second_deploy_changes_nothing_and_verify_passes(tier: list) -> None:
 def shop_route() -> dict:
     """The shop's answer (through the LB, over HTTPS) to which server served its read, its write, and its read
     after that write in one request."""
-    project = load_project(REPO, ENV)
+    project = load_env(REPO, ENV)
     lb = project.hostvars()[project.inventory.select("lb")[0]]["ansible_host"]
     with urllib.request.urlopen(f"https://{lb}/db-route", context=sandbox_tls(), timeout=10) as response:
         return dict(json.load(response))
@@ -117,7 +116,7 @@ def test_a_replica_added_to_a_primary_holding_data_has_the_same_data(tier: list)
         time.sleep(0.5)
     status = in_host(added, "mariadb --batch -e 'show replica status\\G'").stdout
     assert sql(added, "select count(*) from app.checked") == "5001", status
-    address = load_project(REPO, ENV).hostvars()[primary]["ansible_host"]
+    address = load_env(REPO, ENV).hostvars()[primary]["ansible_host"]
     check = in_host(primary, "pt-table-checksum --replicate=percona.checksums --databases=app "
                              "--recursion-method=processlist --no-check-binlog-format "
                              f"F=/etc/mysql/fabstack-checksum.cnf,h={address} 2>&1")
@@ -177,7 +176,7 @@ def test_switchover_under_a_write_load_loses_nothing(probe: Probe) -> None:
     finally:
         writer.stop()
     assert roles() == (new, sorted([old, *[r for r in replicas if r != new]], key=replicas_order))
-    present = probe.ids(load_project(REPO, ENV).hostvars()[new]["ansible_host"])
+    present = probe.ids(load_env(REPO, ENV).hostvars()[new]["ansible_host"])
     lost = set(writer.acked) - present
     print(f"switchover {old} -> {new}: {len(writer.acked)} writes acknowledged, {len(lost)} lost, "
           f"writes unavailable for {writer.longest_outage():.2f}s at most")
@@ -190,7 +189,7 @@ def test_switchover_under_a_write_load_loses_nothing(probe: Probe) -> None:
 
 def replicas_order(name: str) -> int:
     """A host's place in the inventory (the groups list hosts in that order)."""
-    return list(load_project(REPO, ENV).inventory.hosts).index(name)
+    return list(load_env(REPO, ENV).inventory.hosts).index(name)
 
 
 def test_failover_after_the_primary_is_killed_and_its_rejoin(probe: Probe) -> None:
@@ -214,7 +213,7 @@ def test_failover_after_the_primary_is_killed_and_its_rejoin(probe: Probe) -> No
         writer.stop()
         subprocess.run(["podman", "start", f"fabstack-{old}"], check=True, capture_output=True)
     assert resumed is not None, "no write was acknowledged after the promotion"
-    present = probe.ids(load_project(REPO, ENV).hostvars()[new]["ansible_host"])
+    present = probe.ids(load_env(REPO, ENV).hostvars()[new]["ansible_host"])
     print(f"failover {old} -> {new}: writes resumed {resumed - killed:.2f}s after the kill; "
           f"{len(set(writer.acked) - present)} acknowledged writes lost (asynchronous replication)")
     assert roles()[0] == new
@@ -229,4 +228,4 @@ def test_failover_after_the_primary_is_killed_and_its_rejoin(probe: Probe) -> No
     finally:
         f.close()
     assert old in roles()[1] and replicating(old)
-    assert probe.ids(load_project(REPO, ENV).hostvars()[old]["ansible_host"]) >= present
+    assert probe.ids(load_env(REPO, ENV).hostvars()[old]["ansible_host"]) >= present

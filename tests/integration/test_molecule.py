@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from fabstack import commands
+from fabstack.cli import commands
 from tests.conftest import REPO
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")

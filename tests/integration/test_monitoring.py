@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from fabstack.project import load_project
+from fabstack.tiers.env import load_env
 from tests.conftest import REPO
 from tests.integration.chaos import Load
 from tests.integration.conftest import in_host
@@ -27,13 +27,13 @@ def seconds(duration: str) -> float:
 
 def settings(host: str = "mon1") -> dict[str, Any]:
     """A sandbox host's resolved settings (role defaults included)."""
-    return load_project(REPO, "sandbox").setup(host, None).vars
+    return load_env(REPO, "sandbox").setup(host, None).vars
 
 
 def primary_and_replica() -> tuple[str, str]:
     """The db hosts' current roles, as the recorded topology says (an earlier failover test may have swapped
     them)."""
-    groups = load_project(REPO, "sandbox").groups()
+    groups = load_env(REPO, "sandbox").groups()
     return groups["db_primary"][0], groups["db_replica"][0]
 
 
@@ -85,9 +85,9 @@ def reachable(source: str, address: str, port: int) -> bool:
 
 
 def test_every_exporter_answers_the_monitoring_host_alone(deployed: list) -> None:
-    from fabstack.role import load_role
+    from fabstack.engine.role import load_role
 
-    project = load_project(REPO, "sandbox")
+    project = load_env(REPO, "sandbox")
     exporters = load_role(REPO / "roles", "prometheus").module.EXPORTERS
     checked = 0
     for name in project.inventory.hosts:
@@ -245,8 +245,8 @@ def test_a_disk_filling_up_reaches_the_receiver_in_time(deployed: list) -> None:
 
 
 def test_status_and_the_capacity_report_read_the_sandbox(deployed: list, tmp_path: Any) -> None:
-    from fabstack import commands
-    from fabstack.fleetstatus import status
+    from fabstack.cli import commands
+    from fabstack.day2.fleetstatus import status
 
     lines: list[str] = []
     status(REPO, "sandbox", out=lines.append)
@@ -258,6 +258,6 @@ def test_status_and_the_capacity_report_read_the_sandbox(deployed: list, tmp_pat
         assert (alert, host) in rows, (alert, host, lines)
     assert commands.capacity(REPO, "sandbox", report=tmp_path / "capacity.html") == 0
     page = (tmp_path / "capacity.html").read_text()
-    hosts = load_project(REPO, "sandbox").inventory.hosts
+    hosts = load_env(REPO, "sandbox").inventory.hosts
     assert all(f">{host}</text>" in page for host in hosts)
     assert f"scrapes the exporters of {len(hosts)} hosts" in page

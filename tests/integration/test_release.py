@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from fabstack import release
-from fabstack.errors import FabstackError
-from fabstack.sandbox import git
+from fabstack.day2 import release
+from fabstack.engine.errors import FabstackError
+from fabstack.sandbox.hosts import git
 from tests.conftest import REPO
 from tests.integration.chaos import LB, Load
 from tests.integration.conftest import in_host

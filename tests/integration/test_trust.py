@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fabstack import backups, commands, release
+from fabstack.cli import commands
+from fabstack.day2 import backups, release
 from tests.conftest import REPO
 from tests.integration.conftest import in_host
 from tests.integration.test_release import push_commit

@@ -13,8 +13,8 @@ def test_exporter_answers_on_the_private_address(host: Any, hostvars: dict[str, 
 def test_only_the_monitoring_hosts_reach_any_exporter(host: Any, hostvars: dict[str, Any],
                                                      fleet: dict[str, Any]) -> None:
     """Every exporter port of every other host (the prometheus role's list), probed from this host."""
-    from fabstack.bundled import ENGINE_ROOT
-    from fabstack.role import load_role
+    from fabstack.engine.bundled import ENGINE_ROOT
+    from fabstack.engine.role import load_role
 
     exporters = load_role(ENGINE_ROOT / "roles", "prometheus").module.EXPORTERS
     me = host.backend.get_hostname()

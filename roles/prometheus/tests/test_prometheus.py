@@ -18,8 +18,8 @@ def test_every_exporter_of_the_inventory_is_a_target_and_up(host: Any, hostvars:
                                                             fleet: dict[str, Any]) -> None:
     import time
 
-    from fabstack.bundled import ENGINE_ROOT
-    from fabstack.role import load_role
+    from fabstack.engine.bundled import ENGINE_ROOT
+    from fabstack.engine.role import load_role
 
     exporters = load_role(ENGINE_ROOT / "roles", "prometheus").module.EXPORTERS
     wanted = {(job, name) for name, entry in fleet.items() for job, port_key in exporters

@@ -1,0 +1,336 @@
+"""fabstack's command line (Invoke tasks): ``fabstack deploy`` (or ``inv deploy`` in this repo), ``verify``,
+``inventory``, ``failover``, ``backup.*``, ``sandbox.*``.
+
+Every task reads inventory/, group_vars/, host_vars/, site.yml and roles/ from ``--root`` (default: the current
+folder, a team's own deployment repo); fabstack's bundled roles are found beside the package. The default env is
+``sandbox`` so that production is never hit by accident.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from invoke import Collection, Context, Exit, task
+
+from fabstack.cli import commands
+from fabstack.day2.verify import verify as run_verify
+from fabstack.engine import vault
+from fabstack.engine.errors import FabstackError
+
+# The vault options of every task that reads the env (the password itself never goes on the command line).
+VAULT = {"vault_password_file": "read the vault password from this file", "ask_vault_pass": "prompt for it"}
+
+
+def _run(action: Callable[[], Any], vault_password_file: str | None = None, ask_vault_pass: bool = False) -> Any:
+    try:
+        if vault_password_file:
+            vault.use_password_file(vault_password_file)
+        if ask_vault_pass:
+            vault.ask_password()
+        return action()
+    except FabstackError as exc:
+        commands.report_error(exc)
+        raise Exit(code=2) from None
+    except (Exit, KeyboardInterrupt):
+        raise
+    except BrokenPipeError:
+        # the reader went away (`inv failover status | head`): stop quietly, as other command-line tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise Exit(code=1) from None
+    except Exception as exc:  # noqa: BLE001 - anything else is a bug: one line, the traceback on request
+        commands.report_unexpected(exc, sys.argv)
+        raise Exit(code=2) from None
+
+
+def whole_number(text: str | int, option: str, low: int, high: int) -> int:
+    """A command-line count: a whole number from ``low`` to ``high``, or one line naming the option."""
+    try:
+        number = int(str(text).strip())
+    except ValueError:
+        raise FabstackError(f"must be a whole number from {low} to {high}, got {str(text)[:40]!r}",
+                            key=option) from None
+    if not low <= number <= high:
+        raise FabstackError(f"must be a whole number from {low} to {high}, got {number}", key=option)
+    return number
+
+
+@task(
+    iterable=["set_"],
+    incrementable=["verbose"],
+    help={
+        "env": "inventory/ENV.yml to deploy (default: sandbox)",
+        "limit": "hosts, groups or patterns (web,db1 / app* / !db2)",
+        "roles": "only these roles, comma-separated",
+        "check": "plan only: print diffs, change nothing",
+        "diff": "print unified diffs of changed files",
+        "set": "override a variable: --set key=value (repeatable, highest precedence)",
+        "json": "write a machine-readable report to this file",
+        "verbose": "-v shows unchanged operations, -vv every diff",
+        "forks": "hosts worked on at once",
+        "root": "the deployment repo (inventory/, group_vars/, roles/, site.yml)",
+        **VAULT,
+    },
+)
+def deploy(
+    c: Context, env: str = "sandbox", limit: str | None = None, roles: str | None = None, check: bool = False,
+    diff: bool = False, set_: list[str] | None = None, json: str | None = None, verbose: int = 0, forks: str = "10",
+    root: str = ".", vault_password_file: str | None = None, ask_vault_pass: bool = False,
+) -> None:
+    """Converge hosts to the roles site.yml gives them; exits non-zero if any host failed."""
+    reports = _run(lambda: commands.deploy(
+        Path(root), env, limit=limit, roles=roles, check=check, diff=diff, overrides=set_, json_path=json,
+        verbose=verbose, forks=whole_number(forks, "--forks", 1, 1000),
+    ), vault_password_file, ask_vault_pass)
+    status = commands.fail_on(reports)
+    if status:
+        raise Exit(code=status)
+
+
+@task(help={"env": "inventory/ENV.yml", "limit": "hosts, groups or patterns", "root": "the deployment repo", **VAULT})
+def verify(c: Context, env: str = "sandbox", limit: str | None = None, root: str = ".",
+           vault_password_file: str | None = None, ask_vault_pass: bool = False) -> None:
+    """Run the deployed roles' testinfra tests against the env's hosts over SSH."""
+    status = _run(lambda: run_verify(Path(root), env, limit), vault_password_file, ask_vault_pass)
+    if status:
+        raise Exit(code=status)
+
+
+@task(
+    positional=["action"],
+    help={
+        "action": "status | promote-replica | rejoin | switchover",
+        "env": "inventory/ENV.yml (default: sandbox)",
+        "replica": "the replica to promote (default: the live one with the least lag)",
+        "host": "rejoin: the old primary to make a replica",
+        "force": "promote even though the old primary cannot be reached to fence it",
+        "check": "print the plan (and any refusal) and stop",
+        "tier": "postgresql or mariadb (default: the env's only db tier)",
+        "root": "the deployment repo",
+        **VAULT,
+    },
+)
+def failover(c: Context, action: str, env: str = "sandbox", replica: str | None = None, host: str | None = None,
+             force: bool = False, check: bool = False, tier: str | None = None, root: str = ".",
+             vault_password_file: str | None = None, ask_vault_pass: bool = False) -> None:
+    """Day-2 databases, the same for PostgreSQL and MariaDB: `status`, `promote-replica` (fence, promote, repoint
+    the poolers or replicas), `rejoin`, `switchover` (planned, loses nothing)."""
+    from fabstack.day2.failover import run_action
+
+    _run(lambda: run_action(Path(root), env, action, replica, host, force, check, tier), vault_password_file,
+         ask_vault_pass)
+
+
+@task(iterable=["set_"], help={"env": "inventory/ENV.yml", "limit": "hosts, groups or patterns",
+                               "set": "override a variable: --set key=value", "root": "the deployment repo",
+                               "report": "where the HTML report goes (default .fabstack/reports/ENV-capacity.html)",
+                               **VAULT})
+def capacity(c: Context, env: str = "sandbox", limit: str | None = None, set_: list[str] | None = None,
+             root: str = ".", report: str | None = None, vault_password_file: str | None = None,
+             ask_vault_pass: bool = False) -> None:
+    """Print the connection and memory budget of every tier, and write an HTML report with the topology picture
+    and each tier's bars against its limit; exits non-zero if it does not fit."""
+    problems = _run(lambda: commands.capacity(Path(root), env, limit, set_, Path(report) if report else None),
+                    vault_password_file, ask_vault_pass)
+    if problems:
+        raise Exit(code=2)
+
+
+@task(name="status", help={"env": "inventory/ENV.yml", "root": "the deployment repo", **VAULT})
+def fleet_status(c: Context, env: str = "sandbox", root: str = ".", vault_password_file: str | None = None,
+                 ask_vault_pass: bool = False) -> None:
+    """What the env's Prometheus says now: each alert rule's value per host against its threshold, and the alerts
+    firing."""
+    from fabstack.day2.fleetstatus import status
+
+    _run(lambda: status(Path(root), env), vault_password_file, ask_vault_pass)
+
+
+@task(name="inventory", help={"env": "inventory/ENV.yml", "json": "print ansible-inventory --list JSON",
+                              "root": "the deployment repo", **VAULT})
+def inventory_(c: Context, env: str = "sandbox", json: bool = False, root: str = ".",
+               vault_password_file: str | None = None, ask_vault_pass: bool = False) -> None:
+    """Print every host's groups and resolved variables, as Ansible would resolve them (secrets never in clear)."""
+    print(_run(lambda: commands.inventory(Path(root), env, as_json=json), vault_password_file, ask_vault_pass))
+
+
+@task(help={"scenario": "a folder under molecule/ (default: the whole topology)",
+            "action": "molecule's command: test, converge, verify, destroy...", "root": "the deployment repo"})
+def molecule(c: Context, scenario: str = "default", action: str = "test", root: str = ".") -> None:
+    """Run a molecule scenario on the docker driver through podman's Docker API (image, key and API made first)."""
+    status = _run(lambda: commands.molecule(Path(root), scenario, action)).returncode
+    if status:
+        raise Exit(code=status)
+
+
+@task(help={"env": "the sandbox inventory", "root": "the deployment repo"})
+def up(c: Context, env: str = "sandbox", root: str = ".") -> None:
+    """Build the host image (once) and start the env's hosts as systemd+sshd containers."""
+    _run(lambda: commands.sandbox_up(Path(root), env))
+
+
+@task(help={"env": "the sandbox inventory", "root": "the deployment repo"})
+def down(c: Context, env: str = "sandbox", root: str = ".") -> None:
+    """Remove the sandbox hosts and their network."""
+    _run(lambda: commands.sandbox_down(Path(root), env))
+
+
+@task(help={"env": "the sandbox inventory", "root": "the deployment repo"})
+def status(c: Context, env: str = "sandbox", root: str = ".") -> None:
+    """Show each sandbox host's address and state."""
+    _run(lambda: commands.sandbox_status(Path(root), env))
+
+
+def _backups(env: str, root: str, action: Callable[[Any], Any]) -> Any:
+    from fabstack.day2.backups import with_backups
+
+    return _run(lambda: with_backups(Path(root), env, action))
+
+
+@task(name="run", help={"env": "inventory/ENV.yml", "root": "the deployment repo"})
+def backup_run(c: Context, env: str = "sandbox", root: str = ".") -> None:
+    """Take a backup now on the backup host (what the nightly cron job runs)."""
+    from fabstack.day2 import backups
+
+    _backups(env, root, backups.run)
+
+
+@task(name="list", help={"env": "inventory/ENV.yml", "root": "the deployment repo"})
+def backup_list(c: Context, env: str = "sandbox", root: str = ".") -> None:
+    """List the backups, newest first; corrupted ones are marked."""
+    from fabstack.day2 import backups
+
+    _backups(env, root, backups.show)
+
+
+@task(name="restore", help={"name": "the backup (see backup.list)", "target": "the host to restore on "
+                            "(default: the backup host)", "into": "the database to restore into (default: "
+                            "DB_restore)", "force": "allow restoring over an existing database",
+                            "until": "MariaDB: replay the binary logs through this second, 'YYYY-MM-DD HH:MM:SS' UTC",
+                            "env": "inventory/ENV.yml", "root": "the deployment repo"})
+def backup_restore(c: Context, name: str, target: str | None = None, into: str | None = None, force: bool = False,
+                   until: str | None = None, env: str = "sandbox", root: str = ".") -> None:
+    """Restore a backup into scratch databases; over a live database only with --force; on MariaDB, to a chosen
+    second with --until (point-in-time)."""
+    from fabstack.day2 import backups
+
+    _backups(env, root, lambda b: backups.restore(b, name, target, into, force, until))
+
+
+@task(name="verify", help={"env": "inventory/ENV.yml", "root": "the deployment repo"})
+def backup_verify(c: Context, env: str = "sandbox", root: str = ".") -> None:
+    """Restore the newest good backup into scratch databases and compare row counts and max ids with the source."""
+    from fabstack.day2 import backups
+
+    if not _backups(env, root, backups.verify):
+        raise Exit(code=2)
+
+
+@task(name="release", default=True, help={
+    "env": "inventory/ENV.yml", "app": "only this app", "ref": "branch, tag or commit to release (with --app)",
+    "batch": "hosts per batch: N or P% (default 1)", "max_fail": "hosts that may fail before the rollout stops",
+    "check": "show what would be released, change nothing", "force_unlock": "remove a stale release lock first",
+    "root": "the deployment repo", **VAULT})
+def release_run(c: Context, env: str = "sandbox", app: str | None = None, ref: str | None = None,
+                batch: str | None = None, max_fail: str = "0", check: bool = False, force_unlock: bool = False,
+                root: str = ".", vault_password_file: str | None = None, ask_vault_pass: bool = False) -> None:
+    """Build each app's ref once and roll it out host by host behind the load balancer; exits non-zero (after
+    rolling the failed batch back) when a step fails."""
+    from fabstack.day2 import release
+
+    _run(lambda: release.release(Path(root), env, app=app, ref=ref, batch=batch,
+                                 max_fail=whole_number(max_fail, "--max-fail", 0, 10_000),
+                                 check=check, force_unlock=force_unlock), vault_password_file, ask_vault_pass)
+
+
+@task(name="rollback", help={"env": "inventory/ENV.yml", "app": "only this app",
+                             "to": "the release to go back to (default: the previous good one)",
+                             "batch": "hosts per batch: N or P%", "force_unlock": "remove a stale release lock first",
+                             "root": "the deployment repo", **VAULT})
+def release_rollback(c: Context, env: str = "sandbox", app: str | None = None, to: str | None = None,
+                     batch: str | None = None, force_unlock: bool = False, root: str = ".",
+                     vault_password_file: str | None = None, ask_vault_pass: bool = False) -> None:
+    """Switch back to the previous good release with the same drain, reload and health steps; marks the bad one."""
+    from fabstack.day2 import release
+
+    _run(lambda: release.rollback(Path(root), env, app=app, to=to, batch=batch, force_unlock=force_unlock),
+         vault_password_file, ask_vault_pass)
+
+
+@task(name="status", help={"env": "inventory/ENV.yml", "app": "only this app", "root": "the deployment repo",
+                           **VAULT})
+def release_status(c: Context, env: str = "sandbox", app: str | None = None, root: str = ".",
+                   vault_password_file: str | None = None, ask_vault_pass: bool = False) -> None:
+    """Per app and host: the live revision, when it went live, the kept releases and any lock."""
+    from fabstack.day2 import release
+
+    _run(lambda: release.status(Path(root), env, app=app), vault_password_file, ask_vault_pass)
+
+
+@task(name="encrypt", help={"path": "the file to encrypt in place"})
+def vault_encrypt(c: Context, path: str) -> None:
+    """Encrypt a file in place, in ansible-vault's format (password from FABSTACK_VAULT_PASSWORD[_FILE])."""
+    from fabstack.engine import vault
+
+    _run(lambda: vault.encrypt_file(Path(path)))
+
+
+@task(name="decrypt", help={"path": "the file to decrypt in place"})
+def vault_decrypt(c: Context, path: str) -> None:
+    """Decrypt a vault file in place (left mode 0600)."""
+    from fabstack.engine import vault
+
+    _run(lambda: vault.decrypt_file(Path(path)))
+
+
+@task(name="view", help={"path": "the vault file to show"})
+def vault_view(c: Context, path: str) -> None:
+    """Print a vault file's plaintext."""
+    from fabstack.engine import vault
+
+    print(_run(lambda: vault.view_file(Path(path))), end="")
+
+
+@task(name="edit", help={"path": "the vault file to edit (created if missing)"})
+def vault_edit(c: Context, path: str) -> None:
+    """Edit a vault file in $EDITOR through a private temporary copy, re-encrypting it on save."""
+    import os
+
+    from fabstack.engine import vault
+
+    _run(lambda: vault.edit_file(Path(path), os.environ.get("EDITOR", "vi")))
+
+
+@task(name="trust", help={"env": "inventory/ENV.yml", "limit": "hosts, groups or patterns",
+                          "update": "replace a recorded key that changed (a rebuilt host)",
+                          "root": "the deployment repo"})
+def hosts_trust(c: Context, env: str = "sandbox", limit: str | None = None, update: bool = False,
+                root: str = ".") -> None:
+    """Record the hosts' SSH keys in inventory/ENV.known_hosts; later runs refuse any other key."""
+    from fabstack.engine.hostkeys import trust_hosts
+
+    _run(lambda: trust_hosts(Path(root), env, limit, update))
+
+
+namespace = Collection(deploy, verify, capacity, failover, inventory_, fleet_status,
+                       Collection("release", release_run, release_rollback, release_status),
+                       Collection("backup", backup_run, backup_list, backup_restore, backup_verify),
+                       Collection("vault", vault_encrypt, vault_decrypt, vault_view, vault_edit),
+                       Collection("hosts", hosts_trust),
+                       Collection("sandbox", up, down, status, molecule))
+
+
+def main() -> None:
+    """The ``fabstack`` command: these tasks as a program of their own, run from a team's deployment repo."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from invoke import Program
+
+    try:
+        release = version("fabstack")
+    except PackageNotFoundError:
+        release = "unknown"
+    Program(namespace=namespace, name="fabstack", binary="fabstack", version=release).run()
