@@ -23,6 +23,7 @@ from common import REPO, quiet_deploy, sandbox_up
 from fabstack.tiers.env import open_fleet
 from fabstack.tiers.mariadb import failover as mf
 from fabstack.tiers.postgresql import failover as fo
+from fabstack.tiers.postgresql.sql import sql
 from tests.integration.chaos import HttpProbe, Writer, probe_ids, reset_probe_table
 from tests.integration.mariadbchaos import ENV as MARIADB_ENV
 from tests.integration.mariadbchaos import MariaWriter, Probe, tier_addresses
@@ -46,7 +47,7 @@ def primary_and_lag() -> tuple[str, int]:
     """The primary and the replicas' replay lag in bytes as the primary sees it."""
     states = with_fleet(lambda f: {h: f.state(h) for h in f.db_hosts})
     primary = next(h for h, s in states.items() if s.role == "primary")
-    lag = with_fleet(lambda f: f.host(primary).sql(
+    lag = with_fleet(lambda f: sql(f.host(primary),
         "select coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)), 0) from pg_stat_replication"))
     return primary, int(float(lag or 0))
 

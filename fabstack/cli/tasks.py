@@ -108,7 +108,7 @@ def verify(c: Context, env: str = "sandbox", limit: str | None = None, root: str
         "host": "rejoin: the old primary to make a replica",
         "force": "promote even though the old primary cannot be reached to fence it",
         "check": "print the plan (and any refusal) and stop",
-        "tier": "postgresql or mariadb (default: the env's only db tier)",
+        "tier": "the db tier, by name (default: the env's only one; a wrong name lists the env's tiers)",
         "root": "the deployment repo",
         **VAULT,
     },
@@ -116,8 +116,8 @@ def verify(c: Context, env: str = "sandbox", limit: str | None = None, root: str
 def failover(c: Context, action: str, env: str = "sandbox", replica: str | None = None, host: str | None = None,
              force: bool = False, check: bool = False, tier: str | None = None, root: str = ".",
              vault_password_file: str | None = None, ask_vault_pass: bool = False) -> None:
-    """Day-2 databases, the same for PostgreSQL and MariaDB: `status`, `promote-replica` (fence, promote, repoint
-    the poolers or replicas), `rejoin`, `switchover` (planned, loses nothing)."""
+    """Day-2 databases, the same for every db tier: `status`, `promote-replica` (fence, promote, repoint the
+    poolers or replicas), `rejoin`, `switchover` (planned, loses nothing)."""
     from fabstack.day2.failover import run_action
 
     _run(lambda: run_action(Path(root), env, action, replica, host, force, check, tier), vault_password_file,
@@ -209,12 +209,13 @@ def backup_list(c: Context, env: str = "sandbox", root: str = ".") -> None:
 @task(name="restore", help={"name": "the backup (see backup.list)", "target": "the host to restore on "
                             "(default: the backup host)", "into": "the database to restore into (default: "
                             "DB_restore)", "force": "allow restoring over an existing database",
-                            "until": "MariaDB: replay the binary logs through this second, 'YYYY-MM-DD HH:MM:SS' UTC",
+                            "until": "where the tier replays logs (MariaDB): through this second, 'YYYY-MM-DD "
+                            "HH:MM:SS' UTC",
                             "env": "inventory/ENV.yml", "root": "the deployment repo"})
 def backup_restore(c: Context, name: str, target: str | None = None, into: str | None = None, force: bool = False,
                    until: str | None = None, env: str = "sandbox", root: str = ".") -> None:
-    """Restore a backup into scratch databases; over a live database only with --force; on MariaDB, to a chosen
-    second with --until (point-in-time)."""
+    """Restore a backup into scratch databases; over a live database only with --force; where the tier replays
+    logs (MariaDB), to a chosen second with --until (point-in-time)."""
     from fabstack.day2 import backups
 
     _backups(env, root, lambda b: backups.restore(b, name, target, into, force, until))

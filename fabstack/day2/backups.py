@@ -1,5 +1,6 @@
-"""``inv backup.*``: run, list, restore and verify the backups the backups role takes, for either db tier (the
-backup host's settings say which); on MariaDB a restore can stop at a chosen second (``--until``)."""
+"""``inv backup.*``: run, list, restore and verify the backups the backups role takes, for any db tier (the
+backup host's settings say which; the tier's ``backups`` engine restores); a tier that replays logs (MariaDB) can
+stop a restore at a chosen second (``--until``)."""
 
 from __future__ import annotations
 
@@ -17,9 +18,11 @@ from fabstack.engine.errors import FabstackError
 from fabstack.engine.project import Project
 from fabstack.engine.remote import RemoteHost, reach
 from fabstack.engine.runner import select_hosts
+from fabstack.stack.hostfiles import BACKUP_SETTINGS
+from fabstack.tiers.base import BackupEngine, BackupPlace
 from fabstack.tiers.env import load_env
+from fabstack.tiers.registry import TIERS
 
-SCRIPT = "/usr/local/sbin/fabstack-backup"
 _NAME = re.compile(r"^\d{8}T\d{6}Z$")
 _DB = re.compile(r"^[a-z_][a-z0-9_]*$")
 
@@ -34,7 +37,7 @@ def plain_database(name: str, source: str) -> str:
 
 @dataclass
 class Backups:
-    """The env's backup host and the commands run on it."""
+    """The env's backup host, its tier's way of restoring, and the commands run on it."""
 
     project: Project
     host: RemoteHost
@@ -47,50 +50,31 @@ class Backups:
 
     @cached_property
     def on_host(self) -> dict:
-        """What the backups role wrote on the host: ``engine``, ``dir``, ``databases``."""
-        return dict(json.loads(self.host.run("cat /etc/fabstack/backup.json")))
+        """What the backups role wrote on the host: ``engine`` (the tier's name), ``dir``, ``databases``."""
+        return dict(json.loads(self.host.run(f"cat {shlex.quote(BACKUP_SETTINGS)}")))
 
     @property
-    def mariadb(self) -> bool:
-        """Whether the backups are MariaDB's."""
-        return self.on_host.get("engine") == "mariadb"
+    def engine(self) -> BackupEngine:
+        """How the backup host's tier restores its backups."""
+        kind = self.on_host.get("engine")
+        if kind not in TIERS:
+            raise FabstackError(f"unknown db tier {kind!r} in {BACKUP_SETTINGS}", host=self.host.name)
+        return TIERS[kind].backups
 
-    def folder(self, name: str) -> str:
-        """Where a backup lives on the backup host."""
-        return f"{self.on_host['dir']}/{name}"
+    @property
+    def place(self) -> BackupPlace:
+        """The backup host and its backups' folder."""
+        return BackupPlace(self.host, self.on_host["dir"], self.settings)
 
     def databases(self, name: str) -> list[str]:
         """The databases a backup holds."""
-        suffix = ".sql" if self.mariadb else ".dump"
-        listed = self.host.run(f"ls {shlex.quote(self.folder(name))}").split()
+        suffix = self.engine.suffix
+        listed = self.host.run(f"ls {shlex.quote(self.place.folder(name))}").split()
         return [plain_database(f.removesuffix(suffix), f"backup {name}") for f in listed if f.endswith(suffix)]
-
-    def existing(self, host: RemoteHost) -> set[str]:
-        """The databases on a host's server."""
-        if self.mariadb:
-            return set(host.mariadb("show databases").split())
-        return set(host.sql("select datname from pg_database").split())
-
-    def load(self, name: str, database: str, scratch: str, until: str | None = None) -> None:
-        """(Re)create ``scratch`` on the backup host from backup ``name``'s dump of ``database`` (MariaDB: then
-        replay the binary logs through ``until``)."""
-        if self.mariadb:
-            limit = f" --until {shlex.quote(until)}" if until else ""
-            self.host.run(f"{SCRIPT} restore {shlex.join([name, database, scratch])}{limit}")
-        else:
-            load_dump(self.host, f"{self.folder(name)}/{database}.dump", scratch,
-                      self.settings.get("postgresql_app_user", "postgres"))
-
-    def drop(self, database: str) -> None:
-        """Drop a scratch database on the backup host."""
-        if self.mariadb:
-            self.host.run(f"{SCRIPT} drop {shlex.quote(database)}", check=False)
-        else:
-            self.host.sql(f"drop database if exists {database} with (force)", check=False)
 
     def listing(self) -> list[dict]:
         """Every finished backup, newest first, with its checksum verdict."""
-        return [json.loads(line) for line in self.host.run(f"{SCRIPT} list").splitlines() if line.startswith("{")]
+        return [json.loads(line) for line in self.place.script("list").splitlines() if line.startswith("{")]
 
     def newest_good(self) -> dict:
         """The newest backup whose checksums match; corrupted newer ones are reported and skipped."""
@@ -125,7 +109,7 @@ def with_backups(root: Path, env: str, action: Callable[[Backups], Any]) -> Any:
 
 def run(backups: Backups) -> None:
     """Take a backup now (the nightly job's command) and show the resulting list."""
-    backups.out(backups.host.run(SCRIPT + " run"))
+    backups.out(backups.place.script("run"))
     show(backups)
 
 
@@ -153,16 +137,17 @@ def restore(backups: Backups, name: str, target: str | None, into: str | None, f
         raise FabstackError(f"no backup {name} on {backups.host.name}", key="--name")
     if not _good(backups, name):
         raise FabstackError(f"backup {name} is CORRUPT (checksums do not match): not restoring it", key="--name")
-    if backups.mariadb and target not in (None, backups.host.name):
-        raise FabstackError("a MariaDB backup restores on its backup host (the primary); the restored database "
-                            "replicates from there", key="--target")
+    engine, place = backups.engine, backups.place
+    if not engine.restores_elsewhere and target not in (None, backups.host.name):
+        engine.load_into(place, backups.host, name, "", "")  # refuses, saying where this tier restores
     destination = backups.host if target in (None, backups.host.name) else reach(backups.project, target)
     if not destination.reachable:
         raise FabstackError(f"unreachable: {destination.error}", host=target or "")
-    if not backups.mariadb and destination.sql("select pg_is_in_recovery()") == "t":
-        raise FabstackError("is a read-only replica: restore onto the primary or a scratch cluster", host=target or "")
+    refused = engine.refuse_destination(destination)
+    if refused:
+        raise FabstackError(refused, host=target or "")
     databases = backups.databases(name)
-    existing = backups.existing(destination)
+    existing = engine.databases_on(destination)
     restored = []
     for database in databases:
         scratch = into if into and len(databases) == 1 else f"{database}_restore"
@@ -172,9 +157,9 @@ def restore(backups: Backups, name: str, target: str | None, into: str | None, f
             raise FabstackError(f"database {scratch} exists on {destination.name}: restoring over a live database "
                                 "needs --force", key="--into", host=destination.name)
         if destination is backups.host:
-            backups.load(name, database, scratch, until)
+            engine.load(place, name, database, scratch, until)
         else:
-            _load_elsewhere(backups, destination, name, database, scratch)
+            engine.load_into(place, destination, name, database, scratch)
         backups.out(f"restored {name}/{database} into {destination.name}:{scratch}"
                     + (f", through {until} UTC" if until else ""))
         restored.append(scratch)
@@ -182,10 +167,10 @@ def restore(backups: Backups, name: str, target: str | None, into: str | None, f
 
 
 def _check_until(backups: Backups, name: str, until: str) -> None:
-    """``--until`` must be a UTC second, after the backup was taken, not in the future; MariaDB only."""
-    if not backups.mariadb:
-        raise FabstackError("point-in-time restore (--until) is for the MariaDB tier; PostgreSQL restores whole "
-                            "backups", key="--until")
+    """``--until`` must be a UTC second, after the backup was taken; only for a tier that replays logs."""
+    if not backups.engine.point_in_time:
+        raise FabstackError(f"point-in-time restore (--until) is not for the {backups.on_host.get('engine')} tier: "
+                            "it restores whole backups", key="--until")
     try:
         when = dt.datetime.strptime(until, "%Y-%m-%d %H:%M:%S").replace(tzinfo=dt.UTC)
     except ValueError:
@@ -193,31 +178,6 @@ def _check_until(backups: Backups, name: str, until: str) -> None:
     taken = dt.datetime.strptime(name, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
     if when < taken:
         raise FabstackError(f"{until} is before backup {name} was taken: choose an older backup", key="--until")
-
-
-def _load_elsewhere(backups: Backups, destination: RemoteHost, name: str, database: str, scratch: str) -> None:
-    """PostgreSQL: copy a dump to another host and restore it there."""
-    assert backups.host.conn is not None and destination.conn is not None
-    dump = f"{backups.folder(name)}/{database}.dump"
-    data = backups.host.conn.exec(f"{backups.host.conn.command_prefix()}cat {shlex.quote(dump)}")[1]
-    # a private folder of root's own (mktemp -d, 0700): no predictable /tmp name, nobody else reads the dump
-    folder = destination.run("mktemp -d /tmp/fabstack-restore.XXXXXXXX")
-    path = f"{folder}/{database}.dump"
-    try:
-        destination.conn.exec(f"{destination.conn.command_prefix()}sh -c " + shlex.quote(
-            f"umask 077 && cat > {shlex.quote(path)}"), data)
-        load_dump(destination, path, scratch, backups.settings.get("postgresql_app_user", "postgres"))
-    finally:
-        destination.run(f"rm -rf {shlex.quote(folder)}", check=False)
-
-
-def load_dump(host: RemoteHost, path: str, database: str, owner: str) -> None:
-    """(Re)create ``database`` on ``host`` owned by ``owner`` and pg_restore the dump at ``path`` into it (as the
-    superuser, so objects keep their owners; restore globals.sql first on a cluster that lacks the roles)."""
-    host.sql(f"drop database if exists {database} with (force)")
-    host.sql(f"create database {database} owner {owner}")
-    # root opens the dump (backups are root's alone) and hands it to pg_restore on its standard input
-    host.run(f"runuser -u postgres -- pg_restore --exit-on-error -d {shlex.quote(database)} < {shlex.quote(path)}")
 
 
 def _good(backups: Backups, name: str) -> bool:
@@ -229,15 +189,16 @@ def verify(backups: Backups) -> bool:
     with the source's, taken in the very snapshot the dump read. Prints a table; True when all match."""
     entry = backups.newest_good()
     name = entry["name"]
-    stats = json.loads(backups.host.run(f"cat {shlex.quote(backups.folder(name))}/stats.json"))
+    place, engine = backups.place, backups.engine
+    stats = json.loads(backups.host.run(f"cat {shlex.quote(place.folder(name))}/stats.json"))
     scratch = {plain_database(db, f"backup {name}"): f"{db}_verify" for db in stats}
     ok = True
     backups.out(f"verifying {name} on {backups.host.name}")
     backups.out(f"{'DATABASE.TABLE':<34}{'ROWS (source)':>14}{'ROWS (restored)':>16}{'MAX ID':>10}{'RESTORED':>10}  OK")
     try:
         for database, tables in stats.items():
-            backups.load(name, database, scratch[database])
-            restored = json.loads(backups.host.run(f"{SCRIPT} stats {shlex.quote(scratch[database])}"))
+            engine.load(place, name, database, scratch[database], None)
+            restored = json.loads(place.script("stats", scratch[database]))
             for table, (rows, max_id) in sorted(tables.items()):
                 got = restored.get(table, [None, None])
                 match = got == [rows, max_id]
@@ -246,6 +207,6 @@ def verify(backups: Backups) -> bool:
                             f"{str(got[1]):>10}  {'yes' if match else 'NO'}")
     finally:
         for database in scratch.values():
-            backups.drop(database)
+            engine.drop(place, database)
     backups.out("backup verified" if ok else "backup DOES NOT MATCH its source")
     return ok

@@ -54,15 +54,6 @@ class RemoteHost:
             raise FabstackError(f"service {name}: {result.get('message', 'failed')}", host=self.name)
         return bool(result["status"] == "changed")
 
-    def sql(self, query: str, database: str = "postgres", check: bool = True) -> str:
-        """One SQL query as the postgres superuser over the local socket; its unaligned output."""
-        return self.run(f"runuser -u postgres -- psql -X -At -v ON_ERROR_STOP=1 -d {shlex.quote(database)} "
-                        f"-c {shlex.quote(query)}", check=check)
-
-    def mariadb(self, query: str, check: bool = True) -> str:
-        """SQL as MariaDB's root over the local socket (statements separated by ``;``); tab-separated rows."""
-        return self.run(f"mariadb --batch -N -e {shlex.quote(query)}", check=check)
-
     def close(self) -> None:
         """Close the SSH session."""
         if self.conn is not None:

@@ -1,18 +1,22 @@
 """What a database tier is to fabstack: the contract every tier module keeps (docs/tiers.md says how to add one).
 
 A tier is data plus functions: the roles that build it, the settings naming its groups, its part of the env's
-budget, and the day-2 actions ``inv failover`` runs on its fleet. Nothing outside ``fabstack/tiers/`` names a tier:
-the registry (``fabstack.tiers.registry``) is walked instead.
+budget, the day-2 actions ``inv failover`` runs on its fleet, and how ``inv backup.*`` restores its backups.
+Nothing outside ``fabstack/tiers/`` names a tier: the registry (``fabstack.tiers.registry``) is walked instead.
 """
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from fabstack.engine.errors import FabstackError
 from fabstack.engine.project import HostSetup, Project
+from fabstack.engine.remote import RemoteHost
 from fabstack.stack.budget import TierBudget
+from fabstack.stack.hostfiles import BACKUP_SCRIPT
 from fabstack.tiers.fleet import Fleet
 from fabstack.tiers.topology import DbGroups
 
@@ -38,6 +42,54 @@ class FailoverActions(Protocol):
 
 
 @dataclass(frozen=True)
+class BackupPlace:
+    """Where a tier's backups live: the backup host (connected), the backups' folder there, the host's settings."""
+
+    host: RemoteHost
+    dir: str
+    settings: dict[str, Any]
+
+    def folder(self, name: str) -> str:
+        """Where one backup lives."""
+        return f"{self.dir}/{name}"
+
+    def script(self, *args: str, check: bool = True) -> str:
+        """Run the backups role's script on the backup host with quoted arguments; its output."""
+        return self.host.run(shlex.join([BACKUP_SCRIPT, *args]), check=check)
+
+
+class BackupEngine(Protocol):
+    """How a tier's backups are restored (the backups role's script takes them, the same for every tier)."""
+
+    # a database's dump file in a backup's folder ends so
+    suffix: str
+    # whether a restore can replay logs up to a chosen second (``--until``)
+    point_in_time: bool
+    # whether a backup can be restored on another host than the backup host
+    restores_elsewhere: bool
+
+    def databases_on(self, host: RemoteHost) -> set[str]:
+        """The databases a host's server holds."""
+        ...
+
+    def refuse_destination(self, host: RemoteHost) -> str:
+        """Why a restore cannot go to this host ("" when it can)."""
+        ...
+
+    def load(self, place: BackupPlace, name: str, database: str, scratch: str, until: str | None) -> None:
+        """(Re)create ``scratch`` on the backup host from backup ``name``'s dump of ``database``."""
+        ...
+
+    def load_into(self, place: BackupPlace, destination: RemoteHost, name: str, database: str, scratch: str) -> None:
+        """(Re)create ``scratch`` on another host from backup ``name``'s dump of ``database``."""
+        ...
+
+    def drop(self, place: BackupPlace, database: str) -> None:
+        """Drop a scratch database on the backup host."""
+        ...
+
+
+@dataclass(frozen=True)
 class Tier:
     """One database tier: its roles and groups, its budget, its fleet and its failover actions."""
 
@@ -53,6 +105,8 @@ class Tier:
     actions: FailoverActions
     # the tier's part of the env's connection and memory budget
     budget: TierBudget
+    # how its backups are restored
+    backups: BackupEngine
 
     def groups(self, project: Project) -> DbGroups:
         """The tier's group names in this env (empty names when no role of the env defines them)."""
@@ -88,3 +142,32 @@ class Tier:
             if self.replica_role in roles and self.server_role not in roles:
                 raise FabstackError(f"has {self.replica_role} but not {self.server_role}", where="site.yml",
                                     key="roles", host=name)
+
+
+_ACTIONS = ("status", "promote", "rejoin", "switchover")
+_BACKUP_MEMBERS = ("suffix", "point_in_time", "restores_elsewhere", "databases_on", "refuse_destination", "load",
+                   "load_into", "drop")
+
+
+def contract_problems(tier: Tier, role_folders: list[Path]) -> list[str]:
+    """What a tier lacks of the contract, one line each (none for a tier that keeps it): its roles exist among
+    ``role_folders`` and the server role's defaults name its three group settings; its fleet is a ``Fleet``; its
+    actions and backup engine have every member; its budget can be called."""
+    problems = []
+    for role in (tier.server_role, tier.replica_role):
+        if not any((folder / role / "role.py").is_file() for folder in role_folders):
+            problems.append(f"{tier.name}: no role {role}")
+    defaults = next((folder / tier.server_role / "defaults" / "main.yml" for folder in role_folders
+                     if (folder / tier.server_role / "defaults" / "main.yml").is_file()), None)
+    named = defaults.read_text() if defaults else ""
+    problems += [f"{tier.name}: {tier.server_role}'s defaults do not set {key}" for key in tier.group_settings
+                 if f"\n{key}:" not in f"\n{named}"]
+    if not (isinstance(tier.fleet, type) and issubclass(tier.fleet, Fleet)):
+        problems.append(f"{tier.name}: fleet {tier.fleet!r} is not a Fleet")
+    problems += [f"{tier.name}: no failover action {name}" for name in _ACTIONS
+                 if not callable(getattr(tier.actions, name, None))]
+    problems += [f"{tier.name}: backups engine lacks {name}" for name in _BACKUP_MEMBERS
+                 if not hasattr(tier.backups, name)]
+    if not callable(tier.budget):
+        problems.append(f"{tier.name}: budget is not a function")
+    return problems

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from fabstack.engine.role import RoleContext
+from fabstack.stack.hostfiles import BACKUP_SCRIPT, BACKUP_SETTINGS
 
 HANDLERS: dict[str, str] = {}
 
@@ -44,11 +45,11 @@ def deploy(ctx: RoleContext) -> None:
     # root's alone: the database clients write to descriptors root opens, so no service account can plant a link
     ctx.directory(folder, owner="root", group="root", mode="0750")
     ctx.directory("/etc/fabstack")
-    ctx.file("/etc/fabstack/backup.json", json.dumps(settings, indent=2) + "\n")
+    ctx.file(BACKUP_SETTINGS, json.dumps(settings, indent=2) + "\n")
     script = (ctx.role.path / "files" / "fabstack-backup.py").read_bytes()
-    ctx.file("/usr/local/sbin/fabstack-backup", script, mode="0755")
+    ctx.file(BACKUP_SCRIPT, script, mode="0755")
     ctx.cron("backups", v["backups_schedule"],
-              "/usr/local/sbin/fabstack-backup scheduled >>/var/log/fabstack-backup.log 2>&1")
+              f"{BACKUP_SCRIPT} scheduled >>/var/log/fabstack-backup.log 2>&1")
     if kind == "mariadb":
         ctx.cron("binlogs", f"*/{v['backups_binlog_minutes']} * * * *",
-                  "/usr/local/sbin/fabstack-backup archive-binlogs >>/var/log/fabstack-backup.log 2>&1")
+                  f"{BACKUP_SCRIPT} archive-binlogs >>/var/log/fabstack-backup.log 2>&1")

@@ -6,7 +6,7 @@ from typing import Any
 
 from fabstack.engine.role import RoleContext
 from fabstack.engine.rolecontract import out_of_bounds
-from fabstack.stack.mariadbfiles import SEEDED
+from fabstack.stack.hostfiles import SEEDED
 
 SEED = "/usr/local/sbin/fabstack-mariadb-seed"
 KEY = "/etc/mysql/fabstack-seed.key"

@@ -4,7 +4,7 @@ sizes it, ``failover`` moves its primary."""
 from __future__ import annotations
 
 from fabstack.tiers.base import Tier
-from fabstack.tiers.mariadb import budget, failover
+from fabstack.tiers.mariadb import backups, budget, failover
 
 TIER = Tier(
     name="mariadb",
@@ -14,4 +14,5 @@ TIER = Tier(
     fleet=failover.MariaFleet,
     actions=failover,
     budget=budget.size,
+    backups=backups,
 )

@@ -13,8 +13,9 @@ import time
 from dataclasses import dataclass
 
 from fabstack.engine.errors import FabstackError
-from fabstack.stack.mariadbfiles import SEEDED
+from fabstack.stack.hostfiles import SEEDED
 from fabstack.tiers.fleet import Fleet, converge, in_parallel, plan_or_stop
+from fabstack.tiers.mariadb.sql import mariadb
 from fabstack.tiers.topology import Topology
 
 # One round trip per host: this server's place and positions, then its replication status.
@@ -99,7 +100,7 @@ class MariaFleet(Fleet):
     def repoint(self, replica: str, primary: str) -> None:
         """Make a live replica replicate from ``primary`` by GTID (its account and password stay as they are)."""
         port = self.project.setup(replica, None).vars["mariadb_port"]
-        self.host(replica).mariadb(f"STOP SLAVE; CHANGE MASTER TO MASTER_HOST = '{self.address(primary)}', "
+        mariadb(self.host(replica), f"STOP SLAVE; CHANGE MASTER TO MASTER_HOST = '{self.address(primary)}', "
                                    f"MASTER_PORT = {port}, MASTER_USE_GTID = slave_pos; START SLAVE")
 
 
@@ -154,12 +155,12 @@ def take_writes(fleet: MariaFleet, target: str, state: MariaState, wait_for: str
     host = fleet.host(target)
     if state.role == "replica":
         if wait_for:
-            done = host.mariadb(f"SELECT MASTER_GTID_WAIT('{wait_for}', {APPLY_TIMEOUT})")
+            done = mariadb(host, f"SELECT MASTER_GTID_WAIT('{wait_for}', {APPLY_TIMEOUT})")
             if done != "0":
                 raise FabstackError(f"did not apply up to {wait_for} within {APPLY_TIMEOUT} s; nothing changed on "
                                     "it: run the command again", host=target)
-        host.mariadb("STOP SLAVE; RESET SLAVE ALL")
-    host.mariadb("SET GLOBAL read_only = 0")
+        mariadb(host, "STOP SLAVE; RESET SLAVE ALL")
+    mariadb(host, "SET GLOBAL read_only = 0")
 
 
 def fence(fleet: MariaFleet, old: str) -> None:
@@ -168,7 +169,7 @@ def fence(fleet: MariaFleet, old: str) -> None:
     if not host.reachable:
         fleet.out(f"  {old}: unreachable; recorded as fenced (masked on next contact)")
         return
-    host.mariadb("SET GLOBAL read_only = 1", check=False)
+    mariadb(host, "SET GLOBAL read_only = 1", check=False)
     host.service("mariadb", "stopped", masked=True)
     fleet.out(f"  {old}: read_only, MariaDB stopped and masked")
 
@@ -257,13 +258,13 @@ def switchover(fleet: MariaFleet, replica: str | None, check: bool) -> str:
                     f"the other replicas replicate from {target}", reasons, target, check):
         return target
     old_host = fleet.host(old)
-    old_host.mariadb("SET GLOBAL read_only = 1")
-    last = old_host.mariadb("select @@gtid_binlog_pos")
+    mariadb(old_host, "SET GLOBAL read_only = 1")
+    last = mariadb(old_host, "select @@gtid_binlog_pos")
     fleet.out(f"  {old}: read_only at GTID {last or 'empty'}")
     try:
         take_writes(fleet, target, states[target], last)
     except FabstackError:
-        old_host.mariadb("SET GLOBAL read_only = 0")
+        mariadb(old_host, "SET GLOBAL read_only = 0")
         fleet.out(f"  {old}: takes writes again")
         raise
     now = fleet.state(target)

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from fabstack.tiers.base import Tier
-from fabstack.tiers.postgresql import budget, failover
+from fabstack.tiers.postgresql import backups, budget, failover
 
 TIER = Tier(
     name="postgresql",
@@ -14,4 +14,5 @@ TIER = Tier(
     fleet=failover.PgFleet,
     actions=failover,
     budget=budget.size,
+    backups=backups,
 )

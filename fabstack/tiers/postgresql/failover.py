@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from fabstack.engine.errors import FabstackError
 from fabstack.engine.remote import RemoteHost
 from fabstack.tiers.fleet import Fleet, at_once, converge, in_parallel, plan_or_stop
+from fabstack.tiers.postgresql.sql import sql
 from fabstack.tiers.topology import Topology
 
 STATE_SQL = (
@@ -62,7 +63,7 @@ class PgFleet(Fleet):
     def state(self, name: str) -> DbState:
         """The database state of one host (down if SSH or PostgreSQL does not answer)."""
         def answer(host: RemoteHost) -> DbState:
-            row = host.sql(STATE_SQL).split("|")
+            row = sql(host, STATE_SQL).split("|")
             return DbState(name, up=True, in_recovery=row[0] == "t", paused=row[1] == "t", receiver=row[2],
                            lsn=row[3], timeline=int(row[4] or 0), lag_bytes=int(float(row[5] or 0)),
                            lag_seconds=float(row[6] or 0), sync_names=row[7])
@@ -110,9 +111,9 @@ def status(fleet: PgFleet) -> list[DbState]:
                   f"{s.receiver:<10}{s.sync_names or '-':<14}{s.note}")
     primary = next((s for s in states if s.role == "primary"), None)
     if primary is not None:
-        sync = fleet.host(primary.name).sql(
+        sync = sql(fleet.host(primary.name),
             "select application_name, state, sync_state from pg_stat_replication order by 1", check=False)
-        slots = fleet.host(primary.name).sql("select slot_name, active from pg_replication_slots order by 1",
+        slots = sql(fleet.host(primary.name), "select slot_name, active from pg_replication_slots order by 1",
                                              check=False)
         fleet.out(f"replication on {primary.name}: {sync.replace(chr(10), '; ') or 'none'}")
         fleet.out(f"slots on {primary.name}: {slots.replace(chr(10), '; ') or 'none'}")
@@ -230,11 +231,11 @@ def follow(fleet: PgFleet, replica: str, primary: str) -> None:
     address = fleet.address(primary)
     conninfo = (f"host={address} port={v['postgresql_port']} user={v['postgresql_replication_user']} "
                 f"application_name={slot} passfile={v['postgresql_pgpass']}")
-    fleet.host(primary).sql(f"select pg_create_physical_replication_slot('{slot}') where not exists "
+    sql(fleet.host(primary), f"select pg_create_physical_replication_slot('{slot}') where not exists "
                             f"(select from pg_replication_slots where slot_name = '{slot}')")
-    host.sql(f"alter system set primary_conninfo = '{conninfo}'")
-    host.sql(f"alter system set primary_slot_name = '{slot}'")
-    host.sql("select pg_reload_conf()")
+    sql(host, f"alter system set primary_conninfo = '{conninfo}'")
+    sql(host, f"alter system set primary_slot_name = '{slot}'")
+    sql(host, "select pg_reload_conf()")
     fleet.out(f"  {replica}: now follows {primary} through slot {slot}")
 
 
@@ -267,7 +268,7 @@ def promote(fleet: PgFleet, replica: str | None, force: bool, check: bool,
     at_once(*([lambda: pause_bouncers(fleet, rw, old_alive)] if rw else []),
             *([lambda: fence(fleet, old, force)] if old and old != target else []))
     if states[target].in_recovery:
-        promoted = fleet.host(target).sql("select pg_promote(wait => true, wait_seconds => 60)")
+        promoted = sql(fleet.host(target), "select pg_promote(wait => true, wait_seconds => 60)")
         if promoted != "t":
             raise FabstackError("pg_promote did not finish within 60 s; run the command again", host=target)
         fleet.out(f"  {target}: promoted")
@@ -307,7 +308,7 @@ def rejoin(fleet: PgFleet, name: str) -> None:
     address = fleet.address(primary)
     source = (f"host={address} port={v['postgresql_port']} user={v['postgresql_replication_user']} "
               f"dbname=postgres passfile={pgpass}")
-    fleet.host(primary).sql(f"select pg_create_physical_replication_slot('{slot}') where not exists "
+    sql(fleet.host(primary), f"select pg_create_physical_replication_slot('{slot}') where not exists "
                             f"(select from pg_replication_slots where slot_name = '{slot}')")
     host.service(service, "stopped")
     conninfo = f"host={address} port={v['postgresql_port']} user={v['postgresql_replication_user']}"
@@ -397,7 +398,7 @@ def switchover(fleet: PgFleet, replica: str | None, check: bool, wait_seconds: f
     fleet.out(f"  {old}: stopped cleanly, shutdown checkpoint at {checkpoint}")
     deadline = time.monotonic() + wait_seconds
     while True:
-        replayed = fleet.host(target).sql(f"select pg_last_wal_replay_lsn() >= '{checkpoint}'::pg_lsn")
+        replayed = sql(fleet.host(target), f"select pg_last_wal_replay_lsn() >= '{checkpoint}'::pg_lsn")
         if replayed == "t":
             break
         if time.monotonic() > deadline:
@@ -407,7 +408,7 @@ def switchover(fleet: PgFleet, replica: str | None, check: bool, wait_seconds: f
                                 "as primary and PgBouncer resumed", host=target)
         time.sleep(0.1)
     fleet.out(f"  {target}: replayed {checkpoint}")
-    fleet.host(target).sql("select pg_promote(wait => true, wait_seconds => 60)")
+    sql(fleet.host(target), "select pg_promote(wait => true, wait_seconds => 60)")
     fleet.out(f"  {target}: promoted")
     fleet.record(Topology(primary=target, fenced=[old]))
     converge(fleet, "pgbouncer", "pgbouncer")

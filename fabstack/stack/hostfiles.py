@@ -1,0 +1,11 @@
+"""Paths on a host that a role writes and a day-2 operation or a tier's action reads: one definition here, below
+both (a role may not import the layers that act on its results)."""
+
+from __future__ import annotations
+
+# The marker of a MariaDB host seeded and replicating: the mariadb_replica role seeds a host that lacks it; a rejoin
+# removes it to seed the host afresh, a switchover writes it on the old primary (no seed needed).
+SEEDED = "/var/lib/mysql/fabstack-seeded"
+# The backups role's script (run, list, restore, stats, drop) and the settings it reads (engine, dir, databases).
+BACKUP_SCRIPT = "/usr/local/sbin/fabstack-backup"
+BACKUP_SETTINGS = "/etc/fabstack/backup.json"
