@@ -155,6 +155,7 @@ def test_build_steps_see_no_secret_and_no_key(tmp_path: Path, monkeypatch: pytes
     script = SPY_SCRIPT % {"key": key, "secrets": secrets}
     (source / "package.json").write_text(json.dumps({"name": "spy", "version": "1.0.0", "private": True,
                                                      "scripts": {"postinstall": script}}))
+    (source / "server.js").write_text("")
     artifact = build(tmp_path, parse_apps([{"name": "spy", "runtime": "node", "source": {"path": "spy"},
                                             "serve": ["app"]}], "f", {"app"})[0])
     with tarfile.open(artifact.path) as tar:

@@ -37,9 +37,9 @@ def test_a_host_added_to_the_inventory_becomes_a_target(tmp_path: Path) -> None:
     root = copy_project(tmp_path / "repo", with_state=True)
     inventory = root / "inventory" / "sandbox.yml"
     inventory.write_text(inventory.read_text().replace(
-        "        app2: {ansible_host: 10.213.0.22, sandbox_memory: 2g}",
-        "        app2: {ansible_host: 10.213.0.22, sandbox_memory: 2g}\n"
-        "        app3: {ansible_host: 10.213.0.23, sandbox_memory: 2g}", 1))
+        "        app2: {ansible_host: 10.213.0.22, sandbox_memory: 3g}",
+        "        app2: {ansible_host: 10.213.0.22, sandbox_memory: 3g}\n"
+        "        app3: {ansible_host: 10.213.0.23, sandbox_memory: 3g}", 1))
     assert "10.213.0.23:9100" in targets(declared(root)["mon1"])["node"]
 
 

@@ -25,7 +25,9 @@ _ABSOLUTE = re.compile(r"^/[A-Za-z0-9._/-]{1,200}$")
 _PROGRAM = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 KEYS = {"name", "runtime", "source", "serve", "workers", "worker_programs", "dest", "port", "shared_dirs",
         "shared_files", "writable", "hooks", "health", "keep", "user", "static",
-        "composer_plugins"}
+        "composer_plugins", "entry", "command", "processes"}
+# fabstack's own files in a release (what its processes start from, read by root): never the app's to write
+_OURS = ".fabstack"
 HOOK_STAGES = ("before_activate", "after_activate")
 
 
@@ -71,6 +73,12 @@ class App:
     static_dir: str = ""
     # composer plugins are the app's dependencies' code: they run at build time only when the app asks
     composer_plugins: bool = False
+    # the app's own entry point where its runtime takes one (ASGI: module:attr; Node: a file), and a
+    # Procfile-style command that starts its server instead (run by sh in the live release, with $PORT)
+    entry: str = ""
+    command: str = ""
+    # the app's server processes on each host (uvicorn workers, Node.js instances); 0: its role's setting
+    processes: int = 0
 
     @property
     def releases_dir(self) -> str:
@@ -183,20 +191,57 @@ def parse_app(entry: Any, index: int, where: str, groups: set[str] | None) -> Ap
     plugins = entry.get("composer_plugins", False)
     if not isinstance(plugins, bool):
         raise _fail(f"must be true or false, got {shorten(repr(plugins))}", where, f"{key}.composer_plugins")
+    start, command = _entry(runtime, entry, where, key), _command(runtime, entry, where, key)
+    processes = entry.get("processes", 0)
+    if not isinstance(processes, int) or isinstance(processes, bool) or not 0 <= processes <= 256:
+        raise _fail(f"must be 0-256 (0: the runtime role's setting), got {shorten(repr(processes))}", where,
+                    f"{key}.processes")
+    shared = {k: _strings(entry.get(k, []), _RELATIVE, where, f"{key}.{k}", "relative paths")
+              for k in ("shared_dirs", "shared_files", "writable")}
+    for name_of, paths in shared.items():
+        ours = next((p for p in paths if p == _OURS or p.startswith(_OURS + "/")), None)
+        if ours:
+            raise _fail(f"{ours}: {_OURS}/ holds fabstack's own files of a release", where, f"{key}.{name_of}")
     return App(
         name=name, runtime=runtime, source=_source(entry.get("source"), where, f"{key}.source"),
         serve=serve, workers=workers,
         worker_programs=_strings(entry.get("worker_programs", []), _PROGRAM, where, f"{key}.worker_programs",
                                  "supervisor program names"),
         dest=dest.rstrip("/"), port=port,
-        shared_dirs=_strings(entry.get("shared_dirs", []), _RELATIVE, where, f"{key}.shared_dirs", "relative paths"),
-        shared_files=_strings(entry.get("shared_files", []), _RELATIVE, where, f"{key}.shared_files",
-                              "relative paths"),
-        writable=_strings(entry.get("writable", []), _RELATIVE, where, f"{key}.writable", "relative paths"),
+        shared_dirs=shared["shared_dirs"], shared_files=shared["shared_files"], writable=shared["writable"],
         hooks=_hooks(entry.get("hooks", {}), where, f"{key}.hooks"),
         health_path=health.get("path", "/health"), health_expect=health.get("expect", ""), keep=keep, user=user,
         static_url=static.get("url", ""), static_dir=static.get("dir", "").rstrip("/"), composer_plugins=plugins,
+        entry=start, command=command, processes=processes,
     )
+
+
+def _entry(runtime: Runtime, entry: dict[str, Any], where: str, key: str) -> str:
+    """The app's entry point as its runtime takes it (the runtime's default when not given)."""
+    if "entry" not in entry:
+        return runtime.entry_default
+    value = entry["entry"]
+    if runtime.entry_pattern is None:
+        raise _fail(f"runtime {runtime.name} takes no entry", where, f"{key}.entry")
+    if not isinstance(value, str) or not runtime.entry_pattern.match(value):
+        raise _fail(f"must be {runtime.entry_means}, got {shorten(repr(value))}", where, f"{key}.entry")
+    return value
+
+
+# A command line for sh: one line, printable, no NUL (systemd's own specials are escaped where it is written).
+_COMMAND = re.compile(r"^[^\x00-\x1f\x7f]{1,1000}$")
+
+
+def _command(runtime: Runtime, entry: dict[str, Any], where: str, key: str) -> str:
+    """The app's Procfile-style command (empty: the runtime starts the app its own way)."""
+    if "command" not in entry:
+        return ""
+    value = entry["command"]
+    if not runtime.takes_command:
+        raise _fail(f"runtime {runtime.name} starts the app its own way: no command", where, f"{key}.command")
+    if not isinstance(value, str) or not value.strip() or not _COMMAND.match(value):
+        raise _fail(f"must be one command line, got {shorten(repr(value))}", where, f"{key}.command")
+    return value.strip()
 
 
 _NAME_OR_GROUP = re.compile(r"^[A-Za-z0-9_-]{1,64}$")

@@ -12,7 +12,6 @@ from fabstack.engine.role import RoleContext
 from fabstack.engine.rolecontract import Commitment, Inbound, out_of_bounds
 from fabstack.stack import lb
 from fabstack.stack.apps import APPS_KEY, App, parse_apps, served_here
-from fabstack.stack.runtimes.node import instance_ports
 from fabstack.stack.tuning import nginx_worker_connections, nginx_worker_processes, nginx_worker_rlimit_nofile
 
 # Settings holding TCP ports this role listens on: the engine refuses two roles sharing one on a host.
@@ -94,6 +93,22 @@ def check(values: dict[str, Any]) -> list[tuple[str, str]]:
         elif not isinstance(route.get("strip", True), bool):
             problems.append(("nginx_lb_routes", f"strip must be true or false: {route!r}"))
     return problems
+
+
+def app_ports(values: dict[str, Any], served: list[App], cpus: int) -> dict[str, list[int]]:
+    """Each served app's loopback ports, as its runtime numbers them (by the app's place among the host's apps of
+    that runtime)."""
+    ports: dict[str, list[int]] = {}
+    for app in served:
+        index = [a.name for a in served if a.runtime is app.runtime].index(app.name)
+        ports[app.name] = app.runtime.ports(app, values, index, cpus)
+    taken = {port: name for name, numbers in ports.items() for port in numbers}
+    for app in served:
+        if app.port in taken:
+            raise FabstackError(f"port {app.port} is also where app {taken[app.port]}'s processes listen on this "
+                                f"host (its runtime numbers them from its role's first port)",
+                                key=f"{APPS_KEY}[{app.name}].port")
+    return ports
 
 
 def upstreams(ctx: RoleContext, apps: list[App]) -> list[dict[str, Any]]:
@@ -215,9 +230,7 @@ def deploy(ctx: RoleContext) -> None:
                      validate="nginx -t -q", notify="reload nginx")
     elif site == "apps":
         extra["served"] = served_here(v)
-        extra["node_ports"] = {app.name: instance_ports(v, index, ctx.facts["cpus"])
-                               for index, app in enumerate(served_here(v, "node"))}
-        extra["app_port"] = v.get("uvicorn_port", 8000)
+        extra["app_ports"] = app_ports(v, extra["served"], ctx.facts["cpus"])
         extra["app_idle"] = v.get("uvicorn_upstream_idle_seconds", 60)
     elif site == "uvicorn":
         extra["app_port"] = v.get("uvicorn_port", 8000)

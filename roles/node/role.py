@@ -8,11 +8,12 @@ from typing import Any
 from fabstack.engine.role import RoleContext
 from fabstack.engine.rolecontract import Commitment, out_of_bounds, pooled_processes
 from fabstack.stack.apps import served_here
-from fabstack.stack.runtimes.node import instance_ports
-from fabstack.stack.tuning import one_per_core
+from fabstack.stack.runtimes import RUNTIMES, unit_shell_command
+from fabstack.stack.runtimes.node import ENTRY_VARIABLE, START_FILE
 
-# The file each instance runs, in the release (package.json's "main" is the convention Express apps follow).
-ENTRY = "server.js"
+NODE = RUNTIMES["node"]
+# The line every unit of this role carries (systemd ignores X- keys): the clean-up finds them by it.
+MARK = "X-Fabstack-Runtime=node"
 
 HANDLERS = {
     "reload systemd": "systemctl daemon-reload",
@@ -29,27 +30,39 @@ def check(values: dict[str, Any]) -> list[tuple[str, str]]:
 
 def commitment(values: dict[str, Any], facts: dict[str, Any] | None) -> Commitment | None:
     """Instances per app from cores, each with a pool on both database entries (rw and ro)."""
-    apps = served_here(values, "node")
+    apps = served_here(values, NODE.name)
     if facts is None or not apps:
         return None
-    return pooled_processes("node", "node_instances", one_per_core(facts["cpus"], values["node_instances"]) * len(apps),
-                            values["node_db_pool_size"], values["node_instance_mb"])
+    instances = sum(len(NODE.ports(app, values, index, facts["cpus"])) for index, app in enumerate(apps))
+    return pooled_processes("node", "node_instances", instances, values["node_db_pool_size"],
+                            values["node_instance_mb"])
 
 
 def deploy(ctx: RoleContext) -> None:
     """Declare nodejs, the journal's bound, and each app's unit and instances."""
-    ctx.packages("nodejs")
+    ctx.packages(*NODE.packages)
     ctx.directory("/etc/systemd/journald.conf.d")
     ctx.template("journald.conf.j2", "/etc/systemd/journald.conf.d/60-fabstack.conf", notify="restart journald")
-    for index, app in enumerate(served_here(ctx.vars, "node")):
-        ctx.template("node-app@.service.j2", f"/etc/systemd/system/fabstack-{app.name}@.service", app=app,
-                     entry=ENTRY, notify="reload systemd")
-        ports = instance_ports(ctx.vars, index, ctx.facts["cpus"])
+    apps = served_here(ctx.vars, NODE.name)
+    for index, app in enumerate(apps):
+        unit = NODE.unit(app)
+        ctx.template("node-app@.service.j2", f"/etc/systemd/system/{unit}.service", app=app,
+                     start_file=START_FILE, entry_variable=ENTRY_VARIABLE, mark=MARK,
+                     command=unit_shell_command(app.command) if app.command else "", notify="reload systemd")
+        ports = NODE.ports(app, ctx.vars, index, ctx.facts["cpus"])
         for port in ports:
-            ctx.service(f"fabstack-{app.name}@{port}")
+            ctx.service(f"{unit}{port}")
         # instances of an earlier, larger count (a smaller box, or node_instances lowered) are stopped
         extra = (f"systemctl list-units --plain --no-legend --state=active,activating,reloading "
                  f"'fabstack-{app.name}@*.service' | awk '{{print $1}}' "
                  f"| grep -vxE 'fabstack-{app.name}@({'|'.join(map(str, ports))})\\.service'")
         ctx.command(f"for u in $({extra}); do systemctl disable --now \"$u\"; done", unless=f"! {extra} >/dev/null",
                     name=f"stop extra {app.name} instances")
+    # the units of Node.js apps gone from this host (removed from apps:, or their group) are stopped and removed
+    ours = f"grep -lx {MARK} /etc/systemd/system/fabstack-*@.service 2>/dev/null | xargs -rn1 basename"
+    keep = " ".join(f"-e {NODE.unit(app)}.service" for app in apps) or "-e none"
+    gone = f"{ours} | grep -vxF {keep}"
+    instances = "systemctl list-units --all --plain --no-legend \"${u%.service}*.service\" | awk '{print $1}'"
+    ctx.command(f"for u in $({gone}); do for i in $({instances}); do systemctl disable --now \"$i\"; done; "
+                f"rm -f \"/etc/systemd/system/$u\" /etc/systemd/system/*.wants/\"${{u%.service}}\"*.service; done; "
+                "systemctl daemon-reload", unless=f"! {gone} >/dev/null", name="remove units of Node.js apps gone")

@@ -1,11 +1,14 @@
-"""ASGI apps (FastAPI) under gunicorn with uvicorn workers: requirements built into wheels on the controller and
-installed on the host into the release's own virtualenv (no index is reached from the host), gunicorn sent HUP
-after the switch so that new workers import the new release while old ones finish their requests."""
+"""ASGI apps (FastAPI, Starlette, any ``module:attr``) under gunicorn with uvicorn workers: requirements built into
+wheels on the controller and installed on the host into the release's own virtualenv (no index is reached from the
+host), one systemd unit per app (``fabstack-NAME``) on a loopback port of its own, sent HUP after the switch so
+that new workers import the new release while old ones finish their requests."""
 
 from __future__ import annotations
 
+import re
 import shlex
 from pathlib import Path
+from typing import Any
 
 from fabstack.stack.runtimes import buildstep
 from fabstack.stack.runtimes.base import AppLike, Runtime, supervisor_restart
@@ -38,6 +41,16 @@ def service(app: AppLike) -> str:
     return f"fabstack-{app.name}"
 
 
+def ports(app: AppLike, values: dict[str, Any], index: int, cpus: int) -> list[int]:
+    """The loopback port of a host's ``index``-th ASGI app (one gunicorn each): ``uvicorn_port``, each further app
+    100 higher."""
+    return [int(values.get("uvicorn_port", 8000)) + 100 * index]
+
+
+# module:attribute, as gunicorn and uvicorn take it (the FastAPI project template's is app.main:app)
+ENTRY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
+
+
 def reload(app: AppLike) -> str:
     """HUP to gunicorn (new workers on the new code, old ones finish), or a start when it is not running yet."""
     unit = shlex.quote(service(app))
@@ -45,4 +58,5 @@ def reload(app: AppLike) -> str:
 
 
 RUNTIME = Runtime("asgi", build=build, prepare=prepare, reload=reload, restart_workers=supervisor_restart,
-                  packages=("python3-venv", "gunicorn"))
+                  packages=("python3-venv", "gunicorn"), ports=ports, unit=service, entry_pattern=ENTRY,
+                  entry_default="main:app", entry_means="module:attribute, e.g. app.main:app", takes_command=True)

@@ -8,7 +8,7 @@ import shlex
 from pathlib import Path
 
 from fabstack.stack.runtimes import buildstep
-from fabstack.stack.runtimes.base import AppLike, Runtime, supervisor_start
+from fabstack.stack.runtimes.base import FASTCGI, AppLike, Runtime, supervisor_start
 
 # The caches Laravel's production checklist asks for, made as the app's user in the new release before it goes live.
 CACHES = ("config:cache", "route:cache", "view:cache")
@@ -46,4 +46,4 @@ def restart_workers(app: AppLike) -> str:
 
 
 RUNTIME = Runtime("laravel", build=build, prepare=prepare, reload=reload, restart_workers=restart_workers,
-                  packages=("php-laravel-framework",))
+                  packages=("php-laravel-framework",), front=FASTCGI)
