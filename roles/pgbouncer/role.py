@@ -14,7 +14,9 @@ PORTS = ("pgbouncer_listen_port",)
 
 HANDLERS = {
     "reload systemd": "systemctl daemon-reload",
-    "restart pgbouncer": "systemctl restart pgbouncer",
+    # back only once it accepts connections again (bounded: 30 s)
+    "restart pgbouncer": "systemctl restart pgbouncer && for i in $(seq 150); do "
+                         "pg_isready -q -h 127.0.0.1 -p {{ pgbouncer_listen_port }} && break; sleep 0.2; done",
     "reload pgbouncer": "systemctl reload pgbouncer",
 }
 

@@ -18,7 +18,10 @@ PORTS = ("postgresql_port",)
 HANDLERS = {
     "reload systemd": "systemctl daemon-reload",
     "reload postgresql": "systemctl reload postgresql",
-    "restart postgresql": "systemctl restart postgresql",
+    # back only once the server accepts connections (bounded: 30 s), so whatever comes next (PgBouncer's logins,
+    # a release's migration hook) meets a server that answers
+    "restart postgresql": "systemctl restart postgresql && for i in $(seq 150); do "
+                          "pg_isready -q -p {{ postgresql_port }} && break; sleep 0.2; done",
 }
 
 # What pg_rewind needs from the source server when it connects as the replication role, not a superuser.
