@@ -14,9 +14,12 @@ from tests.conftest import REPO
 def test_pip_installed_fabstack_deploys_from_a_teams_own_repo(deployed: list, tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    install = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", str(REPO)], capture_output=True, text=True,
+    # -v: the build backend's own output, where setuptools warns about folders it was not told of
+    install = subprocess.run([str(venv / "bin" / "pip"), "install", "-v", str(REPO)], capture_output=True, text=True,
                              timeout=600)
     assert install.returncode == 0, install.stderr[-2000:]
+    built = install.stdout + install.stderr
+    assert "BuildBackendWarning" not in built and "SetuptoolsDeprecationWarning" not in built, built[-3000:]
 
     team = tmp_path / "team-deploy"
     team.mkdir()
