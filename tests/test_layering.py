@@ -119,3 +119,8 @@ def test_no_import_circle() -> None:
 def test_each_layer_is_a_package_with_its_paragraph(layer: str) -> None:
     assert (PACKAGE / layer / "__init__.py").is_file()
     assert f"`fabstack/{layer}/`" in (REPO / "docs" / "architecture.md").read_text()
+
+
+def test_every_task_goes_through_the_one_facade() -> None:
+    # the tasks parse options and print; what they do is a function of cli/commands.py (docs/architecture.md)
+    assert imported(PACKAGE / "cli" / "tasks.py") <= {"fabstack.cli.commands", "fabstack.engine.errors"}

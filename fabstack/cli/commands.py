@@ -218,3 +218,85 @@ def report_unexpected(exc: BaseException, argv: list[str]) -> None:
           "with -v or FABSTACK_TRACEBACK=1 for the traceback)", file=sys.stderr, flush=True)
 
 
+
+
+def unlock_vault(password_file: str | None, ask: bool) -> None:
+    """Make the vault password known for this command: from a file, or asked at the terminal."""
+    if password_file:
+        vault.use_password_file(password_file)
+    if ask:
+        vault.ask_password()
+
+
+def verify(root: Path, env: str, limit: str | None = None) -> int:
+    """Run the deployed roles' testinfra tests against the env's hosts; pytest's exit status."""
+    from fabstack.day2.verify import verify as run_verify
+
+    return run_verify(root, env, limit)
+
+
+def failover(root: Path, env: str, action: str, replica: str | None = None, host: str | None = None,
+             force: bool = False, check: bool = False, tier: str | None = None) -> None:
+    """One ``inv failover`` action on the env's db tier (``fabstack.day2.failover``)."""
+    from fabstack.day2.failover import run_action
+
+    run_action(root, env, action, replica, host, force, check, tier)
+
+
+def fleet_status(root: Path, env: str) -> None:
+    """What the env's Prometheus says now (``fabstack.day2.fleetstatus``)."""
+    from fabstack.day2.fleetstatus import status
+
+    status(root, env)
+
+
+# ``inv backup.ACTION`` -> the function of fabstack.day2.backups that does it
+BACKUP_ACTIONS = {"run": "run", "list": "show", "restore": "restore", "verify": "verify"}
+
+
+def backup(root: Path, env: str, action: str, **options: Any) -> Any:
+    """One ``inv backup.*`` action against the env's backup host; what the action returns."""
+    from fabstack.day2 import backups
+
+    do = getattr(backups, BACKUP_ACTIONS[action])
+    return backups.with_backups(root, env, lambda handle: do(handle, **options))
+
+
+def release(root: Path, env: str, **options: Any) -> list[Any]:
+    """``inv release``: build each app's ref once and roll it out (``fabstack.day2.release``)."""
+    from fabstack.day2 import release as releases
+
+    return releases.release(root, env, **options)
+
+
+def rollback(root: Path, env: str, **options: Any) -> list[Any]:
+    """``inv release.rollback`` (``fabstack.day2.release``)."""
+    from fabstack.day2 import release as releases
+
+    return releases.rollback(root, env, **options)
+
+
+def release_status(root: Path, env: str, app: str | None = None) -> None:
+    """``inv release.status`` (``fabstack.day2.release``)."""
+    from fabstack.day2 import release as releases
+
+    releases.status(root, env, app=app)
+
+
+def vault_file(action: str, path: Path) -> str:
+    """``inv vault.ACTION PATH``: encrypt, decrypt, view or edit in ``$EDITOR``; what to print (view: the
+    plaintext)."""
+    if action == "view":
+        return vault.view_file(path)
+    if action == "edit":
+        vault.edit_file(path, os.environ.get("EDITOR", "vi"))
+    else:
+        {"encrypt": vault.encrypt_file, "decrypt": vault.decrypt_file}[action](path)
+    return ""
+
+
+def trust_hosts(root: Path, env: str, limit: str | None = None, update: bool = False) -> None:
+    """Record the hosts' SSH keys in ``inventory/ENV.known_hosts`` (``fabstack.engine.hostkeys``)."""
+    from fabstack.engine.hostkeys import trust_hosts as trust
+
+    trust(root, env, limit, update)

@@ -17,8 +17,6 @@ from typing import Any
 from invoke import Collection, Context, Exit, task
 
 from fabstack.cli import commands
-from fabstack.day2.verify import verify as run_verify
-from fabstack.engine import vault
 from fabstack.engine.errors import FabstackError
 
 # The vault options of every task that reads the env (the password itself never goes on the command line).
@@ -27,10 +25,7 @@ VAULT = {"vault_password_file": "read the vault password from this file", "ask_v
 
 def _run(action: Callable[[], Any], vault_password_file: str | None = None, ask_vault_pass: bool = False) -> Any:
     try:
-        if vault_password_file:
-            vault.use_password_file(vault_password_file)
-        if ask_vault_pass:
-            vault.ask_password()
+        commands.unlock_vault(vault_password_file, ask_vault_pass)
         return action()
     except FabstackError as exc:
         commands.report_error(exc)
@@ -94,7 +89,7 @@ def deploy(
 def verify(c: Context, env: str = "sandbox", limit: str | None = None, root: str = ".",
            vault_password_file: str | None = None, ask_vault_pass: bool = False) -> None:
     """Run the deployed roles' testinfra tests against the env's hosts over SSH."""
-    status = _run(lambda: run_verify(Path(root), env, limit), vault_password_file, ask_vault_pass)
+    status = _run(lambda: commands.verify(Path(root), env, limit), vault_password_file, ask_vault_pass)
     if status:
         raise Exit(code=status)
 
@@ -118,9 +113,7 @@ def failover(c: Context, action: str, env: str = "sandbox", replica: str | None 
              vault_password_file: str | None = None, ask_vault_pass: bool = False) -> None:
     """Day-2 databases, the same for every db tier: `status`, `promote-replica` (fence, promote, repoint the
     poolers or replicas), `rejoin`, `switchover` (planned, loses nothing)."""
-    from fabstack.day2.failover import run_action
-
-    _run(lambda: run_action(Path(root), env, action, replica, host, force, check, tier), vault_password_file,
+    _run(lambda: commands.failover(Path(root), env, action, replica, host, force, check, tier), vault_password_file,
          ask_vault_pass)
 
 
@@ -144,9 +137,7 @@ def fleet_status(c: Context, env: str = "sandbox", root: str = ".", vault_passwo
                  ask_vault_pass: bool = False) -> None:
     """What the env's Prometheus says now: each alert rule's value per host against its threshold, and the alerts
     firing."""
-    from fabstack.day2.fleetstatus import status
-
-    _run(lambda: status(Path(root), env), vault_password_file, ask_vault_pass)
+    _run(lambda: commands.fleet_status(Path(root), env), vault_password_file, ask_vault_pass)
 
 
 @task(name="inventory", help={"env": "inventory/ENV.yml", "json": "print ansible-inventory --list JSON",
@@ -184,26 +175,20 @@ def status(c: Context, env: str = "sandbox", root: str = ".") -> None:
     _run(lambda: commands.sandbox_status(Path(root), env))
 
 
-def _backups(env: str, root: str, action: Callable[[Any], Any]) -> Any:
-    from fabstack.day2.backups import with_backups
-
-    return _run(lambda: with_backups(Path(root), env, action))
+def _backups(env: str, root: str, action: str, **options: Any) -> Any:
+    return _run(lambda: commands.backup(Path(root), env, action, **options))
 
 
 @task(name="run", help={"env": "inventory/ENV.yml", "root": "the deployment repo"})
 def backup_run(c: Context, env: str = "sandbox", root: str = ".") -> None:
     """Take a backup now on the backup host (what the nightly cron job runs)."""
-    from fabstack.day2 import backups
-
-    _backups(env, root, backups.run)
+    _backups(env, root, "run")
 
 
 @task(name="list", help={"env": "inventory/ENV.yml", "root": "the deployment repo"})
 def backup_list(c: Context, env: str = "sandbox", root: str = ".") -> None:
     """List the backups, newest first; corrupted ones are marked."""
-    from fabstack.day2 import backups
-
-    _backups(env, root, backups.show)
+    _backups(env, root, "list")
 
 
 @task(name="restore", help={"name": "the backup (see backup.list)", "target": "the host to restore on "
@@ -216,17 +201,13 @@ def backup_restore(c: Context, name: str, target: str | None = None, into: str |
                    until: str | None = None, env: str = "sandbox", root: str = ".") -> None:
     """Restore a backup into scratch databases; over a live database only with --force; where the tier replays
     logs (MariaDB), to a chosen second with --until (point-in-time)."""
-    from fabstack.day2 import backups
-
-    _backups(env, root, lambda b: backups.restore(b, name, target, into, force, until))
+    _backups(env, root, "restore", name=name, target=target, into=into, force=force, until=until)
 
 
 @task(name="verify", help={"env": "inventory/ENV.yml", "root": "the deployment repo"})
 def backup_verify(c: Context, env: str = "sandbox", root: str = ".") -> None:
     """Restore the newest good backup into scratch databases and compare row counts and max ids with the source."""
-    from fabstack.day2 import backups
-
-    if not _backups(env, root, backups.verify):
+    if not _backups(env, root, "verify"):
         raise Exit(code=2)
 
 
@@ -240,11 +221,9 @@ def release_run(c: Context, env: str = "sandbox", app: str | None = None, ref: s
                 root: str = ".", vault_password_file: str | None = None, ask_vault_pass: bool = False) -> None:
     """Build each app's ref once and roll it out host by host behind the load balancer; exits non-zero (after
     rolling the failed batch back) when a step fails."""
-    from fabstack.day2 import release
-
-    _run(lambda: release.release(Path(root), env, app=app, ref=ref, batch=batch,
-                                 max_fail=whole_number(max_fail, "--max-fail", 0, 10_000),
-                                 check=check, force_unlock=force_unlock), vault_password_file, ask_vault_pass)
+    _run(lambda: commands.release(Path(root), env, app=app, ref=ref, batch=batch,
+                                  max_fail=whole_number(max_fail, "--max-fail", 0, 10_000),
+                                  check=check, force_unlock=force_unlock), vault_password_file, ask_vault_pass)
 
 
 @task(name="rollback", help={"env": "inventory/ENV.yml", "app": "only this app",
@@ -255,9 +234,7 @@ def release_rollback(c: Context, env: str = "sandbox", app: str | None = None, t
                      batch: str | None = None, force_unlock: bool = False, root: str = ".",
                      vault_password_file: str | None = None, ask_vault_pass: bool = False) -> None:
     """Switch back to the previous good release with the same drain, reload and health steps; marks the bad one."""
-    from fabstack.day2 import release
-
-    _run(lambda: release.rollback(Path(root), env, app=app, to=to, batch=batch, force_unlock=force_unlock),
+    _run(lambda: commands.rollback(Path(root), env, app=app, to=to, batch=batch, force_unlock=force_unlock),
          vault_password_file, ask_vault_pass)
 
 
@@ -266,43 +243,31 @@ def release_rollback(c: Context, env: str = "sandbox", app: str | None = None, t
 def release_status(c: Context, env: str = "sandbox", app: str | None = None, root: str = ".",
                    vault_password_file: str | None = None, ask_vault_pass: bool = False) -> None:
     """Per app and host: the live revision, when it went live, the kept releases and any lock."""
-    from fabstack.day2 import release
-
-    _run(lambda: release.status(Path(root), env, app=app), vault_password_file, ask_vault_pass)
+    _run(lambda: commands.release_status(Path(root), env, app=app), vault_password_file, ask_vault_pass)
 
 
 @task(name="encrypt", help={"path": "the file to encrypt in place"})
 def vault_encrypt(c: Context, path: str) -> None:
     """Encrypt a file in place, in ansible-vault's format (password from FABSTACK_VAULT_PASSWORD[_FILE])."""
-    from fabstack.engine import vault
-
-    _run(lambda: vault.encrypt_file(Path(path)))
+    _run(lambda: commands.vault_file("encrypt", Path(path)))
 
 
 @task(name="decrypt", help={"path": "the file to decrypt in place"})
 def vault_decrypt(c: Context, path: str) -> None:
     """Decrypt a vault file in place (left mode 0600)."""
-    from fabstack.engine import vault
-
-    _run(lambda: vault.decrypt_file(Path(path)))
+    _run(lambda: commands.vault_file("decrypt", Path(path)))
 
 
 @task(name="view", help={"path": "the vault file to show"})
 def vault_view(c: Context, path: str) -> None:
     """Print a vault file's plaintext."""
-    from fabstack.engine import vault
-
-    print(_run(lambda: vault.view_file(Path(path))), end="")
+    print(_run(lambda: commands.vault_file("view", Path(path))), end="")
 
 
 @task(name="edit", help={"path": "the vault file to edit (created if missing)"})
 def vault_edit(c: Context, path: str) -> None:
     """Edit a vault file in $EDITOR through a private temporary copy, re-encrypting it on save."""
-    import os
-
-    from fabstack.engine import vault
-
-    _run(lambda: vault.edit_file(Path(path), os.environ.get("EDITOR", "vi")))
+    _run(lambda: commands.vault_file("edit", Path(path)))
 
 
 @task(name="trust", help={"env": "inventory/ENV.yml", "limit": "hosts, groups or patterns",
@@ -311,9 +276,7 @@ def vault_edit(c: Context, path: str) -> None:
 def hosts_trust(c: Context, env: str = "sandbox", limit: str | None = None, update: bool = False,
                 root: str = ".") -> None:
     """Record the hosts' SSH keys in inventory/ENV.known_hosts; later runs refuse any other key."""
-    from fabstack.engine.hostkeys import trust_hosts
-
-    _run(lambda: trust_hosts(Path(root), env, limit, update))
+    _run(lambda: commands.trust_hosts(Path(root), env, limit, update))
 
 
 namespace = Collection(deploy, verify, capacity, failover, inventory_, fleet_status,

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fabstack.engine.errors import FabstackError, shorten
+from fabstack.engine.errors import FabstackError, shorten, telling_line
 from fabstack.engine.project import Project
 from fabstack.engine.remote import RemoteHost, reach
 from fabstack.stack import lb
@@ -288,7 +288,7 @@ class Rollout:
             f"{remote.conn.command_prefix()}sh -c {shlex.quote(command)}", timeout=900)  # type: ignore[union-attr]
         text = (out + err).decode(errors="replace").strip()
         if status != 0:
-            last = self.project.masker(text.splitlines()[-1]) if text else f"exit {status}"  # never a secret
+            last = self.project.masker(telling_line(text)) if text else f"exit {status}"  # never a secret
             raise FabstackError(f"{step} failed: {shorten(last, 200)}", host=name, key=f"apps[{self.app.name}]")
         return text
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from fabstack.engine import operations as ops
 from fabstack.engine.connection import HostConnection
-from fabstack.engine.errors import FabstackError
+from fabstack.engine.errors import FabstackError, telling_line
 from fabstack.engine.project import HostSetup, Project
 from fabstack.engine.runner import connect
 
@@ -38,7 +38,7 @@ class RemoteHost:
                                           stdin.encode(), timeout=timeout)
         text = (out + err).decode(errors="replace").strip()
         if check and status != 0:
-            raise FabstackError(f"`{command.split()[0]} ...` failed: {text.splitlines()[-1] if text else status}",
+            raise FabstackError(f"`{command.split()[0]} ...` failed: {telling_line(text) if text else status}",
                                 host=self.name)
         return text
 
