@@ -318,3 +318,33 @@ def test_a_peer_hanging_up_before_its_banner_is_asked_again(tmp_path: Path,
     with pytest.raises(FabstackError, match="Authentication failed"):
         conn.open()
     assert len(answers) == 1  # other refusals are final at once
+
+
+def test_each_host_is_worked_out_once_per_command(project_copy: Path, no_host_reachable: list[str]) -> None:
+    from fabstack.day2.release import open_rollouts
+    from fabstack.engine.runner import declare_offline, select_hosts
+    from fabstack.tiers.env import plan_env
+    from tests.test_roles_declare import SMALL, host_facts
+
+    # deploy: the input checks, then every host planned with its facts (the budget over the whole env)
+    project = load_env(project_copy, "sandbox")
+    select_hosts(project)
+    facts = {h: host_facts(project.hostvars()[h]["ansible_host"], h, dict(SMALL, memory_mb=4096)) for h in
+             project.inventory.hosts}
+    declare_offline(project, facts)
+    assert project.resolves == {h: 1 for h in project.inventory.hosts}
+    # release: the same checks, each app's rollout with its hosts, load balancers and addresses
+    project, rollouts = open_rollouts(project_copy, "sandbox", None, out=lambda _: None)
+    for rollout in rollouts:
+        assert rollout.lb_hosts and [rollout.address(h) for h in rollout.all_hosts]
+    assert project.resolves == {h: 1 for h in project.inventory.hosts}
+    # verify: the checks, every host's setup and the budget for the map the tests read
+    project = load_env(project_copy, "sandbox")
+    select_hosts(project)
+    plan_env(project, {h: project.setup(h, None) for h in project.inventory.hosts}, facts)
+    assert project.resolves == {h: 1 for h in project.inventory.hosts}
+    # --set works everything out again, once
+    project.use_overrides({"nginx_worker_connections": 2048})
+    select_hosts(project)
+    assert project.resolves == {h: 2 for h in project.inventory.hosts}
+    assert no_host_reachable == []

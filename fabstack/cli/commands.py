@@ -49,16 +49,28 @@ def deploy(
     print(f"deploy env={env} hosts={len(setups)}{mode}", flush=True)
     reports = execute(project, setups, check=check, printer=printer, forks=forks)
     recap(reports)
+    if verbose:
+        print(f"resolves per host: {resolve_counts(project)}")
     releases: list[dict[str, Any]] = []
     failure: FabstackError | None = None
     if not any(r.failed for r in reports):
         failure = release_apps(project, releases, check=check, partial=limit is not None or roles is not None)
     if json_path:
-        meta = {"env": env, "check": check, "seconds": round(time.monotonic() - started, 3), "releases": releases}
+        meta = {"env": env, "check": check, "seconds": round(time.monotonic() - started, 3), "releases": releases,
+                "resolves": dict(project.resolves)}
         write_json(Path(json_path), reports, project.masker, meta, with_diffs=diff)
     if failure is not None:
         raise failure
     return reports
+
+
+def resolve_counts(project: Project) -> str:
+    """How often each host's values were worked out in this command, in one line (1 each, as the engine
+    promises: ``1 (7 hosts)``)."""
+    counts = project.resolves
+    if set(counts.values()) == {1}:
+        return f"1 ({len(counts)} hosts)"
+    return ", ".join(f"{host} {count}" for host, count in counts.items())
 
 
 def release_apps(project: Project, done: list[dict[str, Any]], *, check: bool, partial: bool

@@ -97,11 +97,16 @@ class Project:
     roles: dict[str, Role] = field(default_factory=dict)
     masker: Masker = field(default_factory=Masker)
     overrides: dict[str, Any] = field(default_factory=dict)
-    _hostvars: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # hosts are planned in threads: each thread has its own chain of hosts being templated, and hostvars is
-    # computed once under a lock (two threads resolving one host at once is not a cycle)
+    # each host's variables are worked out once per command (``resolved``): every later reader (its own setup,
+    # another host's {{ hostvars[...] }}, the whole-env checks, a release, verify) takes them from here;
+    # ``resolves`` counts how often each host was actually worked out (1 in a command; shown with -v)
+    _resolved: dict[str, ResolvedVars] = field(default_factory=dict)
+    _setups: dict[str, HostSetup] = field(default_factory=dict)
+    resolves: dict[str, int] = field(default_factory=dict)
+    # hosts are planned in threads: each thread has its own chain of hosts being templated, and a host is
+    # worked out under a lock (two threads asking for one host at once is not a cycle, and it is done once)
     _local: threading.local = field(default_factory=threading.local)
-    _hostvars_lock: threading.RLock = field(default_factory=threading.RLock)
+    _resolve_lock: threading.RLock = field(default_factory=threading.RLock)
 
     def env_values(self) -> dict[str, Any]:
         """Settings that hold for the whole env: every role's defaults, the inventory's ``all`` vars and
@@ -134,7 +139,13 @@ class Project:
             hint = f" (did you mean {near[0]}?)" if near else ""
             raise FabstackError(f"no role or inventory knows this setting{hint}", key=f"--set {shorten(unknown[0])}")
         self.overrides = dict(overrides)
-        self._hostvars = {}
+        self.forget_resolved()
+
+    def forget_resolved(self) -> None:
+        """Drop every host's worked-out values (the overrides changed): the next reader works them out again."""
+        with self._resolve_lock:
+            self._resolved.clear()
+            self._setups.clear()
 
     def groups(self) -> dict[str, list[str]]:
         """Group name -> its hosts (children's included), like Ansible's ``groups``; a group only other envs of
@@ -148,10 +159,7 @@ class Project:
         Roles read another host's settings here (a PgBouncer's port, a primary's address), so a value set
         for that host's group reaches the hosts that connect to it.
         """
-        with self._hostvars_lock:
-            if not self._hostvars:
-                self._hostvars = {h: self.resolve(h).values for h in self.inventory.hosts}
-        return self._hostvars
+        return {h: self.resolve(h).values for h in self.inventory.hosts}
 
     @property
     def env(self) -> str:
@@ -183,7 +191,15 @@ class Project:
         return [self.roles[n] for n in names]
 
     def resolve(self, host: str) -> ResolvedVars:
-        """A host's variables: its roles' defaults, generated secrets, the inventory layers and ``--set``."""
+        """A host's variables: its roles' defaults, generated secrets, the inventory layers and ``--set``; worked
+        out once per command (and again only after the overrides change)."""
+        with self._resolve_lock:
+            if host not in self._resolved:
+                self._resolved[host] = self._resolve(host)
+                self.resolves[host] = self.resolves.get(host, 0) + 1
+            return self._resolved[host]
+
+    def _resolve(self, host: str) -> ResolvedVars:
         roles = self.roles_for(host)
         defaults: dict[str, Any] = {}
         origins: dict[str, str] = {}
@@ -221,7 +237,18 @@ class Project:
             templating.pop()
 
     def setup(self, host: str, only_roles: list[str] | None) -> HostSetup:
-        """Resolve and check a host's variables (role defaults lowest, ``--set`` highest)."""
+        """Resolve and check a host's variables (role defaults lowest, ``--set`` highest); checked once per
+        command, narrowed to ``only_roles`` for each caller."""
+        with self._resolve_lock:
+            if host not in self._setups:
+                self._setups[host] = self._checked_setup(host)
+            whole = self._setups[host]
+        if only_roles:
+            return HostSetup(name=host, roles=[r for r in whole.roles if r.name in only_roles],
+                             resolved=whole.resolved)
+        return whole
+
+    def _checked_setup(self, host: str) -> HostSetup:
         roles = self.roles_for(host)
         resolved = self.resolve(host)
         secrets = secret_values(resolved.values) | vault.revealed()
@@ -229,8 +256,6 @@ class Project:
         for role in roles:
             role.check_types(host, resolved.values, resolved.origins, secrets)
             role.handler_commands(resolved.values, host)  # a handler naming an unknown setting fails here
-        if only_roles:
-            roles = [r for r in roles if r.name in only_roles]
         return HostSetup(name=host, roles=roles, resolved=resolved)
 
     def role_paths(self) -> list[Path]:
