@@ -1,7 +1,8 @@
 """Converge benchmark on sandbox hosts, for the 6-host sandbox and for a fleet of 50 bare hosts.
 
-For each: first and no-op converge times, SSH round trips per host, the controller's CPU seconds, and, in the same
-run, the floor: one bare OpenSSH command per host, all hosts in parallel. For the sandbox also the no-op with the
+For each: first and no-op converge times, SSH round trips per host, the controller's CPU seconds, the no-op as a
+user meets it (the whole ``fabstack deploy`` process from the shell: start-up, imports, planning, SSH), and, in the
+same run, the floor: one bare OpenSSH command per host, all hosts in parallel. For the sandbox also the no-op with the
 number of managed files doubled. Prints figures; asserts nothing about time.
 
 The fleet is its own env in a throwaway repo: 50 containers running only systemd and sshd (128 MB each) on their own
@@ -19,6 +20,7 @@ import io
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -96,6 +98,38 @@ def noop_figures(root: Path, runs: int, env: str = "sandbox",
     return statistics.median(times), trips, changed, files, statistics.median(cpu)
 
 
+def whole_process(root: Path, env: str) -> float:
+    """Wall seconds of one ``fabstack deploy`` from the shell (a new process, as a user types it), output dropped."""
+    argv = [sys.executable, "-m", "fabstack.cli.tasks", "deploy", "--env", env, "--root", str(root)]
+    started = time.monotonic()
+    done = subprocess.run(argv, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=900,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)), check=False)
+    if done.returncode:
+        raise SystemExit(f"fabstack deploy failed: {done.stderr[-2000:]}")
+    return time.monotonic() - started
+
+
+def startup_seconds(runs: int) -> float:
+    """Median wall seconds of ``fabstack --list``: the start-up every command pays."""
+    argv = [sys.executable, "-m", "fabstack.cli.tasks", "--list"]
+    times = []
+    for _ in range(runs):
+        started = time.monotonic()
+        subprocess.run(argv, stdout=subprocess.DEVNULL, check=True, timeout=60,
+                       env=dict(os.environ, PYTHONPATH=str(REPO)))
+        times.append(time.monotonic() - started)
+    return statistics.median(times)
+
+
+def whole_process_figures(root: Path, env: str, runs: int) -> tuple[float, float]:
+    """Median whole-process no-op seconds and median floor, each floor sample taken right before a no-op."""
+    wholes, floors = [], []
+    for _ in range(runs):
+        floors.append(openssh_floor(root, env, 1))
+        wholes.append(whole_process(root, env))
+    return statistics.median(wholes), statistics.median(floors)
+
+
 FLEET_ENV = "bench"
 FLEET_TEMPLATES = 30
 FLEET_TEMPLATE = """# {{ fabstack_managed }}
@@ -158,6 +192,7 @@ def converge_figures(root: Path, env: str, runs: int, up_seconds: float) -> tupl
     noop_seconds, noop_trips, noop_changed, files, noop_cpu = noop_figures(
         root, runs, env, between=lambda: floors.append(openssh_floor(root, env, 1)))
     floor = statistics.median(floors)
+    whole, whole_floor = whole_process_figures(root, env, runs)
     return [
         ("hosts", len(first_reports)),
         ("sandbox.up, seconds", up_seconds),
@@ -171,6 +206,10 @@ def converge_figures(root: Path, env: str, runs: int, up_seconds: float) -> tupl
         ("no-op converge, controller CPU seconds", noop_cpu),
         ("floor: one OpenSSH command per host, s (median)", floor),
         ("no-op converge / floor", noop_seconds / floor),
+        ("whole process: fabstack deploy no-op, s (median)", whole),
+        ("floor beside it, s (median)", whole_floor),
+        ("whole process / floor", whole / whole_floor),
+        ("start-up: fabstack --list, s (median)", startup_seconds(runs)),
     ], files
 
 

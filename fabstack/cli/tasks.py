@@ -298,3 +298,7 @@ def main() -> None:
     except PackageNotFoundError:
         release = "unknown"
     Program(namespace=namespace, name="fabstack", binary="fabstack", version=release).run()
+
+
+if __name__ == "__main__":  # ``python -m fabstack.cli.tasks deploy ...``: the installed ``fabstack`` command
+    main()
