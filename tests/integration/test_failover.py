@@ -13,6 +13,7 @@ import pytest
 from fabstack.cli import commands
 from fabstack.day2 import backups as backup_ops
 from fabstack.engine.errors import FabstackError
+from fabstack.stack.hostfiles import BACKUP_SCRIPT, BACKUP_SETTINGS
 from fabstack.tiers.env import load_env, open_fleet
 from fabstack.tiers.postgresql import failover as fo
 from tests.conftest import REPO
@@ -305,14 +306,14 @@ def test_retention_keeps_7_daily_4_weekly_12_monthly_on_faked_dates(deployed: li
         if not handle.listing():
             backup_ops.run(handle)
         real = handle.listing()[0]["name"]
-        settings = json.loads(handle.host.run("cat /etc/fabstack/backup.json"))
+        settings = json.loads(handle.host.run(f"cat {BACKUP_SETTINGS}"))
         settings["dir"] = f"{scratch}/backups"
         handle.host.run(f"mkdir {scratch}/backups && cat > {scratch}/backup.json", stdin=json.dumps(settings))
-        handle.host.run(" && ".join(f"cp -a {handle.folder(real)} {scratch}/backups/{n}"
+        handle.host.run(" && ".join(f"cp -a {handle.place.folder(real)} {scratch}/backups/{n}"
                                     for n in [*months, *days, later]))
-        out = handle.host.run(f"{env} {backup_ops.SCRIPT} prune --now 20261123T030000Z")
+        out = handle.host.run(f"{env} {BACKUP_SCRIPT} prune --now 20261123T030000Z")
         assert f"backup {later} is dated after now" in out
-        listed = handle.host.run(f"{env} {backup_ops.SCRIPT} list").splitlines()
+        listed = handle.host.run(f"{env} {BACKUP_SCRIPT} list").splitlines()
         kept = {json.loads(line)["name"] for line in listed}
         daily = {"20261117T020000Z", "20261118T020000Z", "20261119T020000Z", "20261120T030000Z",
                  "20261121T020000Z", "20261122T020000Z", "20261123T020000Z"}  # the newest of each of 7 days

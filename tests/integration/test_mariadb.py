@@ -18,6 +18,7 @@ from fabstack.cli import commands
 from fabstack.day2 import backups as backup_ops
 from fabstack.day2.verify import verify
 from fabstack.engine.errors import FabstackError
+from fabstack.stack.hostfiles import BACKUP_SCRIPT
 from fabstack.tiers.env import load_env, open_fleet
 from fabstack.tiers.mariadb import failover as mf
 from tests.conftest import REPO
@@ -141,7 +142,7 @@ def test_a_point_in_time_restore_recovers_exactly_the_rows_committed_up_to_then(
         for row in range(1, 25):  # about six seconds of commits, each stamped with its own second
             sql(primary, f"insert into app.timeline values ({row}, now())")
             if row == 8:  # some of the logs replayed come from the archive, the rest from the server itself
-                assert in_host(primary, f"{backup_ops.SCRIPT} archive-binlogs").returncode == 0
+                assert in_host(primary, f"{BACKUP_SCRIPT} archive-binlogs").returncode == 0
             time.sleep(0.25)
         seconds = sorted(set(sql(primary, "select at from app.timeline").splitlines()))
         chosen = seconds[len(seconds) // 2]
@@ -153,7 +154,7 @@ def test_a_point_in_time_restore_recovers_exactly_the_rows_committed_up_to_then(
         with pytest.raises(FabstackError, match="before backup"):
             backup_ops.restore(handle, name, None, "app_pitr", force=True, until="2000-01-01 00:00:00")
     finally:
-        handle.drop("app_pitr")
+        handle.engine.drop(handle.place, "app_pitr")
         handle.host.close()
 
 
