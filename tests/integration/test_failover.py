@@ -222,7 +222,7 @@ def test_killed_primary_is_replaced_fenced_and_rejoined(deployed: list) -> None:
     assert in_host(new, "runuser -u postgres -- psql -X -At -c \"select state from pg_stat_replication\"") \
         .stdout.strip() == "streaming"
     before = in_host(old, "ls /var/backups/postgresql").stdout
-    scheduled = in_host(old, "/usr/local/sbin/fabstack-backup scheduled")  # its cron entry outlives the role
+    scheduled = in_host(old, f"{BACKUP_SCRIPT} scheduled")  # its cron entry outlives the role
     assert scheduled.returncode == 0 and "skipped: this server is a replica" in scheduled.stdout
     assert in_host(old, "ls /var/backups/postgresql").stdout == before
     reports = commands.deploy(REPO, "sandbox")  # a deploy after the failover keeps the new topology ...
