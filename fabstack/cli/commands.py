@@ -18,9 +18,7 @@ from fabstack.engine.masking import Masker
 from fabstack.engine.project import Project
 from fabstack.engine.report import HostReport, Printer, recap, write_json
 from fabstack.engine.runner import checked_fact_overrides, close_all, execute, gather_fleet, select_hosts
-from fabstack.sandbox import hosts as sandbox
 from fabstack.stack.apps import env_apps
-from fabstack.stack.capacityreport import write_report
 from fabstack.tiers.env import load_env, plan_env
 
 
@@ -137,6 +135,8 @@ def capacity(root: Path, env: str, limit: str | None = None, overrides: list[str
         report_error(FabstackError(problem.message, where=problem.where, key=problem.key, host=problem.host))
     if not budget.problems:
         print("budget fits")
+    from fabstack.stack.capacityreport import write_report
+
     written = write_report(report or project.root / ".fabstack" / "reports" / f"{env}-capacity.html", env,
                            {s.name: s for s in setups}, project.groups(), hostfacts, budget)
     print(f"report: {written}")
@@ -175,6 +175,8 @@ def inventory(root: Path, env: str, as_json: bool = False) -> str:
 
 def sandbox_up(root: Path, env: str) -> None:
     """Start the env's hosts as podman containers and record their host keys."""
+    from fabstack.sandbox import hosts as sandbox
+
     started = time.monotonic()
     hosts = sandbox.up(load_inventory(root.resolve(), env))
     print(f"sandbox up: {len(hosts)} hosts in {time.monotonic() - started:.1f}s "
@@ -183,12 +185,16 @@ def sandbox_up(root: Path, env: str) -> None:
 
 def sandbox_down(root: Path, env: str) -> None:
     """Remove the env's sandbox containers and network."""
+    from fabstack.sandbox import hosts as sandbox
+
     sandbox.down(load_inventory(root.resolve(), env))
     print("sandbox down")
 
 
 def sandbox_status(root: Path, env: str) -> None:
     """Print each sandbox host's address and state."""
+    from fabstack.sandbox import hosts as sandbox
+
     for name, address, state in sandbox.status(load_inventory(root.resolve(), env)):
         print(f"{name:<8} {address:<15} {state}")
 
@@ -197,6 +203,8 @@ def molecule(root: Path, scenario: str, action: str, capture: bool = False,
              timeout: float | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``molecule ACTION -s SCENARIO`` against podman's Docker API (started if needed); ``capture`` keeps its
     output in the result instead of printing it; ``timeout`` (seconds) ends it with TimeoutExpired."""
+    from fabstack.sandbox import hosts as sandbox
+
     root = root.resolve()
     if not (root / "molecule" / scenario / "molecule.yml").is_file():
         raise FabstackError(f"no molecule scenario {scenario!r} (molecule/{scenario}/molecule.yml)", key="--scenario")
