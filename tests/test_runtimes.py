@@ -86,7 +86,9 @@ def test_a_node_entry_that_is_no_plain_file_of_the_app_is_refused_at_build(tmp_p
     assert refused.value.key == "apps[web].entry"
     (tmp_path / "bin").symlink_to("/etc")  # a link out of the tree: never followed, never run
     (tmp_path / "passwd.js").symlink_to("/etc/passwd")
-    for package in ({"scripts": {"start": "node bin/passwd"}}, {"main": "passwd.js"}, {"main": "../x.js"}):
+    (tmp_path / "--inspect").write_text("")  # a file that node would read as an option
+    for package in ({"scripts": {"start": "node bin/passwd"}}, {"main": "passwd.js"}, {"main": "../x.js"},
+                    {"main": "--inspect"}):
         (tmp_path / "package.json").write_text(json.dumps(package))
         with pytest.raises(FabstackError, match="is not a file of the built app"):
             entry_of(app(), tmp_path)

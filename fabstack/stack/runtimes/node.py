@@ -51,8 +51,9 @@ def build(app: AppLike, tree: Path) -> None:
 # app's writable and shared paths may not reach into .fabstack/).
 START_FILE = ".fabstack/start.env"
 ENTRY_VARIABLE = "FABSTACK_ENTRY"
-# a file of the release: relative, no "..", nothing a unit file or a shell would read otherwise
-ENTRY = re.compile(r"^(?!/)(?!.*(?:^|/)\.\.(?:/|$))[A-Za-z0-9._/@+-]{1,200}$")
+# a file of the release: relative, no "..", no leading dash (node would read an option), nothing a unit file or
+# a shell would read otherwise
+ENTRY = re.compile(r"^(?![/-])(?!.*(?:^|/)\.\.(?:/|$))[A-Za-z0-9._/@+-]{1,200}$")
 _NODE_FILE = re.compile(r"^node\s+(\S+)\s*$")
 
 
