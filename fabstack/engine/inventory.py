@@ -12,6 +12,8 @@ from fabstack.engine.errors import FabstackError, shorten
 from fabstack.engine.yamlfile import check_variable_names, load_vars_location, load_yaml
 
 _GROUP_KEYS = {"hosts", "vars", "children"}
+# Variables the inventory itself gives every host (as Ansible's magic variables), and the one it reads of a group.
+INVENTORY_VARIABLES = ("inventory_hostname", "group_names", "ansible_group_priority")
 # Host and group names: they name files in host_vars/ and group_vars/, so never "..", a leading dot or dash.
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}$")
 # An env is a plain name: it becomes file names under inventory/ and .fabstack/, so never a path.

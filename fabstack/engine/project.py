@@ -19,9 +19,10 @@ from fabstack.engine.secrets import generated_secrets, secrets_path
 from fabstack.engine.varstemplate import template_vars
 from fabstack.engine.yamlfile import load_vars_location, load_yaml
 
-# Settings the engine itself reads for every host (the connection, and fact overrides).
+# Settings the engine itself reads for every host (the connection, fact overrides, apt's cache age).
 ENGINE_SETTINGS = ("ansible_host", "ansible_port", "ansible_user", "ansible_become", "ansible_become_password",
-                   "ansible_ssh_private_key_file", "ansible_python_interpreter", "fabstack_facts")
+                   "ansible_ssh_private_key_file", "ansible_python_interpreter", "fabstack_facts",
+                   "apt_cache_valid_time")
 
 
 @dataclass
@@ -250,6 +251,12 @@ class Project:
 
     def _checked_setup(self, host: str) -> HostSetup:
         roles = self.roles_for(host)
+        names = {role.name for role in roles}
+        for role in roles:
+            missing = [need for need in role.needs if need not in names]
+            if missing:
+                raise FabstackError(f"role {role.name} needs role {missing[0]} on the same host (it reads its "
+                                    "settings)", where=str(self.root / "site.yml"), key="roles", host=host)
         resolved = self.resolve(host)
         secrets = secret_values(resolved.values) | vault.revealed()
         self.masker.add(secrets)

@@ -76,6 +76,16 @@ class Role:
         return declare(values, facts) if declare else None
 
     @property
+    def needs(self) -> tuple[str, ...]:
+        """Roles that must run on the same host: this role reads their settings (``NEEDS``)."""
+        return tuple(contract_value(self.module, "NEEDS"))
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        """Roles whose settings this role reads when the host runs them too (``READS``)."""
+        return tuple(contract_value(self.module, "READS"))
+
+    @property
     def ports(self) -> tuple[str, ...]:
         """Settings holding TCP ports the role listens on (``PORTS``)."""
         return tuple(contract_value(self.module, "PORTS"))

@@ -98,6 +98,8 @@ CONTRACT: dict[str, Name] = {
     "HANDLERS": Name(False, _handlers, "a mapping of handler name to shell command", {}),
     "GENERATED_SECRETS": Name(False, _strings, "a tuple of variable names", ()),
     "PORTS": Name(False, _strings, "a tuple of variable names", ()),
+    "NEEDS": Name(False, _strings, "a tuple of role names", ()),
+    "READS": Name(False, _strings, "a tuple of role names", ()),
 }
 
 

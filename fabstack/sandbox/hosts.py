@@ -23,6 +23,8 @@ from fabstack.tiers.topology import topology_path
 BASE_IMAGE = "localhost/debian:bookworm"
 HOST_IMAGE = "localhost/fabstack-host:bookworm"
 CONTAINERFILE = Path(__file__).parent / "images" / "host.Containerfile"
+# The settings the sandbox reads of an env (its hosts' memory, its network, the demo apps' repositories).
+SETTINGS = ("sandbox_memory", "sandbox_network", "sandbox_subnet", "sandbox_app_repositories")
 DEFAULT_NETWORK = "fabstack"
 DEFAULT_SUBNET = "10.213.0.0/24"
 

@@ -8,6 +8,9 @@ from typing import Any
 
 from fabstack.engine.role import RoleContext
 
+# Roles whose settings this role reads when the host runs them too (the firewall asks for inbound ports).
+READS = ("firewall",)
+
 HANDLERS = {
     "restart fail2ban": "fail2ban-client -t >/dev/null && systemctl restart fail2ban",
 }

@@ -8,6 +8,9 @@ from fabstack.engine.role import RoleContext
 from fabstack.engine.rolecontract import out_of_bounds
 from fabstack.stack.hostfiles import SEEDED
 
+# Roles that must run on the same host: this role reads their settings.
+NEEDS = ("mariadb",)
+
 SEED = "/usr/local/sbin/fabstack-mariadb-seed"
 KEY = "/etc/mysql/fabstack-seed.key"
 KNOWN_HOSTS = "/etc/mysql/fabstack-seed.known_hosts"

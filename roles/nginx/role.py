@@ -14,6 +14,9 @@ from fabstack.stack import lb
 from fabstack.stack.apps import APPS_KEY, App, parse_apps, served_here
 from fabstack.stack.tuning import nginx_worker_connections, nginx_worker_processes, nginx_worker_rlimit_nofile
 
+# Roles whose settings this role reads when the host runs them too (the firewall asks for inbound ports).
+READS = ("firewall", "uvicorn")
+
 # Settings holding TCP ports this role listens on: the engine refuses two roles sharing one on a host.
 PORTS = ("nginx_listen_port", "nginx_status_port", "nginx_tls_port")
 # The load balancer's self-signed key and certificate when the env gives none (fabstack.engine.secrets makes it).

@@ -8,6 +8,9 @@ from typing import Any
 from fabstack.engine.role import RoleContext
 from fabstack.engine.rolecontract import Inbound, for_monitoring
 
+# Roles that must run on the same host: this role reads their settings.
+NEEDS = ("nginx",)
+
 PORTS = ("nginx_exporter_port", "nginx_log_exporter_port")
 
 HANDLERS = {

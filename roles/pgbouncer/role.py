@@ -7,6 +7,9 @@ from typing import Any
 from fabstack.engine.role import RoleContext
 from fabstack.engine.rolecontract import Inbound, not_identifiers, out_of_bounds
 
+# Roles whose settings this role reads when the host runs them too (the firewall asks for inbound ports).
+READS = ("firewall",)
+
 GENERATED_SECRETS = ("postgresql_app_password", "pgbouncer_admin_password", "pgbouncer_stats_password")
 
 # Settings holding TCP ports this role listens on: the engine refuses two roles sharing one on a host.

@@ -9,6 +9,9 @@ from typing import Any
 from fabstack.engine.role import RoleContext
 from fabstack.stack.runtimes import RUNTIMES
 
+# Roles that must run on the same host: this role reads their settings.
+NEEDS = ("php",)
+
 GENERATED_SECRETS = ("postgresql_app_password", "mariadb_app_password", "redis_app_password")
 
 # A new .env is read after Laravel's config cache is rebuilt: the next release does that (config:cache), and a

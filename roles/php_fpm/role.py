@@ -8,7 +8,9 @@ from fabstack.engine.role import RoleContext
 from fabstack.engine.rolecontract import Commitment, out_of_bounds
 from fabstack.stack.tuning import fpm_max_children, fpm_spare_servers
 
-# Needs the php role on the same host: it names the version, the unit and the paths.
+# Roles that must run on the same host: this role reads their settings.
+NEEDS = ("php",)
+
 HANDLERS = {
     "reload php-fpm": "systemctl reload {{ php_fpm_service }}",
 }

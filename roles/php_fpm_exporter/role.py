@@ -8,6 +8,9 @@ from fabstack.engine.role import RoleContext
 from fabstack.engine.rolecontract import Inbound, for_monitoring
 from fabstack.stack.ownexporter import own_exporter
 
+# Roles that must run on the same host: this role reads their settings.
+NEEDS = ("php", "php_fpm")
+
 PORTS = ("php_fpm_exporter_port",)
 
 HANDLERS = {

@@ -7,6 +7,9 @@ from typing import Any
 from fabstack.engine.role import RoleContext
 from fabstack.engine.rolecontract import Inbound, for_monitoring, not_identifiers
 
+# Roles that must run on the same host: this role reads their settings.
+NEEDS = ("postgresql",)
+
 PORTS = ("postgres_exporter_port",)
 
 HANDLERS = {

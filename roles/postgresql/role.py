@@ -9,6 +9,9 @@ from typing import Any
 from fabstack.engine.role import RoleContext
 from fabstack.engine.rolecontract import SQL_IDENTIFIER, Inbound, not_identifiers
 
+# Roles whose settings this role reads when the host runs them too (the firewall asks for inbound ports).
+READS = ("firewall",)
+
 GENERATED_SECRETS = ("postgresql_app_password", "postgresql_replication_password")
 
 # Debian's postgresql.service passes reload and restart on to every cluster of the host.

@@ -7,6 +7,9 @@ from typing import Any
 
 from fabstack.engine.role import RoleContext
 
+# Roles that must run on the same host: this role reads their settings.
+NEEDS = ("postgresql",)
+
 HANDLERS: dict[str, str] = {}
 
 

@@ -7,6 +7,9 @@ from typing import Any
 from fabstack.engine.role import RoleContext
 from fabstack.engine.rolecontract import Commitment, Inbound
 
+# Roles whose settings this role reads when the host runs them too (the firewall asks for inbound ports).
+READS = ("firewall",)
+
 GENERATED_SECRETS = ("redis_app_password", "redis_admin_password")
 
 # Settings holding TCP ports this role listens on: the engine refuses two roles sharing one on a host.

@@ -8,6 +8,9 @@ from typing import Any
 from fabstack.engine.role import RoleContext
 from fabstack.engine.rolecontract import Inbound, for_monitoring
 
+# Roles that must run on the same host: this role reads their settings.
+NEEDS = ("redis",)
+
 PORTS = ("redis_exporter_port",)
 
 HANDLERS = {

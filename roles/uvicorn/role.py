@@ -12,6 +12,9 @@ from fabstack.stack.apps import served_here
 from fabstack.stack.runtimes import RUNTIMES, unit_shell_command
 from fabstack.stack.tuning import app_keepalive_seconds, capped_nofile, one_per_core
 
+# Roles that must run on the same host: this role reads their settings.
+NEEDS = ("fastapi_app",)
+
 ASGI = RUNTIMES["asgi"]
 # Settings holding TCP ports this role listens on: the engine refuses two roles sharing one on a host.
 PORTS = ("uvicorn_port",)
