@@ -213,12 +213,15 @@ def converge_figures(root: Path, env: str, runs: int, up_seconds: float) -> tupl
     ], files
 
 
-def sandbox_part(runs: int, keep_hosts: bool) -> None:
-    """The 6-host sandbox with its real roles, then with its managed files doubled."""
+def sandbox_part(runs: int, keep_hosts: bool, doubled: bool = True) -> None:
+    """The 6-host sandbox with its real roles, then (``doubled``) with its managed files doubled."""
     if not keep_hosts:
         with redirect_stdout(io.StringIO()):
             commands.sandbox_down(REPO, "sandbox")
     figures, files = converge_figures(REPO, "sandbox", runs, sandbox_up())
+    if not doubled:
+        print_figures("SANDBOX (podman containers, systemd + sshd, the bundled roles)", figures)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         root = copy_project(Path(tmp) / "repo", with_roles=True, with_state=True)
         (root / "roles/bench_filler/defaults").mkdir(parents=True)
@@ -257,11 +260,12 @@ def main() -> None:
     parser.add_argument("--fleet", type=int, default=50, help="hosts in the fleet part (at most 200)")
     parser.add_argument("--only", choices=("sandbox", "fleet"), help="run one part only")
     parser.add_argument("--keep-hosts", action="store_true", help="do not recreate the sandbox hosts first")
+    parser.add_argument("--no-doubled", action="store_true", help="skip the sandbox run with its files doubled")
     args = parser.parse_args()
     if not 1 <= args.fleet <= 200:
         parser.error("--fleet must be between 1 and 200")
     if args.only != "fleet":
-        sandbox_part(args.runs, args.keep_hosts)
+        sandbox_part(args.runs, args.keep_hosts, doubled=not args.no_doubled)
     if args.only != "sandbox":
         fleet_part(args.fleet, args.runs)
 
