@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -52,8 +52,8 @@ class Plan(Protocol):
     """What the engine reads of a whole-env plan: each host's computed values, and what does not fit."""
 
     @property
-    def problems(self) -> list[Any]:
-        """The plan's problems (``PlanProblem``s)."""
+    def problems(self) -> Sequence[PlanProblem]:
+        """What does not fit, each named like an input error."""
         ...
 
     def of(self, host: str) -> dict[str, Any]:
@@ -64,7 +64,10 @@ class Plan(Protocol):
 class NoPlan:
     """The plan of an env the engine loads alone: nothing computed, nothing refused."""
 
-    problems: list[Any] = []
+    @property
+    def problems(self) -> Sequence[PlanProblem]:
+        """Nothing is refused."""
+        return ()
 
     def of(self, host: str) -> dict[str, Any]:
         """Nothing is computed for any host."""
