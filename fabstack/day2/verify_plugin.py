@@ -44,6 +44,33 @@ def fleet() -> dict[str, Any]:
     return _host_map()
 
 
+Reachable = Callable[[list[tuple[str, int]]], dict[tuple[str, int], bool]]
+
+# How long a probe waits for a TCP handshake: a dropped packet is what a firewall's "closed" looks like.
+PROBE_SECONDS = 1
+
+
+@pytest.fixture
+def reachable(host: Any) -> Reachable:
+    """Probe TCP ports from the host under test, all at once (a closed port costs one wait, not one each).
+
+    Given ``[(address, port), ...]``, answers ``{(address, port): True if a connection was accepted}``.
+    """
+    def probe(targets: list[tuple[str, int]]) -> dict[tuple[str, int], bool]:
+        unique = sorted(set(targets))
+        if not unique:
+            return {}
+        for address, port in unique:  # they reach a shell: hold them to their grammar
+            if not (isinstance(port, int) and 0 < port < 65536 and all(c in "0123456789abcdef.:" for c in address)):
+                raise ValueError(f"not an address and port: {address!r} {port!r}")
+        jobs = " ".join(f"(timeout {PROBE_SECONDS} bash -c '</dev/tcp/{a}/{p}' 2>/dev/null && echo {i} open) &"
+                        for i, (a, p) in enumerate(unique))
+        opened = {int(line.split()[0]) for line in host.check_output(f"{jobs} wait").splitlines()
+                  if line.endswith(" open")}
+        return {target: index in opened for index, target in enumerate(unique)}
+    return probe
+
+
 _REPORTED: list[str] = []
 
 

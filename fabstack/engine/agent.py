@@ -953,6 +953,7 @@ def apply_role(role: Request) -> tuple[list[Answer], bool]:
         wanted = {n: commands[n] for n in step.get("notify", []) if n in commands}
         Pending.owe(name, wanted)
         checkpoint("before step")
+        started = time.monotonic()
         try:
             changed = APPLY[step["type"]](step, journal)
         except (StepFailed, OSError) as exc:
@@ -964,7 +965,8 @@ def apply_role(role: Request) -> tuple[list[Answer], bool]:
             results.append({"id": step["id"], "status": "failed", "message": str(exc)})
             return results, False
         checkpoint("after step")
-        results.append({"id": step["id"], "type": step["type"], "status": "changed" if changed else "ok"})
+        results.append({"id": step["id"], "type": step["type"], "status": "changed" if changed else "ok",
+                        "seconds": round(time.monotonic() - started, 3)})
         if changed:
             notified.update(step.get("notify", []))
     journal.commit()
@@ -972,10 +974,12 @@ def apply_role(role: Request) -> tuple[list[Answer], bool]:
     order = [n for n in commands if n in notified] + [n for n in owed_before if n not in commands]
     for handler in order:
         checkpoint("before handler")
+        started = time.monotonic()
         code, out = shell(commands.get(handler) or owed_before[handler])
         status = "changed" if code == 0 else "failed"
         results.append({"id": "handler " + handler, "role": name, "status": status,
-                        "message": "" if code == 0 else last_lines(out)})
+                        "message": "" if code == 0 else last_lines(out),
+                        "seconds": round(time.monotonic() - started, 3)})
         if code != 0:
             return results, False
         Pending.settle(name, {handler})

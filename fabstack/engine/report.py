@@ -21,6 +21,7 @@ class Event:
     status: str  # ok, changed, failed, skipped
     message: str = ""
     diff: str = ""
+    seconds: float = 0.0  # time spent applying it on the host (0 when nothing was applied)
 
 
 @dataclass
@@ -72,7 +73,8 @@ class Printer:
         if event.status == "ok" and not self.verbose:
             return
         detail = f": {event.message}" if event.message else ""
-        self.line(host, f"{event.status:<8} {event.role}: {event.operation}{detail}")
+        took = f" ({event.seconds:.1f} s)" if event.seconds >= 1 else ""  # what a slow converge spends its time on
+        self.line(host, f"{event.status:<8} {event.role}: {event.operation}{took}{detail}")
         if event.diff and (self.show_diff or self.verbose > 1):
             self.line(host, event.diff.rstrip("\n"))
 

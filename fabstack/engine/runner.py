@@ -248,6 +248,7 @@ def record(run: HostRun, results: list[dict[str, Any]] | None, check: bool, prin
                 event.message = f"not applied: role {failed_role.name} failed before it" if failed_role else ""
             else:
                 event.status, event.message = result["status"], result.get("message", "")
+                event.seconds = result.get("seconds", 0.0)
                 if event.status == "failed":
                     event.message = f"{p.op.id}: {event.message}"
         run.report.events.append(event)
@@ -260,7 +261,8 @@ def record(run: HostRun, results: list[dict[str, Any]] | None, check: bool, prin
                 printer.event(run.name, event)
     for result in results or []:
         if result["id"].startswith("handler "):
-            event = Event(result.get("role", ""), result["id"], result["status"], result.get("message", ""))
+            event = Event(result.get("role", ""), result["id"], result["status"], result.get("message", ""),
+                          seconds=result.get("seconds", 0.0))
             run.report.events.append(event)
             printer.event(run.name, event)
 

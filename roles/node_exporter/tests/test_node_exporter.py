@@ -11,7 +11,7 @@ def test_exporter_answers_on_the_private_address(host: Any, hostvars: dict[str, 
 
 
 def test_only_the_monitoring_hosts_reach_any_exporter(host: Any, hostvars: dict[str, Any],
-                                                     fleet: dict[str, Any]) -> None:
+                                                     fleet: dict[str, Any], reachable: Any) -> None:
     """Every exporter port of every other host (the prometheus role's list), probed from this host."""
     from fabstack.engine.bundled import ENGINE_ROOT
     from fabstack.engine.role import load_role
@@ -19,10 +19,11 @@ def test_only_the_monitoring_hosts_reach_any_exporter(host: Any, hostvars: dict[
     exporters = load_role(ENGINE_ROOT / "roles", "prometheus").module.EXPORTERS
     me = host.backend.get_hostname()
     monitoring = hostvars["firewall_monitoring_group"] in hostvars["group_names"]
-    for other, entry in fleet.items():
-        for job, port_key in exporters:
-            if other == me or port_key not in entry["vars"]:
-                continue
-            address, port = entry["vars"]["ansible_host"], entry["vars"][port_key]
-            opened = host.run(f"timeout 1 bash -c '</dev/tcp/{address}/{port}'").rc == 0
-            assert opened == monitoring, (other, job, opened)
+    targets = {(entry["vars"]["ansible_host"], entry["vars"][port_key]): (other, job)
+               for other, entry in fleet.items() for job, port_key in exporters
+               if other != me and port_key in entry["vars"]}
+    seen = reachable(list(targets))
+    assert targets
+    wrong = [(*targets[target], "open" if opened else "closed") for target, opened in seen.items()
+             if opened != monitoring]
+    assert not wrong, wrong
