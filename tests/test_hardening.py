@@ -48,10 +48,10 @@ def test_the_ssh_rate_limit_is_in_every_hosts_ruleset() -> None:
 
 @pytest.mark.parametrize("setting,message", [
     ('sshd_macs=["hmac-sha2-256"]', "encrypt-then-MAC"),
-    ('sshd_host_key_types=["ecdsa"]', "ed25519 and/or rsa"),
-    ("firewall_ssh_rate=0", "between 1 and 1000"),
+    ('sshd_host_key_types=["ecdsa"]', "one of ed25519, rsa, got 'ecdsa'"),
+    ("firewall_ssh_rate=0", "from 1 to at most 1000, got 0"),
     ("hardening_umask=\"0999\"", "octal umask"),
-    ('hardening_blacklisted_modules=["usb storage"]', "not module names"),
+    ('hardening_blacklisted_modules=["usb storage"]', "must be a module name, got 'usb storage'"),
 ])
 def test_settings_that_would_fail_an_audit_or_lock_us_out_are_refused(setting: str, message: str) -> None:
     with pytest.raises(FabstackError, match=message) as refused:

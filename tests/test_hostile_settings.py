@@ -60,6 +60,12 @@ def string_settings(project: Any) -> list[str]:
                    if isinstance(default, str)})
 
 
+def string_list_settings(project: Any) -> list[str]:
+    """Every list setting whose role's spec (``SETTINGS``) says what each item must be: given one hostile item."""
+    return sorted({key for role in project.roles.values() for key, spec in role.settings.items()
+                   if spec.item is not None and isinstance(role.defaults[key], list)})
+
+
 def plan(project: Any, overrides: dict[str, str], first: str = "") -> dict[str, list[tuple[Any, ops.Operation]]]:
     """Every host's operations with ``overrides``; each host's input is checked first (cheap, ``first`` host
     first: the one that refused last time likely refuses again), so a refusal is found without planning the fleet.
@@ -126,8 +132,9 @@ def findings(project: Any, declared: dict, values: dict[str, str]) -> list[str]:
 @pytest.mark.parametrize("kind", list(HOSTILE))
 def test_every_string_setting_is_refused_or_inert(repo: Path, env: str, kind: str, record_property: Any) -> None:
     project = load_env(repo, env)
-    keys = string_settings(project)
-    pending = {key: HOSTILE[kind].format(k=key) for key in keys}
+    keys = string_settings(project) + string_list_settings(project)
+    pending: dict[str, Any] = {key: HOSTILE[kind].format(k=key) for key in string_settings(project)}
+    pending |= {key: [HOSTILE[kind].format(k=key)] for key in string_list_settings(project)}
     refused: dict[str, str] = {}
     last = ""
     while True:
@@ -144,7 +151,7 @@ def test_every_string_setting_is_refused_or_inert(repo: Path, env: str, kind: st
             assert "\n" not in line and "Traceback" not in line
             refused[key] = line
             del pending[key]
-    problems = findings(project, declared, pending)
+    problems = findings(project, declared, {k: v[0] if isinstance(v, list) else v for k, v in pending.items()})
     record_property("tried", json.dumps({"settings": len(keys), "refused": len(refused), "inert": len(pending)}))
     assert not problems, "\n".join(problems)
 

@@ -54,8 +54,8 @@ def test_exporters_are_open_to_the_monitoring_host_alone() -> None:
 @pytest.mark.parametrize("setting,message", [
     ("alert_target_down_for=soon", "must be a duration"),
     ("alertmanager_webhook_url=ftp://x", "http\\(s\\) URL"),
-    ("alert_memory_available_percent=0", "between 1 and 90"),
-    ('redis_exporter_queue_keys=["a b"]', "keys of letters"),
+    ("alert_memory_available_percent=0", "from 1 to at most 90"),
+    ('redis_exporter_queue_keys=["a b"]', "a key of letters"),
 ])
 def test_settings_prometheus_could_not_read_are_refused(setting: str, message: str) -> None:
     with pytest.raises(FabstackError, match=message) as refused:

@@ -37,7 +37,7 @@ def test_zero_or_negative_size_is_refused(project_copy: Path) -> None:
     project = load_env(project_copy, "sandbox")
     project.overrides = parse_overrides(["nginx_worker_connections=0"])
     line = error_of(lambda: project.setup("app1", None))
-    assert "key nginx_worker_connections" in line and "host app1" in line and "positive" in line
+    assert "key nginx_worker_connections" in line and "host app1" in line and "must be from 1 to" in line
 
 
 def test_unknown_role_in_site_yml(project_copy: Path) -> None:

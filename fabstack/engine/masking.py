@@ -33,8 +33,9 @@ def url_secrets(url: str) -> set[str]:
     return {part for part in found if len(part) >= 3}
 
 
-def secret_values(variables: dict[str, Any]) -> set[str]:
-    """String values of variables whose name marks them secret (``*password*``, ``*secret*``, ``*token*``...)."""
+def secret_values(variables: dict[str, Any], declared: set[str] | frozenset[str] = frozenset()) -> set[str]:
+    """String values of variables whose name marks them secret (``*password*``, ``*secret*``, ``*token*``...) or
+    that a role declares secret (``declared``)."""
     found: set[str] = set()
 
     def walk(key: str, value: Any) -> None:
@@ -44,6 +45,9 @@ def secret_values(variables: dict[str, Any]) -> set[str]:
         elif isinstance(value, list):
             for item in value:
                 walk(key, item)
+        elif isinstance(value, str | int) and not isinstance(value, bool) and key.split(".")[0] in declared:
+            if len(str(value)) >= 3:
+                found.add(str(value))
         elif isinstance(value, str) and "PRIVATE KEY-----" in value:
             found.update(pem_key_parts(value))  # a private key is secret whatever its setting is called
         elif isinstance(value, str) and _URL.match(value):

@@ -261,7 +261,8 @@ class Project:
                 raise FabstackError(f"role {role.name} needs role {missing[0]} on the same host (it reads its "
                                     "settings)", where=str(self.root / "site.yml"), key="roles", host=host)
         resolved = self.resolve(host)
-        secrets = secret_values(resolved.values) | vault.revealed()
+        declared = {key for role in roles for key in role.secret_settings}
+        secrets = secret_values(resolved.values, declared) | vault.revealed()
         self.masker.add(secrets)
         for role in roles:
             role.check_types(host, resolved.values, resolved.origins, secrets)

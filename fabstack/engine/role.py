@@ -14,7 +14,7 @@ from typing import Any
 import jinja2
 
 from fabstack.engine import operations as ops
-from fabstack.engine import valuegrammar
+from fabstack.engine import settingspec, valuegrammar
 from fabstack.engine.bundled import repo_or_bundled
 from fabstack.engine.errors import FabstackError, shorten
 from fabstack.engine.inventory import host_entry
@@ -76,6 +76,21 @@ class Role:
         return declare(values, facts) if declare else None
 
     @property
+    def settings(self) -> dict[str, settingspec.Setting]:
+        """What each of the role's settings may hold beyond its default's type (``SETTINGS``)."""
+        return dict(contract_value(self.module, "SETTINGS"))
+
+    @property
+    def secret_settings(self) -> tuple[str, ...]:
+        """Settings declared secret whose names do not already say so."""
+        return tuple(key for key, spec in self.settings.items() if spec.secret)
+
+    @property
+    def descriptions(self) -> dict[str, str]:
+        """Each default's description: the comment above it in ``defaults/main.yml``."""
+        return settingspec.descriptions(self.defaults_file)
+
+    @property
     def needs(self) -> tuple[str, ...]:
         """Roles that must run on the same host: this role reads their settings (``NEEDS``)."""
         return tuple(contract_value(self.module, "NEEDS"))
@@ -111,6 +126,10 @@ class Role:
                 wrong = None
             if wrong:
                 raise FabstackError(f"{wrong}, got {shown}", where=origins.get(key, ""), key=key, host=host)
+        for key, message in settingspec.problems(self.settings, values):
+            if key in self.secret_settings or str(values[key]) in secret:
+                message = message.split(", got ")[0] + ", got (secret)"
+            raise FabstackError(message, where=origins.get(key, ""), key=key, host=host)
         check = contract_value(self.module, "check")
         if check is not None:
             for key, message in check(values):
@@ -152,6 +171,10 @@ def load_role(roles_dir: Path, name: str) -> Role:
     except Exception as exc:  # noqa: BLE001 - any error in a role's module is one line naming the file
         raise FabstackError(f"cannot load the role: {type(exc).__name__}: {exc}", where=str(module_file)) from exc
     check_role_module(module, module_file)
+    unowned = sorted(set(contract_value(module, "SETTINGS")) - set(defaults))
+    if unowned:
+        raise FabstackError(f"SETTINGS names {unowned[0]}, which is not a setting of this role (its defaults)",
+                            where=str(module_file), key="SETTINGS")
     return Role(name=name, path=path, defaults=defaults, module=module)
 
 

@@ -12,11 +12,17 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from fabstack.engine import settingspec
 from fabstack.engine.errors import FabstackError
+from fabstack.engine.settingspec import Setting
 
 
 def _strings(value: Any) -> bool:
     return isinstance(value, tuple | list) and all(isinstance(item, str) for item in value)
+
+
+def _specs(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, Setting) for k, v in value.items())
 
 
 def _handlers(value: Any) -> bool:
@@ -98,6 +104,7 @@ CONTRACT: dict[str, Name] = {
     "HANDLERS": Name(False, _handlers, "a mapping of handler name to shell command", {}),
     "GENERATED_SECRETS": Name(False, _strings, "a tuple of variable names", ()),
     "PORTS": Name(False, _strings, "a tuple of variable names", ()),
+    "SETTINGS": Name(False, _specs, "a mapping of the role's setting names to Setting specs", {}),
     "NEEDS": Name(False, _strings, "a tuple of role names", ()),
     "READS": Name(False, _strings, "a tuple of role names", ()),
 }
@@ -110,7 +117,7 @@ def out_of_bounds(values: dict[str, Any], bounds: dict[str, tuple[int, int]]) ->
             for key, (low, high) in bounds.items() if not low <= values[key] <= high]
 
 
-SQL_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+SQL_IDENTIFIER = re.compile(f"^{settingspec.SQL_IDENTIFIER}$")
 
 
 def not_identifiers(values: dict[str, Any], *keys: str) -> list[tuple[str, str]]:

@@ -4,29 +4,26 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from fabstack.engine.role import RoleContext
+from fabstack.engine.settingspec import Setting, positive
 from fabstack.stack.hostfiles import BACKUP_SCRIPT, BACKUP_SETTINGS
 
 HANDLERS: dict[str, str] = {}
 
 
-def check(values: dict[str, Any]) -> list[tuple[str, str]]:
-    """Retention counts must be positive and the schedule one cron line of five fields."""
-    problems = [(key, f"must be at least 1, got {values[key]}")
-                for key in ("backups_keep_daily", "backups_keep_weekly", "backups_keep_monthly") if values[key] < 1]
-    if len(values["backups_schedule"].split()) != 5:
-        problems.append(("backups_schedule", "must be a cron schedule of five fields"))
-    if not 1 <= values["backups_binlog_minutes"] <= 59:
-        problems.append(("backups_binlog_minutes", "must be from 1 to 59"))
-    return problems
+SETTINGS = {
+    "backups_keep_daily": positive(), "backups_keep_weekly": positive(), "backups_keep_monthly": positive(),
+    "backups_schedule": Setting(pattern=r"\S+( \S+){4}", shape="a cron schedule of five fields"),
+    "backups_binlog_minutes": Setting(least=1, most=59),
+}
 
 
 def engine(ctx: RoleContext) -> str:
     """The host's db tier: the one whose server role it carries (its settings are then this host's; PostgreSQL
     on a host that has both)."""
-    return "mariadb" if "mariadb_databases" in ctx.vars and "postgresql_databases" not in ctx.vars else "postgresql"
+    carried = {role.name for role in ctx.host_roles}
+    return "mariadb" if "mariadb" in carried and "postgresql" not in carried else "postgresql"
 
 
 def deploy(ctx: RoleContext) -> None:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fabstack.engine.role import HOST_LIB, RoleContext
+from fabstack.engine.settingspec import Setting, positive
 from fabstack.stack.tuning import capped_nofile
 
 HANDLERS = {
@@ -12,15 +11,10 @@ HANDLERS = {
 }
 
 
-def check(values: dict[str, Any]) -> list[tuple[str, str]]:
-    """Values that are well-typed but cannot work."""
-    problems = []
-    for key in ("common_somaxconn", "common_file_max", "common_nofile_limit"):
-        if values[key] <= 0:
-            problems.append((key, f"must be a positive number, got {values[key]}"))
-    if values["common_overcommit_memory"] not in (0, 1, 2):
-        problems.append(("common_overcommit_memory", "must be 0, 1 or 2"))
-    return problems
+SETTINGS = {
+    "common_somaxconn": positive(), "common_file_max": positive(), "common_nofile_limit": positive(),
+    "common_overcommit_memory": Setting(choices=(0, 1, 2)),
+}
 
 
 def deploy(ctx: RoleContext) -> None:

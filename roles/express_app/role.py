@@ -3,10 +3,8 @@ Redis credentials, the shared rate limit). The app itself is released from git (
 
 from __future__ import annotations
 
-from typing import Any
-
 from fabstack.engine.role import RoleContext
-from fabstack.engine.rolecontract import out_of_bounds
+from fabstack.engine.settingspec import positive
 from fabstack.stack.runtimes import RUNTIMES
 
 GENERATED_SECRETS = ("postgresql_app_password", "redis_app_password")
@@ -18,9 +16,7 @@ HANDLERS = {
 }
 
 
-def check(values: dict[str, Any]) -> list[tuple[str, str]]:
-    """The rate limit must let requests through."""
-    return out_of_bounds(values, {"express_app_rate_limit": (1, 1_000_000)})
+SETTINGS = {"express_app_rate_limit": positive(1_000_000)}  # requests per second must get through
 
 
 def deploy(ctx: RoleContext) -> None:

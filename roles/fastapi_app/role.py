@@ -3,9 +3,8 @@ Redis credentials). The app itself is released from git (``apps:``, fabstack.day
 
 from __future__ import annotations
 
-from typing import Any
-
 from fabstack.engine.role import RoleContext
+from fabstack.engine.settingspec import positive
 from fabstack.stack.runtimes import RUNTIMES
 
 GENERATED_SECRETS = ("postgresql_app_password", "redis_app_password")
@@ -17,11 +16,7 @@ HANDLERS = {
 }
 
 
-def check(values: dict[str, Any]) -> list[tuple[str, str]]:
-    """The pool must hold at least one connection."""
-    if values["fastapi_db_pool_size"] <= 0:
-        return [("fastapi_db_pool_size", "must be a positive number")]
-    return []
+SETTINGS = {"fastapi_db_pool_size": positive(10_000)}
 
 
 def deploy(ctx: RoleContext) -> None:

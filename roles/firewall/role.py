@@ -5,16 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from fabstack.engine.role import RoleContext
+from fabstack.engine.settingspec import positive
 
 HANDLERS = {
     "load firewall": "nft -f /etc/nftables.conf",
 }
 
 
-def check(values: dict[str, Any]) -> list[tuple[str, str]]:
-    """The SSH rate needs room for fabstack's own connections."""
-    keys = ("firewall_ssh_rate", "firewall_ssh_burst")
-    return [(key, f"must be between 1 and 1000, got {values[key]}") for key in keys if not 1 <= values[key] <= 1000]
+# The SSH rate needs room for fabstack's own connections.
+SETTINGS = {"firewall_ssh_rate": positive(1000), "firewall_ssh_burst": positive(1000)}
 
 
 def sources(ctx: RoleContext, groups: tuple[str, ...]) -> list[str]:

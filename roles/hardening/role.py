@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from fabstack.engine.role import RoleContext
+from fabstack.engine.settingspec import Setting, positive
 
 # Roles whose settings this role reads when the host runs them too (the firewall asks for inbound ports).
 READS = ("firewall",)
@@ -15,35 +16,27 @@ HANDLERS = {
     "restart fail2ban": "fail2ban-client -t >/dev/null && systemctl restart fail2ban",
 }
 
-_MODULE = re.compile(r"^[A-Za-z0-9_-]+$")
 _SYSCTL = re.compile(r"^[a-z0-9_.-]+$")
 
 
+SETTINGS = {
+    "hardening_umask": Setting(pattern=r"0?[0-7]{3}", shape="an octal umask such as 027"),
+    "hardening_reboot_time": Setting(pattern=r"([01][0-9]|2[0-3]):[0-5][0-9]", shape="HH:MM"),
+    **{key: positive(10_000_000) for key in (
+        "hardening_fail2ban_maxretry", "hardening_fail2ban_findtime", "hardening_fail2ban_bantime",
+        "hardening_pass_max_days", "hardening_pass_min_days", "hardening_pass_warn_age")},
+    "hardening_sha_crypt_rounds": Setting(least=1000, most=10_000_000),
+    "hardening_blacklisted_modules": Setting(item=Setting(pattern=r"[A-Za-z0-9_-]+", shape="a module name")),
+    "hardening_compilers": Setting(item=Setting(pattern=r"/\S*", shape="an absolute path")),
+    # getty expands backslashes in /etc/issue
+    "hardening_banner": Setting(pattern=r"[^\\]*", shape="text without backslashes"),
+}
+
+
 def check(values: dict[str, Any]) -> list[tuple[str, str]]:
-    """Values that are well-typed but cannot work."""
-    problems = []
-    if not re.fullmatch(r"0?[0-7]{3}", values["hardening_umask"]):
-        problems.append(("hardening_umask", f"must be an octal umask such as 027, got {values['hardening_umask']!r}"))
-    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", values["hardening_reboot_time"]):
-        problems.append(("hardening_reboot_time", "must be HH:MM"))
-    for key in ("hardening_fail2ban_maxretry", "hardening_fail2ban_findtime", "hardening_fail2ban_bantime",
-                "hardening_pass_max_days", "hardening_pass_min_days", "hardening_pass_warn_age"):
-        if not 1 <= values[key] <= 10_000_000:
-            problems.append((key, f"must be between 1 and 10000000, got {values[key]}"))
-    if not 1000 <= values["hardening_sha_crypt_rounds"] <= 10_000_000:
-        problems.append(("hardening_sha_crypt_rounds", "must be between 1000 and 10000000"))
-    bad = [m for m in values["hardening_blacklisted_modules"] if not _MODULE.match(str(m))]
-    if bad:
-        problems.append(("hardening_blacklisted_modules", f"not module names: {bad!r}"))
+    """Sysctls by name, with plain values."""
     bad = [k for k, v in values["hardening_sysctls"].items() if not _SYSCTL.match(str(k)) or isinstance(v, dict | list)]
-    if bad:
-        problems.append(("hardening_sysctls", f"keys must be sysctl names with plain values: {bad!r}"))
-    bad = [p for p in values["hardening_compilers"] if not str(p).startswith("/") or any(c.isspace() for c in p)]
-    if bad:
-        problems.append(("hardening_compilers", f"must be absolute paths: {bad!r}"))
-    if any(c in values["hardening_banner"] for c in "\\\x00"):
-        problems.append(("hardening_banner", "must not hold backslashes (getty expands them in /etc/issue)"))
-    return problems
+    return [("hardening_sysctls", f"keys must be sysctl names with plain values: {bad!r}")] if bad else []
 
 
 def never_banned(ctx: RoleContext) -> list[str]:

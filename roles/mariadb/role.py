@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import re
 from typing import Any
 
 from fabstack.engine import sshkeys, tls
 from fabstack.engine.errors import FabstackError
 from fabstack.engine.role import RoleContext
-from fabstack.engine.rolecontract import Commitment, Inbound, not_identifiers, out_of_bounds
+from fabstack.engine.rolecontract import Commitment, Inbound
+from fabstack.engine.settingspec import IDENTIFIER, UNIX_USER, Setting, positive
 from fabstack.stack import tuning
 
 GENERATED_SECRETS = ("mariadb_app_password", "mariadb_replication_password", "mariadb_checksum_password",
@@ -39,21 +39,23 @@ def inbound(values: dict[str, Any]) -> list[Inbound]:
                      values["mariadb_replica_group"], values["mariadb_fenced_group"]))]
 
 
+SETTINGS = {
+    # names that go into SQL
+    "mariadb_app_user": IDENTIFIER, "mariadb_replication_user": IDENTIFIER, "mariadb_checksum_user": IDENTIFIER,
+    "mariadb_databases": Setting(item=IDENTIFIER),
+    "mariadb_seed_user": UNIX_USER,
+    "mariadb_buffer_pool_share": Setting(least=0.1, most=0.8),
+    "mariadb_max_connections": Setting(least=0, most=100_000), "mariadb_app_connections": positive(100_000),
+    "mariadb_binlog_expire_days": positive(365),
+}
+
+
 def check(values: dict[str, Any]) -> list[tuple[str, str]]:
-    """Names that go into SQL must be identifiers; sizes must make sense."""
-    problems = not_identifiers(values, "mariadb_app_user", "mariadb_replication_user", "mariadb_checksum_user")
-    if not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", values["mariadb_seed_user"]):
-        problems.append(("mariadb_seed_user", f"must be a Unix user name, got {values['mariadb_seed_user']!r}"))
-    problems += [("mariadb_databases", f"must list lowercase SQL identifiers, got {name!r}")
-                 for name in values["mariadb_databases"] if not_identifiers({"d": name}, "d")]
+    """TLS needs the certificate and its key together."""
     if values["mariadb_tls"] and bool(values["mariadb_tls_certificate"]) != bool(values["mariadb_tls_private_key"]):
         missing = "mariadb_tls_private_key" if values["mariadb_tls_certificate"] else "mariadb_tls_certificate"
-        problems.append((missing, "give both mariadb_tls_certificate and mariadb_tls_private_key, or neither"))
-    if not 0.1 <= values["mariadb_buffer_pool_share"] <= 0.8:
-        problems.append(("mariadb_buffer_pool_share", "must be from 0.1 to 0.8"))
-    return problems + out_of_bounds(values, {"mariadb_max_connections": (0, 100_000),
-                                             "mariadb_app_connections": (1, 100_000),
-                                             "mariadb_binlog_expire_days": (1, 365)})
+        return [(missing, "give both mariadb_tls_certificate and mariadb_tls_private_key, or neither")]
+    return []
 
 
 def max_connections(values: dict[str, Any]) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fabstack.engine.role import RoleContext
-from fabstack.engine.rolecontract import out_of_bounds
+from fabstack.engine.settingspec import Setting
 from fabstack.stack.hostfiles import SEEDED
 
 # Roles that must run on the same host: this role reads their settings.
@@ -16,9 +16,7 @@ KEY = "/etc/mysql/fabstack-seed.key"
 KNOWN_HOSTS = "/etc/mysql/fabstack-seed.known_hosts"
 
 
-def check(values: dict[str, Any]) -> list[tuple[str, str]]:
-    """A seed timeout that a copy can finish in."""
-    return out_of_bounds(values, {"mariadb_replica_seed_timeout": (60, 86_400)})
+SETTINGS = {"mariadb_replica_seed_timeout": Setting(least=60, most=86_400)}  # seconds a copy can finish in
 
 
 def tls_options(values: dict[str, Any]) -> str:

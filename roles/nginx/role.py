@@ -9,7 +9,8 @@ from typing import Any
 from fabstack.engine import tls
 from fabstack.engine.errors import FabstackError, shorten
 from fabstack.engine.role import RoleContext
-from fabstack.engine.rolecontract import Commitment, Inbound, out_of_bounds
+from fabstack.engine.rolecontract import Commitment, Inbound
+from fabstack.engine.settingspec import TCP_PORT, Setting, positive
 from fabstack.stack import lb
 from fabstack.stack.apps import APPS_KEY, App, parse_apps, served_here
 from fabstack.stack.tuning import nginx_worker_connections, nginx_worker_processes, nginx_worker_rlimit_nofile
@@ -54,30 +55,24 @@ _ROUTE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _ROUTE_KEYS = {"path", "group", "app", "strip"}
 
 
+SETTINGS = {
+    "nginx_site": Setting(choices=SITES),
+    **{key: TCP_PORT for key in ("nginx_listen_port", "nginx_upstream_port", "nginx_status_port", "nginx_tls_port")},
+    "nginx_worker_connections": positive(1_048_576), "nginx_worker_processes": Setting(least=0, most=1024),
+    **{key: positive() for key in ("nginx_keepalive_timeout", "nginx_limit_req_rate", "nginx_limit_conn",
+                                   "nginx_upstream_keepalive")},
+    **{key: Setting(pattern=r"/[A-Za-z0-9._/-]*", shape="an absolute path of letters, digits, . _ / -")
+       for key in ("nginx_health_path", "nginx_acme_root")},
+    # older versions are broken
+    "nginx_tls_protocols": Setting(nonempty=True, item=Setting(choices=("TLSv1.2", "TLSv1.3"))),
+    "nginx_tls_ciphers": Setting(item=Setting(pattern=r"[A-Z0-9-]+", shape="an OpenSSL cipher name")),
+    "nginx_tls_resolver": Setting(pattern=r"[A-Za-z0-9.:\[\] -]*", shape="addresses separated by spaces"),
+}
+
+
 def check(values: dict[str, Any]) -> list[tuple[str, str]]:
-    """Values that are well-typed but cannot work."""
+    """What spans settings: a certificate with its key, distinct ports, well-formed headers and LB routes."""
     problems = []
-    if values["nginx_site"] not in SITES:
-        problems.append(("nginx_site", f"must be one of {', '.join(SITES)}, got {values['nginx_site']!r}"))
-    for key in ("nginx_worker_connections", "nginx_listen_port", "nginx_upstream_port", "nginx_keepalive_timeout",
-                "nginx_limit_req_rate", "nginx_limit_conn", "nginx_status_port", "nginx_upstream_keepalive"):
-        if values[key] <= 0:
-            problems.append((key, f"must be a positive number, got {values[key]}"))
-    problems += out_of_bounds(values, {"nginx_worker_connections": (1, 1_048_576),
-                                       "nginx_worker_processes": (0, 1024)})
-    if values["nginx_worker_processes"] < 0:
-        problems.append(("nginx_worker_processes", "must be 0 (from cores) or more"))
-    for key in ("nginx_health_path", "nginx_acme_root"):
-        if not re.fullmatch(r"/[A-Za-z0-9._/-]*", values[key]):
-            problems.append((key, f"must be an absolute path of letters, digits, . _ / -, got {values[key]!r}"))
-    if not 1 <= values["nginx_tls_port"] <= 65535:
-        problems.append(("nginx_tls_port", f"must be a port number, got {values['nginx_tls_port']}"))
-    if not values["nginx_tls_protocols"] or set(values["nginx_tls_protocols"]) - {"TLSv1.2", "TLSv1.3"}:
-        problems.append(("nginx_tls_protocols", "TLSv1.2 and/or TLSv1.3 only (older versions are broken)"))
-    if any(not re.fullmatch(r"[A-Z0-9-]+", str(c)) for c in values["nginx_tls_ciphers"]):
-        problems.append(("nginx_tls_ciphers", "OpenSSL cipher names only"))
-    if values["nginx_tls_resolver"] and not re.fullmatch(r"[A-Za-z0-9.:\[\] -]+", values["nginx_tls_resolver"]):
-        problems.append(("nginx_tls_resolver", "addresses separated by spaces"))
     if bool(values["nginx_tls_certificate"]) != bool(values["nginx_tls_private_key"]):
         problems.append(("nginx_tls_certificate", "give both the certificate and nginx_tls_private_key, or neither"))
     if values["nginx_status_port"] == values["nginx_listen_port"]:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from fabstack.engine.role import RoleContext
-from fabstack.engine.rolecontract import Commitment, out_of_bounds, pooled_processes
+from fabstack.engine.rolecontract import Commitment, pooled_processes
+from fabstack.engine.settingspec import Setting, positive
 from fabstack.stack.apps import served_here
 from fabstack.stack.runtimes import RUNTIMES, unit_shell_command
 from fabstack.stack.runtimes.node import ENTRY_VARIABLE, START_FILE
@@ -21,11 +22,11 @@ HANDLERS = {
 }
 
 
-def check(values: dict[str, Any]) -> list[tuple[str, str]]:
-    """Sizes must be positive and sane."""
-    return out_of_bounds(values, {"node_instances": (0, 256), "node_first_port": (1024, 65000),
-                                  "node_instance_mb": (16, 65536), "node_db_pool_size": (1, 1000),
-                                  "node_journal_max_mb": (16, 1_000_000)})
+SETTINGS = {
+    "node_instances": Setting(least=0, most=256), "node_first_port": Setting(least=1024, most=65000),
+    "node_instance_mb": Setting(least=16, most=65536), "node_db_pool_size": positive(1000),
+    "node_journal_max_mb": Setting(least=16, most=1_000_000),
+}
 
 
 def commitment(values: dict[str, Any], facts: dict[str, Any] | None) -> Commitment | None:

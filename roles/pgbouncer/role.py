@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from fabstack.engine.role import RoleContext
-from fabstack.engine.rolecontract import Inbound, not_identifiers, out_of_bounds
+from fabstack.engine.rolecontract import Inbound
+from fabstack.engine.settingspec import IDENTIFIER, TCP_PORT, Setting, positive
 
 # Roles whose settings this role reads when the host runs them too (the firewall asks for inbound ports).
 READS = ("firewall",)
@@ -30,14 +31,12 @@ def inbound(values: dict[str, Any]) -> list[Inbound]:
                     tuple(values["firewall_app_groups"]))]
 
 
-def check(values: dict[str, Any]) -> list[tuple[str, str]]:
-    """Sizes must be positive; console users plain names (they are written into the user list)."""
-    positive = [(key, f"must be a positive number, got {values[key]}")
-                for key in ("pgbouncer_max_client_conn", "pgbouncer_default_pool_size", "pgbouncer_listen_port")
-                if values[key] <= 0]
-    return positive + not_identifiers(values, "pgbouncer_admin_user", "pgbouncer_stats_user") + out_of_bounds(
-        values, {"pgbouncer_max_client_conn": (1, 1_000_000), "pgbouncer_default_pool_size": (1, 10_000),
-                 "pgbouncer_reserve_pool_size": (0, 10_000)})
+SETTINGS = {
+    "pgbouncer_listen_port": TCP_PORT, "pgbouncer_max_client_conn": positive(1_000_000),
+    "pgbouncer_default_pool_size": positive(10_000), "pgbouncer_reserve_pool_size": Setting(least=0, most=10_000),
+    # console users are written into the user list
+    "pgbouncer_admin_user": IDENTIFIER, "pgbouncer_stats_user": IDENTIFIER,
+}
 
 
 def address_of(ctx: RoleContext, name: str) -> str:

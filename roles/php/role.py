@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import re
-from typing import Any
-
 from fabstack.engine.role import RoleContext
+from fabstack.engine.settingspec import Setting
 
-_VERSION = re.compile(r"^[0-9]+\.[0-9]+$")
-_EXTENSION = re.compile(r"^[a-z0-9][a-z0-9.+-]*$")
-
-
-def check(values: dict[str, Any]) -> list[tuple[str, str]]:
-    """A version Debian spells MAJOR.MINOR; extensions that are package suffixes."""
-    problems = []
-    if not _VERSION.match(values["php_version"]):
-        problems.append(("php_version", f"must be MAJOR.MINOR as Debian names it, got {values['php_version']!r}"))
-    for name in values["php_extensions"]:
-        if not isinstance(name, str) or not _EXTENSION.match(name):
-            problems.append(("php_extensions", f"{name!r} is not a Debian package suffix (cli, pgsql, redis)"))
-    return problems
+SETTINGS = {
+    "php_version": Setting(pattern=r"[0-9]+\.[0-9]+", shape="MAJOR.MINOR as Debian names it"),
+    "php_extensions": Setting(item=Setting(pattern=r"[a-z0-9][a-z0-9.+-]*",
+                                           shape="a Debian package suffix (cli, pgsql, redis)")),
+}
 
 
 def deploy(ctx: RoleContext) -> None:

@@ -4,9 +4,8 @@ is released from git (``apps:``)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from fabstack.engine.role import RoleContext
+from fabstack.engine.settingspec import Setting
 from fabstack.stack.runtimes import RUNTIMES
 
 # Roles that must run on the same host: this role reads their settings.
@@ -27,11 +26,7 @@ HANDLERS = {
 }
 
 
-def check(values: dict[str, Any]) -> list[tuple[str, str]]:
-    """The database tier must be one the shop speaks."""
-    if values["php_app_database"] not in ("", "postgresql", "mariadb"):
-        return [("php_app_database", f"must be postgresql, mariadb or empty, got {values['php_app_database']!r}")]
-    return []
+SETTINGS = {"php_app_database": Setting(choices=("", "postgresql", "mariadb"))}  # a tier the shop speaks
 
 
 def database(ctx: RoleContext) -> str:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from fabstack.engine.role import RoleContext
-from fabstack.engine.rolecontract import Commitment, out_of_bounds
+from fabstack.engine.rolecontract import Commitment
+from fabstack.engine.settingspec import Setting, positive
 from fabstack.stack.tuning import fpm_max_children, fpm_spare_servers
 
 # Roles that must run on the same host: this role reads their settings.
@@ -16,21 +17,13 @@ HANDLERS = {
 }
 
 
-def check(values: dict[str, Any]) -> list[tuple[str, str]]:
-    """Values that are well-typed but cannot work."""
-    problems = []
-    if values["php_fpm_pm"] not in ("dynamic", "static", "ondemand"):
-        problems.append(("php_fpm_pm", f"must be dynamic, static or ondemand, got {values['php_fpm_pm']!r}"))
-    for key in ("php_fpm_worker_mb", "php_fpm_max_requests", "php_opcache_memory_mb",
-                "php_opcache_max_accelerated_files", "php_fpm_listen_backlog"):
-        if values[key] <= 0:
-            problems.append((key, f"must be a positive number, got {values[key]}"))
-    if not 0 < values["php_fpm_memory_share"] <= 1:
-        problems.append(("php_fpm_memory_share", "must be a fraction between 0 and 1"))
-    problems += out_of_bounds(values, {"php_fpm_max_children": (0, 100_000), "php_fpm_worker_mb": (1, 65_536)})
-    if values["php_fpm_max_children"] < 0:
-        problems.append(("php_fpm_max_children", "cannot be negative (0 computes it)"))
-    return problems
+SETTINGS = {
+    "php_fpm_pm": Setting(choices=("dynamic", "static", "ondemand")),
+    "php_fpm_worker_mb": positive(65_536), "php_fpm_max_requests": positive(), "php_opcache_memory_mb": positive(),
+    "php_opcache_max_accelerated_files": positive(), "php_fpm_listen_backlog": positive(),
+    "php_fpm_memory_share": Setting(above=0, most=1),
+    "php_fpm_max_children": Setting(least=0, most=100_000),  # 0 computes it
+}
 
 
 def max_children(values: dict[str, Any], facts: dict[str, Any]) -> int:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from fabstack.engine.role import RoleContext
-from fabstack.engine.rolecontract import Inbound, for_monitoring, not_identifiers
+from fabstack.engine.rolecontract import Inbound, for_monitoring
+from fabstack.engine.settingspec import IDENTIFIER
 
 # Roles that must run on the same host: this role reads their settings.
 NEEDS = ("postgresql",)
@@ -24,9 +25,7 @@ def inbound(values: dict[str, Any]) -> list[Inbound]:
     return for_monitoring(values, "postgres_exporter_port", what="postgres exporter")
 
 
-def check(values: dict[str, Any]) -> list[tuple[str, str]]:
-    """The login role must be a plain identifier (it is written into SQL)."""
-    return not_identifiers(values, "postgres_exporter_user")
+SETTINGS = {"postgres_exporter_user": IDENTIFIER}  # written into SQL
 
 
 def deploy(ctx: RoleContext) -> None:

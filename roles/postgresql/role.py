@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from typing import Any
 
 from fabstack.engine.role import RoleContext
-from fabstack.engine.rolecontract import SQL_IDENTIFIER, Inbound, not_identifiers
+from fabstack.engine.rolecontract import SQL_IDENTIFIER, Inbound
+from fabstack.engine.settingspec import IDENTIFIER, Setting
 
 # Roles whose settings this role reads when the host runs them too (the firewall asks for inbound ports).
 READS = ("firewall",)
@@ -31,7 +31,6 @@ HANDLERS = {
 REWIND_GRANTS = ("pg_ls_dir(text, boolean, boolean)", "pg_stat_file(text, boolean)",
                  "pg_read_binary_file(text)", "pg_read_binary_file(text, bigint, bigint, boolean)")
 
-_SLOT = re.compile(r"^[a-z0-9_]{1,63}$")
 
 
 def inbound(values: dict[str, Any]) -> list[Inbound]:
@@ -40,26 +39,20 @@ def inbound(values: dict[str, Any]) -> list[Inbound]:
                     (values["firewall_pgbouncer_group"], values["firewall_db_group"]))]
 
 
+SETTINGS = {
+    "postgresql_app_user": IDENTIFIER, "postgresql_replication_user": IDENTIFIER, "postgresql_cluster": IDENTIFIER,
+    "postgresql_databases": Setting(item=IDENTIFIER),
+    "postgresql_slot": Setting(pattern=r"[a-z0-9_]{1,63}", shape="a slot name (a-z, 0-9, _; at most 63)"),
+    "postgresql_max_connections": Setting(least=0), "postgresql_superuser_reserved_connections": Setting(least=0),
+    "postgresql_admin_connections": Setting(least=0),
+}
+
+
 def check(values: dict[str, Any]) -> list[tuple[str, str]]:
-    """Names must be plain SQL identifiers; numbers must make sense."""
-    problems = not_identifiers(values, "postgresql_app_user", "postgresql_replication_user")
-    for name in values["postgresql_databases"]:
-        if not isinstance(name, str) or not SQL_IDENTIFIER.match(name):
-            problems.append(("postgresql_databases", f"must list lowercase SQL identifiers, got {name!r}"))
-    for index in values["postgresql_indexes"]:
-        if not isinstance(index, dict) or not _valid_index(index):
-            problems.append(("postgresql_indexes", f"each needs identifiers database, name, table and a "
-                                                   f"comma-separated list of columns, got {index!r}"))
-    if not _SLOT.match(values["postgresql_slot"]):
-        problems.append(("postgresql_slot", f"must be a slot name (a-z, 0-9, _; at most 63), got "
-                                            f"{values['postgresql_slot']!r}"))
-    if not SQL_IDENTIFIER.match(values["postgresql_cluster"]):
-        problems.append(("postgresql_cluster", f"must be a plain cluster name, got {values['postgresql_cluster']!r}"))
-    for key in ("postgresql_max_connections", "postgresql_superuser_reserved_connections",
-                "postgresql_admin_connections"):
-        if values[key] < 0:
-            problems.append((key, f"cannot be negative, got {values[key]}"))
-    return problems
+    """Each index names its database, table and columns by plain identifiers."""
+    return [("postgresql_indexes", f"each needs identifiers database, name, table and a comma-separated list of "
+                                   f"columns, got {index!r}")
+            for index in values["postgresql_indexes"] if not isinstance(index, dict) or not _valid_index(index)]
 
 
 def _valid_index(index: dict[str, Any]) -> bool:

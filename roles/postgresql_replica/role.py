@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import shlex
-from typing import Any
 
 from fabstack.engine.role import RoleContext
+from fabstack.engine.settingspec import positive
 
 # Roles that must run on the same host: this role reads their settings.
 NEEDS = ("postgresql",)
@@ -13,11 +13,7 @@ NEEDS = ("postgresql",)
 HANDLERS: dict[str, str] = {}
 
 
-def check(values: dict[str, Any]) -> list[tuple[str, str]]:
-    """The wait must be positive."""
-    if values["postgresql_replica_clone_wait"] <= 0:
-        return [("postgresql_replica_clone_wait", "must be a positive number of seconds")]
-    return []
+SETTINGS = {"postgresql_replica_clone_wait": positive(86_400)}  # seconds
 
 
 def primary_of(ctx: RoleContext) -> str:

@@ -3,11 +3,11 @@ inventory, alert rules with the roadmaps' thresholds, each config checked by pro
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from fabstack.engine.role import HOST_LIB, RoleContext
 from fabstack.engine.rolecontract import Inbound
+from fabstack.engine.settingspec import DURATION, Setting, positive
 
 PORTS = ("prometheus_port", "alertmanager_port", "alert_receiver_port")
 
@@ -26,7 +26,6 @@ RULES = "/etc/prometheus/rules/fabstack.yml"
 EXPORTERS = (("node", "node_exporter_port"), ("nginx", "nginx_exporter_port"), ("nginx_log", "nginx_log_exporter_port"),
              ("redis", "redis_exporter_port"), ("postgres", "postgres_exporter_port"),
              ("pgbouncer", "pgbouncer_exporter_port"), ("php_fpm", "php_fpm_exporter_port"))
-_DURATION = re.compile(r"^\d+[smhd]$")
 
 
 def inbound(values: dict[str, Any]) -> list[Inbound]:
@@ -34,35 +33,25 @@ def inbound(values: dict[str, Any]) -> list[Inbound]:
     return [Inbound((values["prometheus_port"],), "Prometheus: admins")]
 
 
-def check(values: dict[str, Any]) -> list[tuple[str, str]]:
-    """Durations Prometheus can read, thresholds in range, a webhook that is a URL."""
-    problems = []
-    for key in ("prometheus_scrape_interval", "prometheus_evaluation_interval", "prometheus_retention",
-                "alertmanager_group_wait", "alertmanager_repeat_interval", "alert_target_down_for",
-                "alert_unit_failed_for", "alert_disk_full_for", "alert_memory_for", "alert_http_for",
-                "alert_http_window", "alert_queue_for", "alert_postgres_down_for", "alert_db_connections_for",
-                "alert_replica_for", "alert_replication_lag_for", "alert_slot_for", "alert_pgbouncer_for",
-                "alert_phpfpm_for"):
-        if not _DURATION.match(str(values[key])):
-            problems.append((key, f"must be a duration such as 30s, 5m, 4h or 15d, got {values[key]!r}"))
-    for key in ("alert_backup_age_hours", "alert_certificate_days", "alert_queue_depth",
-                "alert_replication_lag_mb", "alert_replication_lag_seconds", "alert_slot_retained_mb",
-                "alert_pgbouncer_waiting_clients"):
-        if not 1 <= values[key] <= 10_000:
-            problems.append((key, f"must be between 1 and 10000, got {values[key]}"))
-    if not 1 <= values["alert_disk_full_hours"] <= 24 * 90:
-        problems.append(("alert_disk_full_hours", "must be between 1 and 2160"))
-    if not 1 <= values["alert_memory_available_percent"] <= 90:
-        problems.append(("alert_memory_available_percent", "must be between 1 and 90"))
-    for key in ("alert_p95_warning_seconds", "alert_p95_critical_seconds", "alert_error_rate_warning_percent",
-                "alert_error_rate_critical_percent", "alert_redis_memory_percent", "alert_db_connections_percent",
-                "alert_disk_free_critical_percent"):
-        if not 0 < values[key] <= 100:
-            problems.append((key, f"must be above 0 and at most 100, got {values[key]}"))
-    url = values["alertmanager_webhook_url"]
-    if url and not re.fullmatch(r"https?://[^\s\"'\\\\]+", url):
-        problems.append(("alertmanager_webhook_url", "must be an http(s) URL without quotes or spaces"))
-    return problems
+SETTINGS = {
+    **{key: DURATION for key in (
+        "prometheus_scrape_interval", "prometheus_evaluation_interval", "prometheus_retention",
+        "alertmanager_group_wait", "alertmanager_repeat_interval", "alert_target_down_for", "alert_unit_failed_for",
+        "alert_disk_full_for", "alert_memory_for", "alert_http_for", "alert_http_window", "alert_queue_for",
+        "alert_postgres_down_for", "alert_db_connections_for", "alert_replica_for", "alert_replication_lag_for",
+        "alert_slot_for", "alert_pgbouncer_for", "alert_phpfpm_for")},
+    **{key: positive(10_000) for key in (
+        "alert_backup_age_hours", "alert_certificate_days", "alert_queue_depth", "alert_replication_lag_mb",
+        "alert_replication_lag_seconds", "alert_slot_retained_mb", "alert_pgbouncer_waiting_clients")},
+    "alert_disk_full_hours": positive(24 * 90),
+    "alert_memory_available_percent": positive(90),
+    **{key: Setting(above=0, most=100) for key in (
+        "alert_p95_warning_seconds", "alert_p95_critical_seconds", "alert_error_rate_warning_percent",
+        "alert_error_rate_critical_percent", "alert_redis_memory_percent", "alert_db_connections_percent",
+        "alert_disk_free_critical_percent")},
+    "alertmanager_webhook_url": Setting(pattern=r"(https?://[^\s\"'\\\\]+)?",
+                                        shape="an http(s) URL without quotes or spaces, or empty", secret=True),
+}
 
 
 def scrape_jobs(ctx: RoleContext) -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ from typing import Any
 
 from fabstack.engine.role import RoleContext
 from fabstack.engine.rolecontract import Commitment, Inbound
+from fabstack.engine.settingspec import TCP_PORT, Setting
 
 # Roles whose settings this role reads when the host runs them too (the firewall asks for inbound ports).
 READS = ("firewall",)
@@ -25,14 +26,8 @@ def inbound(values: dict[str, Any]) -> list[Inbound]:
     return [Inbound((values["redis_port"],), "Redis: apps and workers", tuple(values["firewall_app_groups"]))]
 
 
-def check(values: dict[str, Any]) -> list[tuple[str, str]]:
-    """The use must be known and sizes sensible."""
-    problems = []
-    if values["redis_use"] not in ("queue", "cache"):
-        problems.append(("redis_use", f"must be queue or cache, got {values['redis_use']!r}"))
-    if values["redis_maxmemory_mb"] < 0:
-        problems.append(("redis_maxmemory_mb", "cannot be negative"))
-    return problems
+SETTINGS = {"redis_use": Setting(choices=("queue", "cache")), "redis_maxmemory_mb": Setting(least=0),
+            "redis_port": TCP_PORT}
 
 
 def commitment(values: dict[str, Any], facts: dict[str, Any] | None) -> Commitment | None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from fabstack.engine.role import RoleContext
 from fabstack.engine.rolecontract import Inbound, for_monitoring
+from fabstack.engine.settingspec import Setting
 
 # Roles that must run on the same host: this role reads their settings.
 NEEDS = ("redis",)
@@ -23,10 +23,9 @@ def inbound(values: dict[str, Any]) -> list[Inbound]:
     return for_monitoring(values, "redis_exporter_port", what="redis exporter")
 
 
-def check(values: dict[str, Any]) -> list[tuple[str, str]]:
-    """Queue keys the exporter's comma-separated flag can carry."""
-    bad = [k for k in values["redis_exporter_queue_keys"] if not re.fullmatch(r"[A-Za-z0-9:_.@-]+", str(k))]
-    return [("redis_exporter_queue_keys", f"keys of letters, digits and : _ . @ - only: {bad!r}")] if bad else []
+# Queue keys the exporter's comma-separated flag can carry.
+SETTINGS = {"redis_exporter_queue_keys": Setting(item=Setting(pattern=r"[A-Za-z0-9:_.@-]+",
+                                                              shape="a key of letters, digits and : _ . @ -"))}
 
 
 def deploy(ctx: RoleContext) -> None:

@@ -3,10 +3,8 @@ leaves sshd not answering is undone."""
 
 from __future__ import annotations
 
-import re
-from typing import Any
-
 from fabstack.engine.role import RoleContext
+from fabstack.engine.settingspec import Setting, positive
 
 # After a reload, a fresh connection must get sshd's banner; if it does not, the previous drop-in comes back (the
 # engine's own session is still open: sshd keeps established connections across a reload).
@@ -29,28 +27,21 @@ OLD_DROP_IN = "/etc/ssh/sshd_config.d/60-fabstack.conf"
 HOST_KEY_ALGORITHMS = {"ed25519": ["ssh-ed25519"], "rsa": ["rsa-sha2-512", "rsa-sha2-256"]}
 
 
-def check(values: dict[str, Any]) -> list[tuple[str, str]]:
-    """Only key-based root logins (or none); host keys that ssh-audit accepts; every list non-empty."""
-    problems = []
-    if values["sshd_permit_root_login"] not in ("prohibit-password", "no"):
-        problems.append(("sshd_permit_root_login", "must be prohibit-password or no: passwords are never accepted"))
-    types = values["sshd_host_key_types"]
-    if not types or any(t not in HOST_KEY_ALGORITHMS for t in types):
-        problems.append(("sshd_host_key_types", f"must be ed25519 and/or rsa, got {types!r}"))
-    for key in ("sshd_ciphers", "sshd_macs", "sshd_kex_algorithms"):
-        if not values[key] or any(not isinstance(v, str) or not v.replace("@", "").replace(".", "").replace(
-                "-", "").isalnum() for v in values[key]):
-            problems.append((key, "must be a non-empty list of algorithm names"))
-    if any(not str(mac).endswith("-etm@openssh.com") for mac in values["sshd_macs"]):
-        problems.append(("sshd_macs", "only encrypt-then-MAC (-etm@openssh.com) MACs are accepted"))
-    for key in ("sshd_max_sessions", "sshd_per_source_max_startups", "sshd_login_grace_time", "sshd_max_auth_tries"):
-        if not 1 <= values[key] <= 1000:
-            problems.append((key, f"must be between 1 and 1000, got {values[key]}"))
-    if any(c in values["sshd_banner"] for c in "\n \t#"):
-        problems.append(("sshd_banner", "a file path without spaces, newlines or #"))
-    if not re.fullmatch(r"\d+(:\d+:\d+)?", values["sshd_max_startups"]):
-        problems.append(("sshd_max_startups", f"must be N or start:rate:full, got {values['sshd_max_startups']!r}"))
-    return problems
+_ALGORITHM = Setting(pattern=r"[A-Za-z0-9@.-]+", shape="an algorithm name")
+SETTINGS = {
+    # passwords are never accepted
+    "sshd_permit_root_login": Setting(choices=("prohibit-password", "no")),
+    "sshd_host_key_types": Setting(nonempty=True, item=Setting(choices=tuple(HOST_KEY_ALGORITHMS))),
+    "sshd_ciphers": Setting(nonempty=True, item=_ALGORITHM),
+    "sshd_kex_algorithms": Setting(nonempty=True, item=_ALGORITHM),
+    # only encrypt-then-MAC
+    "sshd_macs": Setting(nonempty=True, item=Setting(pattern=r"[A-Za-z0-9@.-]+-etm@openssh\.com",
+                                                     shape="an encrypt-then-MAC name (-etm@openssh.com)")),
+    **{key: positive(1000) for key in ("sshd_max_sessions", "sshd_per_source_max_startups", "sshd_login_grace_time",
+                                       "sshd_max_auth_tries")},
+    "sshd_banner": Setting(pattern=r"[^\s#]*", shape="a file path without spaces or #"),
+    "sshd_max_startups": Setting(pattern=r"[0-9]+(:[0-9]+:[0-9]+)?", shape="N or start:rate:full"),
+}
 
 
 def deploy(ctx: RoleContext) -> None:

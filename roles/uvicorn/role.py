@@ -8,6 +8,7 @@ from typing import Any
 
 from fabstack.engine.role import RoleContext
 from fabstack.engine.rolecontract import Commitment, pooled_processes
+from fabstack.engine.settingspec import TCP_PORT, positive
 from fabstack.stack.apps import served_here
 from fabstack.stack.runtimes import RUNTIMES, unit_shell_command
 from fabstack.stack.tuning import app_keepalive_seconds, capped_nofile, one_per_core
@@ -28,11 +29,8 @@ HANDLERS = {
 }
 
 
-def check(values: dict[str, Any]) -> list[tuple[str, str]]:
-    """Sizes must be positive."""
-    return [(key, f"must be a positive number, got {values[key]}")
-            for key in ("uvicorn_port", "uvicorn_limit_concurrency", "uvicorn_backlog", "uvicorn_worker_mb")
-            if values[key] <= 0]
+SETTINGS = {"uvicorn_port": TCP_PORT, "uvicorn_limit_concurrency": positive(), "uvicorn_backlog": positive(),
+            "uvicorn_worker_mb": positive(65_536)}
 
 
 def commitment(values: dict[str, Any], facts: dict[str, Any] | None) -> Commitment | None:
