@@ -52,7 +52,13 @@ want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
   echo "setup: installing the Python dependencies into .venv"
   .venv/bin/pip install -q --upgrade pip >/dev/null
-  .venv/bin/pip install -q -e '.[test]'
+  # fabstack's dependencies (pyproject.toml's, tests' included), and this checkout itself on the venv's path through a
+  # .pth file: the code you edit is the code that runs, with no editable-install build (nor its notices)
+  .venv/bin/pip uninstall -q -y fabstack >/dev/null 2>&1 || true
+  .venv/bin/python -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]
+print("\n".join(p["dependencies"] + p["optional-dependencies"]["test"]))' >.venv/requirements.txt
+  .venv/bin/pip install -q -r .venv/requirements.txt
+  echo "$PWD" >"$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/fabstack-checkout.pth"
   echo "$want" >"$stamp"
 fi
 echo "setup: ready"
