@@ -11,13 +11,14 @@ from typing import Any
 import pytest
 
 from fabstack.engine.errors import FabstackError
+from fabstack.engine.inventory import env_names
 from fabstack.engine.role import load_role
 from fabstack.engine.settingspec import Setting, descriptions
 from fabstack.tiers.env import load_env
 from tests.conftest import REPO, copy_project
 
 ROLES = {path.parent.name: load_role(REPO / "roles", path.parent.name) for path in (REPO / "roles").glob("*/role.py")}
-ENVS = ("sandbox", "mariadb")
+ENVS = env_names(REPO / "inventory")
 
 
 def refused_value(spec: Setting, default: Any) -> Any:

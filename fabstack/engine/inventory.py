@@ -256,12 +256,17 @@ def group_names_in(path: Path) -> set[str]:
     return found
 
 
+def env_names(inventory_dir: Path) -> list[str]:
+    """The envs of a repo: each ``inventory/ENV.yml`` (a failover's ``ENV.topology.yml`` is not one)."""
+    return sorted(path.stem for path in inventory_dir.glob("*.yml") if not path.name.endswith(".topology.yml"))
+
+
 def groups_of_other_envs(inv: Inventory) -> set[str]:
     """The groups the repo's other inventories declare and this one does not."""
     others: set[str] = set()
-    for path in sorted(inv.path.parent.glob("*.yml")):
-        if path != inv.path and not path.name.endswith(".topology.yml"):
-            others |= group_names_in(path)
+    for env in env_names(inv.path.parent):
+        if env != inv.env:
+            others |= group_names_in(inv.path.parent / f"{env}.yml")
     return others - set(inv.groups)
 
 
