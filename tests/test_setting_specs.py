@@ -13,7 +13,7 @@ import pytest
 from fabstack.engine.errors import FabstackError
 from fabstack.engine.inventory import env_names
 from fabstack.engine.role import load_role
-from fabstack.engine.settingspec import Setting, descriptions
+from fabstack.engine.settingspec import Setting
 from fabstack.tiers.env import load_env
 from tests.conftest import REPO, copy_project
 
@@ -50,7 +50,7 @@ CASES = [(role.name, key, value) for role in ROLES.values() for key, spec in rol
 
 def test_every_setting_of_every_role_is_described_in_its_defaults() -> None:
     undescribed = [f"{role.name}: {key}" for role in ROLES.values()
-                   for key, text in descriptions(role.defaults_file).items() if not text]
+                   for key, text in role.descriptions.items() if not text]
     assert not undescribed, "a comment above each setting in defaults/main.yml says what it is: " + ", ".join(
         undescribed)
 
