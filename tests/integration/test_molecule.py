@@ -21,9 +21,15 @@ def molecule(action: str, scenario: str) -> tuple[int, str]:
 
 
 def failure_excerpt(output: str) -> str:
-    """The part of molecule's output that explains a failure: from ansible's first ``fatal:`` on, else the end."""
+    """The part of molecule's output that explains a failure: from ansible's first ``fatal:`` on (its start, then
+    every line of the deploy it ran that failed, and the recap), else the end."""
     start = output.find("fatal:")
-    return output[start:start + 12000] if start >= 0 else output[-6000:]
+    if start < 0:
+        return output[-6000:]
+    text = output[start:].replace("\\n", "\n")
+    recap = text.find("RECAP")
+    telling = [line for line in text.splitlines() if re.search(r"\| FAILED|\bfailed\b", line)]
+    return "\n".join([text[:4000], "...", *telling[:60], text[recap:recap + 2000] if recap >= 0 else ""])
 
 
 @pytest.mark.timeout(1500)
