@@ -19,6 +19,7 @@ from fabstack.engine.inventory import Inventory, known_hosts_path
 from fabstack.engine.role import load_role
 from fabstack.engine.yamlfile import load_mapping, load_vars_location
 from fabstack.sandbox.podman import exists, podman
+from fabstack.stack.runtimes import RUNTIMES
 from fabstack.tiers.topology import topology_path
 
 BASE_IMAGE = "localhost/debian:bookworm"
@@ -26,10 +27,12 @@ HOST_IMAGE = "localhost/fabstack-host:bookworm"
 CONTAINERFILE = Path(__file__).parent / "images" / "host.Containerfile"
 # The settings the sandbox reads of an env (its hosts' memory, its network, the demo apps' repositories).
 SETTINGS = ("sandbox_memory", "sandbox_network", "sandbox_subnet", "sandbox_app_repositories")
-# The host image carries what a team's golden VM image would: the packages every host's base roles install (their
-# installs are the slowest part of a first converge: rkhunter's file database, debsums, apt-show-versions' cache).
-# No service package: the deploy installs those. Named by the roles' own settings, so the list is theirs.
-BAKED = (("common", "common_packages"), ("hardening", "hardening_packages"))
+# The host image carries what a team's golden VM image would: the packages every host's base roles install
+# (rkhunter's file database, debsums, apt-show-versions' cache: the slowest part of a first converge) and the app
+# runtimes' libraries (PHP, Laravel, Python's, Node). No service package: the deploy installs those. Named from the
+# roles' and runtimes' own lists (settings, constants), so the image follows them.
+BAKED_SETTINGS = (("common", "common_packages"), ("hardening", "hardening_packages"))
+BAKED_RUNTIMES = ("laravel", "asgi", "node")
 DEFAULT_NETWORK = "fabstack"
 DEFAULT_SUBNET = "10.213.0.0/24"
 
@@ -109,9 +112,15 @@ def build_base_image() -> None:
 
 
 def baked_packages() -> list[str]:
-    """The Debian packages the host image has installed (the defaults of the settings BAKED names)."""
+    """The Debian packages the host image has installed: the defaults of BAKED_SETTINGS, PHP's extensions for its
+    default version, the demo FastAPI app's libraries, and the packages of BAKED_RUNTIMES."""
     roles = ENGINE_ROOT / "roles"
-    return sorted({package for role, key in BAKED for package in load_role(roles, role).defaults[key]})
+    found = {package for role, key in BAKED_SETTINGS for package in load_role(roles, role).defaults[key]}
+    php = load_role(roles, "php").defaults
+    found |= {f"php{php['php_version']}-{extension}" for extension in php["php_extensions"]}
+    found |= set(load_role(roles, "fastapi_app").module.PACKAGES)
+    found |= {package for name in BAKED_RUNTIMES for package in RUNTIMES[name].packages}
+    return sorted(found)
 
 
 def _containerfile_digest() -> str:
