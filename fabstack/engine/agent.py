@@ -763,13 +763,16 @@ def apply_service(step: Request, _journal: Journal) -> bool:
         # its unit file changed in this run: start it as the file now says, not as systemd last read it (the
         # role's own "reload systemd" handler would only come after)
         run(["systemctl", "daemon-reload"])
-    if verbs[:1] == ["unmask"]:
+    unmasked = verbs[:1] == ["unmask"]
+    if unmasked:
         systemctl("unmask", name)
         verbs = service_actions(service_state(name), step)
-        systemctl_all(verbs, name)
-        return True
+    if {"start", "restart"} & set(verbs):
+        # a unit that crash-looped before its config was in place (a package's own start, say) may have hit its
+        # start limit: that history must not stop the start the role asks for
+        run(["systemctl", "reset-failed", name])
     systemctl_all(verbs, name)
-    return bool(verbs)
+    return unmasked or bool(verbs)
 
 
 def systemctl(verb: str, name: str) -> None:

@@ -14,7 +14,8 @@ NEEDS = ("postgresql",)
 PORTS = ("postgres_exporter_port",)
 
 HANDLERS = {
-    "restart postgres exporter": "systemctl restart prometheus-postgres-exporter",
+    "restart postgres exporter": "systemctl reset-failed prometheus-postgres-exporter; "
+                                 "systemctl restart prometheus-postgres-exporter",
 }
 
 QUERIES = "/etc/prometheus/postgres-exporter-queries.yaml"
