@@ -174,3 +174,17 @@ def test_handlers_owed_by_a_killed_run_run_on_the_next_one(tmp_path: Path, monke
 def test_a_probe_reports_owed_handlers(tmp_path: Path) -> None:
     agent.Pending.owe("nginx", {"reload nginx": "true"})
     assert agent.probe({"items": []})["pending"] == {"nginx": {"reload nginx": "true"}}
+
+
+def test_a_service_job_that_never_ends_fails_the_step_instead_of_holding_the_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a systemctl whose stop job hangs, as Debian's postgresql@ can (its stop timeout is an hour)
+    fake = tmp_path / "systemctl"
+    fake.write_text('#!/bin/sh\n[ "$1" = stop ] && exec sleep 30\n'
+                    '[ "$1" = show ] && echo ActiveState=deactivating && echo SubState=stop-sigterm\nexit 0\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    monkeypatch.setattr(agent, "SERVICE_JOB_SECONDS", 0.5)
+    with pytest.raises(agent.StepFailed, match=r"systemctl stop db did not finish within 0.5 s "
+                                               r"\(ActiveState=deactivating SubState=stop-sigterm\)"):
+        agent.systemctl("stop", "db")

@@ -775,8 +775,18 @@ def apply_service(step: Request, _journal: Journal) -> bool:
     return unmasked or bool(verbs)
 
 
+# A unit's own timeouts can be unbounded (Debian's postgresql@ waits forever to start, an hour to stop): a job
+# that outlasts this fails the step instead of holding the whole run.
+SERVICE_JOB_SECONDS = 300
+
+
 def systemctl(verb: str, name: str) -> None:
-    code, out = run(["systemctl", verb, name])
+    try:
+        code, out = run(["systemctl", verb, name], timeout=SERVICE_JOB_SECONDS)
+    except subprocess.TimeoutExpired as exc:
+        state = run(["systemctl", "show", "--property=ActiveState,SubState", "--", name])[1]
+        raise StepFailed(f"systemctl {verb} {name} did not finish within {SERVICE_JOB_SECONDS} s "
+                         f"({' '.join(state.split())}); see journalctl -u {name}") from exc
     if code != 0:
         raise StepFailed(f"systemctl {verb} {name} failed: {last_lines(out)}")
 

@@ -42,6 +42,11 @@ class RemoteHost:
                                 host=self.name)
         return text
 
+    def wait_until_booted(self, seconds: int = 120) -> None:
+        """Wait (bounded) until a host that just booted has finished starting its units, so a stop or a restart
+        does not cut into a start still under way; a host still starting after ``seconds`` is left to the caller."""
+        self.run(f"timeout {int(seconds)} systemctl is-system-running --wait", check=False, timeout=seconds + 30)
+
     def service(self, name: str, state: str, *, masked: bool = False) -> bool:
         """Bring a systemd unit to ``state`` (``started`` or ``stopped``; ``masked`` too) through the agent's
         service operation, as a deploy would; return whether anything changed. Raise when it fails."""

@@ -308,6 +308,7 @@ def rejoin(fleet: MariaFleet, name: str) -> None:
     host = fleet.host(name)
     if not host.reachable:
         raise FabstackError(f"cannot rejoin: {host.error}", host=name)
+    host.wait_until_booted()  # an old primary that was just powered back on may still be starting its server
     host.run(f"rm -f {shlex.quote(SEEDED)}")
     topology = fleet.topology
     fleet.record(Topology(primary=topology.primary or primary, fenced=[h for h in topology.fenced if h != name]))

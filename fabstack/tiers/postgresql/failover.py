@@ -310,6 +310,7 @@ def rejoin(fleet: PgFleet, name: str) -> None:
               f"dbname=postgres passfile={pgpass}")
     sql(fleet.host(primary), f"select pg_create_physical_replication_slot('{slot}') where not exists "
                             f"(select from pg_replication_slots where slot_name = '{slot}')")
+    host.wait_until_booted()  # an old primary that was just powered back on may still be starting its server
     host.service(service, "stopped")
     conninfo = f"host={address} port={v['postgresql_port']} user={v['postgresql_replication_user']}"
 
