@@ -89,7 +89,7 @@ def sized_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def both_sizes(sized_copy: Path) -> dict[str, tuple[Declared, Declared]]:
     """Each env declared for small hosts and for large ones."""
     return {env: (declared_for(sized_copy, SMALL, env), declared_for(sized_copy, LARGE, env))
-            for env in ("sandbox", "mariadb")}
+            for env in ("sandbox", "mariadb", "patroni")}
 
 
 # role -> (host, operation, what a small host gets, what a large host gets); the same text for both when the
@@ -141,11 +141,16 @@ EXPECTED = {
                    'targets: ["10.213.0.41:9100"]'),
     "hardening": ("db1", "file /etc/fail2ban/jail.local", "banaction = nftables-multiport",
                   "banaction = nftables-multiport"),
+    "etcd": ("pgw1", "file /etc/default/etcd", 'ETCD_NAME="pgw1"', 'ETCD_NAME="pgw1"'),
+    # the cluster-wide max_worker_processes follows the cores, as the postgresql role computes it
+    "patroni": ("pdb1", "file /etc/patroni/config.yml", '"max_worker_processes": 8', '"max_worker_processes": 32'),
+    "haproxy": ("pgw1", "file /etc/haproxy/haproxy.cfg", "check port 8008", "check port 8008"),
 }
 
 
 # roles the sandbox env does not run, and the env whose hosts carry them
-OTHER_ENV = {"mariadb": "mariadb", "mariadb_replica": "mariadb"}
+OTHER_ENV = {"mariadb": "mariadb", "mariadb_replica": "mariadb", "etcd": "patroni", "patroni": "patroni",
+             "haproxy": "patroni"}
 
 
 def test_every_bundled_role_has_an_expectation() -> None:

@@ -9,3 +9,8 @@ SEEDED = "/var/lib/mysql/fabstack-seeded"
 # The backups role's script (run, list, restore, stats, drop) and the settings it reads (engine, dir, databases).
 BACKUP_SCRIPT = "/usr/local/sbin/fabstack-backup"
 BACKUP_SETTINGS = "/etc/fabstack/backup.json"
+# The marker of a PostgreSQL host whose server Patroni runs: written when the patroni role hands the server over
+# from Debian's unit. From then on neither the postgresql role starts that unit nor the replica role re-clones.
+PATRONI_ADOPTED = "/var/lib/fabstack/patroni-adopted"
+# Patroni's settings file on a db host (patronictl reads it too).
+PATRONI_CONFIG = "/etc/patroni/config.yml"

@@ -9,7 +9,7 @@ from fabstack.engine.rolecontract import Inbound
 from fabstack.engine.settingspec import IDENTIFIER, TCP_PORT, Setting, positive
 
 # Roles whose settings this role reads when the host runs them too (the firewall asks for inbound ports).
-READS = ("firewall",)
+READS = ("firewall", "haproxy")
 
 GENERATED_SECRETS = ("postgresql_app_password", "pgbouncer_admin_password", "pgbouncer_stats_password")
 
@@ -55,10 +55,15 @@ def deploy(ctx: RoleContext) -> None:
                   nofile=computed["pgbouncer_nofile"], notify=["reload systemd", "restart pgbouncer"])
     ctx.template("userlist.txt.j2", "/etc/pgbouncer/userlist.txt", owner="postgres", group="postgres",
                   mode="0640", secret=True, notify="reload pgbouncer")
+    if "haproxy" in {role.name for role in ctx.host_roles}:
+        # HAProxy beside it follows the leader Patroni names: the entries never change on a failover
+        routes = {"primary": "127.0.0.1", "replica": "127.0.0.1", "rw_port": ctx.vars["haproxy_rw_port"],
+                  "ro_port": ctx.vars["haproxy_ro_port"]}
+    else:
+        routes = {"primary": address_of(ctx, computed["pgbouncer_primary"]),
+                  "replica": address_of(ctx, computed["pgbouncer_replica"]),
+                  "rw_port": primary["postgresql_port"], "ro_port": primary["postgresql_port"]}
     ctx.template("pgbouncer.ini.j2", "/etc/pgbouncer/pgbouncer.ini", owner="postgres", group="postgres",
-                  mode="0640", notify="reload pgbouncer",
-                  primary=address_of(ctx, computed["pgbouncer_primary"]),
-                  replica=address_of(ctx, computed["pgbouncer_replica"]),
-                  postgres_port=primary["postgresql_port"],
-                  listen=["127.0.0.1", ctx.facts["primary_address"]])
+                  mode="0640", notify="reload pgbouncer", listen=["127.0.0.1", ctx.facts["primary_address"]],
+                  **routes)
     ctx.service("pgbouncer")

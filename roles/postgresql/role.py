@@ -8,9 +8,10 @@ from typing import Any
 from fabstack.engine.role import RoleContext
 from fabstack.engine.rolecontract import SQL_IDENTIFIER, Inbound
 from fabstack.engine.settingspec import IDENTIFIER, Setting
+from fabstack.stack.hostfiles import PATRONI_ADOPTED, PATRONI_CONFIG
 
 # Roles whose settings this role reads when the host runs them too (the firewall asks for inbound ports).
-READS = ("firewall",)
+READS = ("firewall", "patroni")
 
 GENERATED_SECRETS = ("postgresql_app_password", "postgresql_replication_password")
 
@@ -20,11 +21,16 @@ PORTS = ("postgresql_port",)
 
 HANDLERS = {
     "reload systemd": "systemctl daemon-reload",
-    "reload postgresql": "systemctl reload postgresql",
+    # a server Patroni runs is reloaded and restarted through Patroni, never behind its back
+    "reload postgresql": f"if test -e {PATRONI_ADOPTED}; then runuser -u postgres -- psql -X -qAt -p "
+                         "{{ postgresql_port }} -c 'select pg_reload_conf()' >/dev/null; "
+                         "else systemctl reload postgresql; fi",
     # back only once the server accepts connections (bounded: 30 s), so whatever comes next (PgBouncer's logins,
     # a release's migration hook) meets a server that answers
-    "restart postgresql": "systemctl restart postgresql && for i in $(seq 150); do "
-                          "pg_isready -q -p {{ postgresql_port }} && break; sleep 0.2; done",
+    "restart postgresql": f"if test -e {PATRONI_ADOPTED}; then patronictl -c {PATRONI_CONFIG} restart --force "
+                          f"\"$(sed -n 's/^scope: \"\\(.*\\)\"$/\\1/p' {PATRONI_CONFIG})\" "
+                          "{{ inventory_hostname }}; else systemctl restart postgresql; fi && "
+                          "for i in $(seq 150); do pg_isready -q -p {{ postgresql_port }} && break; sleep 0.2; done",
 }
 
 # What pg_rewind needs from the source server when it connects as the replication role, not a superuser.
@@ -77,11 +83,27 @@ def addresses(ctx: RoleContext, groups: list[str]) -> list[str]:
     return found
 
 
+def under_patroni(ctx: RoleContext) -> bool:
+    """Whether Patroni runs this host's server (the host carries the patroni role): the leader is then whichever
+    member holds the lease, not the inventory's primary."""
+    return "patroni" in {role.name for role in ctx.host_roles}
+
+
+def leader_sql(ctx: RoleContext, database: str, statements: str, *, unless_query: str, equals: str,
+               name: str) -> None:
+    """SQL for the primary. Under Patroni every member declares it and only the one out of recovery (the leader,
+    as the cluster says when the step runs) finds it to do: on a replica the guard reads as met."""
+    if under_patroni(ctx):
+        unless_query = (f"select case when pg_is_in_recovery() then {sql_literal(equals)} "
+                        f"else ({unless_query})::text end")
+    ctx.sql(database, statements, unless_query=unless_query, equals=equals, name=name)
+
+
 def login_role(ctx: RoleContext, name: str, password: str, extra: str) -> None:
     """A login role whose password is kept right; a hash in the role's comment shows it without revealing it."""
     mark = "fabstack:" + hashlib.sha256(f"{name}:{password}".encode()).hexdigest()[:32]
-    ctx.sql(
-        "postgres", name=f"role {name}",
+    leader_sql(
+        ctx, "postgres", name=f"role {name}",
         unless_query=f"select shobj_description(oid, 'pg_authid') from pg_roles where rolname = '{name}'",
         equals=mark,
         statements=(f"select 'create role {name}' where not exists (select from pg_roles where rolname = '{name}')"
@@ -129,45 +151,52 @@ def deploy(ctx: RoleContext) -> None:
         # a failed primary stays down until `inv failover rejoin` makes it a replica of the new primary
         ctx.service(service, state="stopped", enabled=None, masked=True)
         return
-    ctx.service(service)
-    if not is_primary:
+    if under_patroni(ctx):
+        # Debian's unit runs the server until the patroni role hands it over; Patroni starts it from then on
+        ctx.command(f"systemctl enable --now {service}", name=f"start {service} until Patroni runs it",
+                    unless=f"test -e {PATRONI_ADOPTED} || systemctl -q is-active {service}")
+    else:
+        ctx.service(service)
+    if not (is_primary or under_patroni(ctx)):
         return
 
     login_role(ctx, v["postgresql_app_user"], v["postgresql_app_password"], "nosuperuser")
     login_role(ctx, v["postgresql_replication_user"], v["postgresql_replication_password"], "replication")
     user = v["postgresql_replication_user"]
-    ctx.sql("postgres", name=f"pg_rewind grants for {user}",
+    leader_sql(ctx, "postgres", name=f"pg_rewind grants for {user}",
             unless_query=f"select has_function_privilege('{user}', 'pg_catalog.{REWIND_GRANTS[-1]}', 'execute')",
             equals="true",
             statements="".join(f"grant execute on function pg_catalog.{f} to {user};\n" for f in REWIND_GRANTS))
     for replica in replicas:
+        if replica == ctx.host:
+            continue  # a replica that became the leader under Patroni: no slot for itself
         slot = ctx.hostvars[replica]["postgresql_slot"]
-        ctx.sql("postgres", name=f"replication slot {slot}",
+        leader_sql(ctx, "postgres", name=f"replication slot {slot}",
                 unless_query=f"select count(*) from pg_replication_slots where slot_name = '{slot}'", equals="1",
                 statements=f"select pg_create_physical_replication_slot('{slot}') where not exists "
                            f"(select from pg_replication_slots where slot_name = '{slot}');\n")
     schema = ctx.repo_path(v["postgresql_schema_file"]) if v["postgresql_schema_file"] else None
     for database in v["postgresql_databases"]:
-        ctx.sql("postgres", name=f"database {database}",
+        leader_sql(ctx, "postgres", name=f"database {database}",
                 unless_query=f"select count(*) from pg_database where datname = '{database}'", equals="1",
                 statements=f"select 'create database {database} owner {v['postgresql_app_user']}' where not exists "
                            f"(select from pg_database where datname = '{database}')\\gexec\n")
-        ctx.sql(database, name=f"pg_stat_statements in {database}",
+        leader_sql(ctx, database, name=f"pg_stat_statements in {database}",
                 unless_query="select count(*) from pg_extension where extname = 'pg_stat_statements'", equals="1",
                 statements="create extension if not exists pg_stat_statements;\n")
         if schema is not None:
             sql = schema.read_text()
             digest = hashlib.sha256(sql.encode()).hexdigest()[:16]
-            ctx.sql(
-                database, name=f"schema {schema.name} in {database}",
+            leader_sql(
+                ctx, database, name=f"schema {schema.name} in {database}",
                 unless_query="select string_agg(digest, ',') from fabstack_schema", equals=digest,
                 statements=(f"set role {v['postgresql_app_user']};\n{sql}\n"
                             "create table if not exists fabstack_schema (digest text not null);\n"
                             f"delete from fabstack_schema;\ninsert into fabstack_schema values ('{digest}');\n"),
             )
     for index in v["postgresql_indexes"]:
-        ctx.sql(
-            index["database"], name=f"index {index['name']}",
+        leader_sql(
+            ctx, index["database"], name=f"index {index['name']}",
             unless_query=f"select count(*) from pg_indexes where indexname = '{index['name']}'", equals="1",
             statements=(f"create index concurrently if not exists {index['name']} on {index['table']} "
                         f"({index['columns']});\n"),

@@ -6,6 +6,7 @@ import shlex
 
 from fabstack.engine.role import RoleContext
 from fabstack.engine.settingspec import positive
+from fabstack.stack.hostfiles import PATRONI_ADOPTED
 
 # Roles that must run on the same host: this role reads their settings.
 NEEDS = ("postgresql",)
@@ -46,4 +47,6 @@ def deploy(ctx: RoleContext) -> None:
         f"rm -rf {data}.old; mv {data} {data}.old; mv {data}.clone {data}; "
         f"systemctl start {service}; rm -rf {data}.old"
     )
-    ctx.command(script, name=f"clone {primary} into {data}", creates=f"{data}/standby.signal")
+    # a host Patroni runs is never cloned here: after a failover it may be the leader, without standby.signal
+    ctx.command(script, name=f"clone {primary} into {data}",
+                unless=f"test -e {data}/standby.signal || test -e {PATRONI_ADOPTED}")

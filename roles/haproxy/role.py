@@ -1,0 +1,45 @@
+"""haproxy: Debian's HAProxy beside PgBouncer, routing its read-write entry to whichever db host Patroni says
+leads (REST /primary) and its read-only entry to the members within a lag bound, on loopback only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fabstack.engine.role import RoleContext
+from fabstack.engine.settingspec import TCP_PORT, Setting, positive
+
+PORTS = ("haproxy_rw_port", "haproxy_ro_port")
+
+HANDLERS = {
+    # a reload hands the listening sockets to new processes: no connection is refused meanwhile
+    "reload haproxy": "systemctl reload haproxy",
+}
+
+SETTINGS = {
+    "haproxy_rw_port": TCP_PORT, "haproxy_ro_port": TCP_PORT,
+    "haproxy_replica_max_lag_bytes": Setting(least=0),
+    "haproxy_check_interval_ms": Setting(least=100, most=60_000),
+    "haproxy_fall": positive(100), "haproxy_rise": positive(100), "haproxy_maxconn": positive(1_000_000),
+}
+
+
+def check(values: dict[str, Any]) -> list[tuple[str, str]]:
+    """The two routes need two ports."""
+    if values["haproxy_rw_port"] == values["haproxy_ro_port"]:
+        return [("haproxy_ro_port", "must differ from haproxy_rw_port")]
+    return []
+
+
+def members(ctx: RoleContext) -> list[dict[str, Any]]:
+    """The db hosts behind the routes: name, address, PostgreSQL's port and Patroni's REST port."""
+    return [{"name": name, "address": ctx.address_of(name), "port": ctx.hostvars[name]["postgresql_port"],
+             "rest_port": ctx.hostvars[name]["patroni_rest_port"]}
+            for name in ctx.groups.get(ctx.vars["haproxy_db_group"], [])]
+
+
+def deploy(ctx: RoleContext) -> None:
+    """Declare HAProxy, its routes (checked by haproxy -c before they take effect) and its service."""
+    ctx.packages("haproxy")
+    ctx.template("haproxy.cfg.j2", "/etc/haproxy/haproxy.cfg", validate="haproxy -c -q -f %s",
+                 notify="reload haproxy", members=members(ctx))
+    ctx.service("haproxy")

@@ -1,0 +1,80 @@
+"""patroni: Patroni runs the host's PostgreSQL cluster (the postgresql role's) with its leader lease in etcd;
+a streaming primary and its replicas are adopted as they run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fabstack.engine.role import RoleContext
+from fabstack.engine.rolecontract import Inbound
+from fabstack.engine.settingspec import TCP_PORT, Setting, positive
+from fabstack.stack.hostfiles import PATRONI_ADOPTED, PATRONI_CONFIG
+
+# The postgresql role's cluster, settings and computed tuning are what Patroni runs.
+NEEDS = ("postgresql",)
+READS = ("firewall", "etcd")
+
+GENERATED_SECRETS = ("patroni_rest_password",)
+
+PORTS = ("patroni_rest_port",)
+
+HANDLERS = {
+    "reload systemd": "systemctl daemon-reload",
+    # Patroni reads its file again on SIGHUP (and applies what changed to PostgreSQL)
+    "reload patroni": "systemctl reload patroni",
+}
+
+SETTINGS = {
+    "patroni_scope": Setting(pattern=r"[A-Za-z0-9_-]{1,64}", shape="letters, digits, - and _"),
+    "patroni_rest_port": TCP_PORT,
+    "patroni_ttl": Setting(least=5, most=3600), "patroni_loop_wait": positive(600),
+    "patroni_retry_timeout": positive(600), "patroni_maximum_lag_on_failover": Setting(least=0),
+}
+
+def check(values: dict[str, Any]) -> list[tuple[str, str]]:
+    """The lease must outlast a loop and two etcd retries."""
+    needed = values["patroni_loop_wait"] + 2 * values["patroni_retry_timeout"]
+    if values["patroni_ttl"] < needed:
+        return [("patroni_ttl", f"must be at least patroni_loop_wait + 2 x patroni_retry_timeout ({needed}), "
+                                f"got {values['patroni_ttl']}")]
+    return []
+
+
+def inbound(values: dict[str, Any]) -> list[Inbound]:
+    """The REST API: the other db hosts, the routers and the monitoring hosts."""
+    return [Inbound((values["patroni_rest_port"],), "Patroni REST: its peers, the routers' checks, monitoring",
+                    (values["firewall_db_group"], *values["patroni_rest_client_groups"]))]
+
+
+def cluster_parameters(ctx: RoleContext) -> dict[str, Any]:
+    """The parameters Patroni keeps alike on every member, as the postgresql role computed them."""
+    v, computed = ctx.vars, ctx.computed
+    return {
+        "max_connections": computed["postgresql_max_connections"],
+        "max_worker_processes": computed["postgresql_tuning"]["max_worker_processes"],
+        "max_wal_senders": v["postgresql_max_wal_senders"],
+        "max_replication_slots": v["postgresql_max_wal_senders"],
+        "wal_level": "replica", "hot_standby": "on", "wal_log_hints": "on",
+    }
+
+
+def deploy(ctx: RoleContext) -> None:
+    """Declare Patroni's settings and service, and hand the server over from Debian's unit to it once."""
+    v = ctx.vars
+    etcd = [f"{ctx.address_of(name)}:{ctx.hostvars[name]['etcd_client_port']}"
+            for name in ctx.groups.get(v["patroni_etcd_group"], [])]
+    ctx.packages("patroni")
+    ctx.directory("/etc/patroni", owner="postgres", group="postgres", mode="0750")
+    ctx.template("config.yml.j2", PATRONI_CONFIG, owner="postgres", group="postgres", mode="0600", secret=True,
+                 notify="reload patroni", name=ctx.host, address=ctx.facts["primary_address"], etcd_hosts=etcd,
+                 cluster_parameters=cluster_parameters(ctx))
+    ctx.directory("/etc/systemd/system/patroni.service.d")
+    ctx.template("service.conf.j2", "/etc/systemd/system/patroni.service.d/60-fabstack.conf",
+                 notify="reload systemd")
+    # The running server is left running: Patroni adopts it (a replica's Patroni waits for the leader's to
+    # register the cluster first). Debian's unit no longer starts it at boot; Patroni does.
+    service, etc = v["postgresql_service"], v["postgresql_etc"]
+    ctx.command(f"systemctl disable {service} && echo manual > {etc}/start.conf && "
+                f"mkdir -p {PATRONI_ADOPTED.rsplit('/', 1)[0]} && touch {PATRONI_ADOPTED}",
+                creates=PATRONI_ADOPTED, name="hand the server over to Patroni")
+    ctx.service("patroni")
