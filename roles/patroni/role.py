@@ -3,6 +3,8 @@ a streaming primary and its replicas are adopted as they run."""
 
 from __future__ import annotations
 
+import json
+import shlex
 from typing import Any
 
 from fabstack.engine.role import RoleContext
@@ -58,6 +60,31 @@ def cluster_parameters(ctx: RoleContext) -> dict[str, Any]:
     }
 
 
+# What the role wants of the cluster's settings in etcd, and the check that etcd holds it (every wanted key with
+# its value; keys set by others are left alone).
+DCS_WANTED = "/etc/patroni/fabstack-dcs.json"
+DCS_MATCHES = """
+import json, sys, urllib.request
+def held(want, have):
+    if isinstance(want, dict):
+        return isinstance(have, dict) and all(held(v, have.get(k)) for k, v in want.items())
+    return want == have
+want = json.load(open(sys.argv[1]))
+have = json.load(urllib.request.urlopen(sys.argv[2], timeout=5))
+sys.exit(0 if held(want, have) else 1)
+"""
+
+
+def dcs_settings(ctx: RoleContext) -> dict[str, Any]:
+    """The cluster-wide settings: the lease's timing, the failover lag bound, synchronous mode, and the
+    parameters every member runs alike."""
+    v = ctx.vars
+    return {"ttl": v["patroni_ttl"], "loop_wait": v["patroni_loop_wait"], "retry_timeout": v["patroni_retry_timeout"],
+            "maximum_lag_on_failover": v["patroni_maximum_lag_on_failover"],
+            "synchronous_mode": v["postgresql_synchronous"],
+            "postgresql": {"use_pg_rewind": True, "use_slots": True, "parameters": cluster_parameters(ctx)}}
+
+
 def deploy(ctx: RoleContext) -> None:
     """Declare Patroni's settings and service, and hand the server over from Debian's unit to it once."""
     v = ctx.vars
@@ -67,7 +94,7 @@ def deploy(ctx: RoleContext) -> None:
     ctx.directory("/etc/patroni", owner="postgres", group="postgres", mode="0750")
     ctx.template("config.yml.j2", PATRONI_CONFIG, owner="postgres", group="postgres", mode="0600", secret=True,
                  notify="reload patroni", name=ctx.host, address=ctx.facts["primary_address"], etcd_hosts=etcd,
-                 cluster_parameters=cluster_parameters(ctx))
+                 dcs=dcs_settings(ctx))
     ctx.directory("/etc/systemd/system/patroni.service.d")
     ctx.template("service.conf.j2", "/etc/systemd/system/patroni.service.d/60-fabstack.conf",
                  notify="reload systemd")
@@ -78,3 +105,13 @@ def deploy(ctx: RoleContext) -> None:
                 f"mkdir -p {PATRONI_ADOPTED.rsplit('/', 1)[0]} && touch {PATRONI_ADOPTED}",
                 creates=PATRONI_ADOPTED, name="hand the server over to Patroni")
     ctx.service("patroni")
+    # The cluster-wide settings live in etcd: written by the first leader from bootstrap.dcs, then kept in line
+    # with these settings here (a change, or a hand edit since, is applied through patronictl).
+    desired = dcs_settings(ctx)
+    ctx.file(DCS_WANTED, json.dumps(desired, indent=2, sort_keys=True) + "\n", group="postgres", mode="0640")
+    rest = f"http://{ctx.facts['primary_address']}:{v['patroni_rest_port']}/config"
+    ctx.command(f"for i in $(seq 60); do patronictl -c {PATRONI_CONFIG} edit-config --force --quiet "
+                f"--apply {DCS_WANTED} >/dev/null 2>&1 && exit 0; sleep 1; done; "
+                f"patronictl -c {PATRONI_CONFIG} edit-config --force --quiet --apply {DCS_WANTED}",
+                unless=f"python3 -c {shlex.quote(DCS_MATCHES)} {DCS_WANTED} {rest}",
+                name="cluster settings in etcd")

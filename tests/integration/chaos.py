@@ -20,24 +20,24 @@ from tests.conftest import REPO
 PROBE_TABLE = "failover_probe"
 
 
-def pgbouncer_dsn(database: str = "app") -> str:
-    """The app's DSN through the sandbox's PgBouncer (password from the env's generated secrets)."""
-    project = load_env(REPO, "sandbox")
+def pgbouncer_dsn(database: str = "app", env: str = "sandbox") -> str:
+    """The app's DSN through an env's PgBouncer (password from the env's generated secrets)."""
+    project = load_env(REPO, env)
     bouncer = project.setup(project.inventory.select("pgbouncer")[0], None).vars
     return (f"host={bouncer['ansible_host']} port={bouncer['pgbouncer_listen_port']} dbname={database} user=app "
             f"password={bouncer['postgresql_app_password']} connect_timeout=3")
 
 
-def reset_probe_table() -> None:
+def reset_probe_table(env: str = "sandbox") -> None:
     """An empty probe table on the primary."""
-    with psycopg.connect(pgbouncer_dsn(), autocommit=True, prepare_threshold=None) as conn:
+    with psycopg.connect(pgbouncer_dsn(env=env), autocommit=True, prepare_threshold=None) as conn:
         conn.execute(f"drop table if exists {PROBE_TABLE}")
         conn.execute(f"create table {PROBE_TABLE} (id bigint primary key, at timestamptz not null default now())")
 
 
-def probe_ids() -> set[int]:
+def probe_ids(env: str = "sandbox") -> set[int]:
     """Ids present on the current primary."""
-    with psycopg.connect(pgbouncer_dsn(), autocommit=True, prepare_threshold=None) as conn:
+    with psycopg.connect(pgbouncer_dsn(env=env), autocommit=True, prepare_threshold=None) as conn:
         return {row[0] for row in conn.execute(f"select id from {PROBE_TABLE}")}
 
 
@@ -76,6 +76,7 @@ class Writer(Loop):
     """Inserts sequential ids through PgBouncer, recording each acknowledged one and when writes failed."""
 
     max_ids: int = 200_000
+    env: str = "sandbox"
     acked: list[int] = field(default_factory=list)
     errors: int = 0
     failing_since: float | None = None
@@ -102,10 +103,11 @@ class Writer(Loop):
         deadline = time.monotonic() + self.max_seconds
         conn = None
         next_id = 1
+        dsn = pgbouncer_dsn(env=self.env)
         while not self._stop.is_set() and next_id <= self.max_ids and time.monotonic() < deadline:
             try:
                 if conn is None:
-                    conn = psycopg.connect(pgbouncer_dsn(), autocommit=True, prepare_threshold=None)
+                    conn = psycopg.connect(dsn, autocommit=True, prepare_threshold=None)
                 conn.execute(f"insert into {PROBE_TABLE} (id) values (%s)", (next_id,))
                 self.acknowledged(next_id)
                 next_id += 1

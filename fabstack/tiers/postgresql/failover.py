@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from fabstack.engine.errors import FabstackError
 from fabstack.engine.remote import RemoteHost
 from fabstack.tiers.fleet import Fleet, at_once, converge, in_parallel, plan_or_stop
+from fabstack.tiers.postgresql import patroni
 from fabstack.tiers.postgresql.sql import sql
+from fabstack.tiers.postgresql.state import DbState
 from fabstack.tiers.topology import Topology
 
 STATE_SQL = (
@@ -27,30 +29,6 @@ STATE_SQL = (
     "case when pg_is_in_recovery() then coalesce(extract(epoch from now() - pg_last_xact_replay_timestamp()), 0) "
     "else 0 end, current_setting('synchronous_standby_names')"
 )
-
-
-@dataclass
-class DbState:
-    """What one database host says about itself."""
-
-    name: str
-    up: bool = False
-    in_recovery: bool = False
-    paused: bool = False
-    receiver: str = ""
-    lsn: str = ""
-    timeline: int = 0
-    lag_bytes: int = 0
-    lag_seconds: float = 0.0
-    sync_names: str = ""
-    note: str = ""
-
-    @property
-    def role(self) -> str:
-        """primary, replica or down."""
-        if not self.up:
-            return "down"
-        return "replica" if self.in_recovery else "primary"
 
 
 PGBOUNCER_INI = "/etc/pgbouncer/pgbouncer.ini"
@@ -102,6 +80,8 @@ def address_names(fleet: PgFleet) -> dict[str, str]:
 
 def status(fleet: PgFleet) -> list[DbState]:
     """Print one table of db hosts and what every PgBouncer points at; return the states."""
+    if patroni.runs_under_patroni(fleet):
+        return patroni.status(fleet)
     states = list(fleet.states(fleet.db_hosts).values())
     fenced = set(fleet.topology.fenced)
     fleet.out(f"{'HOST':<8}{'ROLE':<9}{'TL':>3} {'LSN':<12}{'LAG B':>8}{'LAG S':>8}  {'RECEIVER':<10}{'SYNC':<14}NOTE")
@@ -242,6 +222,8 @@ def follow(fleet: PgFleet, replica: str, primary: str) -> None:
 def promote(fleet: PgFleet, replica: str | None, force: bool, check: bool,
             max_lag: int = 16 * 1024 * 1024) -> str:
     """Promote a replica to primary: preflight, fence the old primary, pause PgBouncer, promote, repoint, resume."""
+    if patroni.runs_under_patroni(fleet):
+        return patroni.promote(fleet, replica, force, check)
     started = time.monotonic()
     old = fleet.primary
     states: dict[str, DbState] = {}
@@ -293,6 +275,8 @@ def promote(fleet: PgFleet, replica: str | None, force: bool, check: bool,
 
 def rejoin(fleet: PgFleet, name: str) -> None:
     """Make a fenced or stray old primary a replica of the current primary: pg_rewind, else a fresh clone."""
+    if patroni.runs_under_patroni(fleet):
+        return patroni.rejoin(fleet, name)
     started = time.monotonic()
     primary = fleet.primary
     if name == primary:
@@ -375,6 +359,8 @@ def rejoin(fleet: PgFleet, name: str) -> None:
 def switchover(fleet: PgFleet, replica: str | None, check: bool, wait_seconds: float = 30) -> str:
     """A planned switch that loses nothing: pause, stop the primary cleanly, wait for the target to replay its
     shutdown checkpoint, promote, repoint, resume, and rejoin the old primary as a replica."""
+    if patroni.runs_under_patroni(fleet):
+        return patroni.switchover(fleet, replica, check)
     started = time.monotonic()
     old = fleet.primary
     states = fleet.states(fleet.db_hosts)
