@@ -7,12 +7,25 @@ def sql(host: Any, query: str, database: str = "postgres") -> str:
     return host.check_output(f"runuser -u postgres -- psql -X -At -d {database} -c \"{query}\"")
 
 
+def under_patroni(host: Any, fleet: dict[str, Any]) -> bool:
+    """Whether Patroni runs this host's server (the leader is then whoever holds the lease)."""
+    return "patroni" in fleet[host.backend.get_hostname()]["roles"]
+
+
 def is_primary(host: Any, hostvars: dict[str, Any], fleet: dict[str, Any]) -> bool:
+    if under_patroni(host, fleet):
+        return sql(host, "select pg_is_in_recovery()") == "f"
     primaries = [h for h, e in fleet.items() if hostvars["postgresql_primary_group"] in e["vars"]["group_names"]]
     return host.backend.get_hostname() in primaries
 
 
-def test_cluster_running_and_enabled(host: Any, hostvars: dict[str, Any]) -> None:
+def test_cluster_running_and_enabled(host: Any, hostvars: dict[str, Any], fleet: dict[str, Any]) -> None:
+    if under_patroni(host, fleet):
+        # Patroni starts the server, at boot too; Debian's unit never does again
+        assert host.service("patroni").is_running and host.service("patroni").is_enabled
+        assert not host.service(hostvars["postgresql_service"]).is_enabled
+        assert sql(host, "select 1") == "1"
+        return
     service = host.service(hostvars["postgresql_service"])
     assert service.is_running and service.is_enabled
 
@@ -42,8 +55,13 @@ def test_hba_has_no_trust_and_no_errors(host: Any) -> None:
 
 
 def test_primary_streams_to_every_replica(host: Any, hostvars: dict[str, Any], fleet: dict[str, Any]) -> None:
-    slots_wanted = sorted(e["vars"]["postgresql_slot"] for e in fleet.values()
-                          if hostvars["postgresql_replica_group"] in e["vars"]["group_names"])
+    me = host.backend.get_hostname()
+    if under_patroni(host, fleet):  # every other member follows the leader, each through its own slot
+        slots_wanted = sorted(e["vars"]["postgresql_slot"] for name, e in fleet.items()
+                              if name != me and "patroni" in e["roles"])
+    else:
+        slots_wanted = sorted(e["vars"]["postgresql_slot"] for e in fleet.values()
+                              if hostvars["postgresql_replica_group"] in e["vars"]["group_names"])
     if not is_primary(host, hostvars, fleet):
         assert sql(host, "select pg_is_in_recovery()") == "t"
         assert sql(host, "select status from pg_stat_wal_receiver") == "streaming"
