@@ -756,12 +756,19 @@ def apply_packages(step: Request, _journal: Journal) -> bool:
     return True
 
 
-def apply_service(step: Request, _journal: Journal) -> bool:
+# Where unit files and their drop-ins live: one written by this role means systemd must read them again.
+UNIT_DIRS = ("/etc/systemd/system/", "/lib/systemd/system/", "/usr/lib/systemd/system/")
+
+
+def apply_service(step: Request, journal: Journal) -> bool:
     name = step["name"]
     verbs = service_actions(service_state(name), step)
-    if verbs and run(["systemctl", "show", "--property=NeedDaemonReload", "--value", "--", name])[1].strip() == "yes":
-        # its unit file changed in this run: start it as the file now says, not as systemd last read it (the
-        # role's own "reload systemd" handler would only come after)
+    unit_written = any(path.startswith(UNIT_DIRS) for path, _ in journal.saved)
+    if verbs and (unit_written or run(["systemctl", "show", "--property=NeedDaemonReload", "--value", "--",
+                                       name])[1].strip() == "yes"):
+        # its unit file or a drop-in changed in this run: start it as the files now say, not as systemd last read
+        # them (the role's own "reload systemd" handler would only come after). A drop-in in a folder systemd did
+        # not know yet does not show as NeedDaemonReload, hence the role's own writes are looked at too.
         run(["systemctl", "daemon-reload"])
     unmasked = verbs[:1] == ["unmask"]
     if unmasked:

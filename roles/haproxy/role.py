@@ -1,5 +1,5 @@
 """haproxy: Debian's HAProxy beside PgBouncer, routing its read-write entry to whichever db host Patroni says
-leads (REST /primary) and its read-only entry to the members within a lag bound, on loopback only."""
+leads (REST /primary) and its read-only entry to the replicas within a lag bound, on loopback only."""
 
 from __future__ import annotations
 
@@ -40,6 +40,12 @@ def members(ctx: RoleContext) -> list[dict[str, Any]]:
 def deploy(ctx: RoleContext) -> None:
     """Declare HAProxy, its routes (checked by haproxy -c before they take effect) and its service."""
     ctx.packages("haproxy")
+    if ctx.facts.get("container"):
+        # Debian's unit binds /dev/log into the chroot in a mount namespace of its own, which a container may not
+        # create (status 226/NAMESPACE); a VM keeps the unit as Debian ships it
+        ctx.directory("/etc/systemd/system/haproxy.service.d")
+        ctx.file("/etc/systemd/system/haproxy.service.d/60-fabstack-container.conf",
+                 f"# {ctx.vars_managed()}\n[Service]\nBindReadOnlyPaths=\n")
     ctx.template("haproxy.cfg.j2", "/etc/haproxy/haproxy.cfg", validate="haproxy -c -q -f %s",
                  notify="reload haproxy", members=members(ctx))
     ctx.service("haproxy")

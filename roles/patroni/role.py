@@ -22,8 +22,9 @@ PORTS = ("patroni_rest_port",)
 
 HANDLERS = {
     "reload systemd": "systemctl daemon-reload",
-    # Patroni reads its file again on SIGHUP (and applies what changed to PostgreSQL)
-    "reload patroni": "systemctl reload patroni",
+    # Patroni reads its file again on SIGHUP (and applies what changed to PostgreSQL); one between two tries
+    # (a replica waiting for the leader to register the cluster) reads it when it starts again
+    "reload patroni": "systemctl try-reload-or-restart patroni",
 }
 
 SETTINGS = {

@@ -47,6 +47,8 @@ def deploy(ctx: RoleContext) -> None:
         f"rm -rf {data}.old; mv {data} {data}.old; mv {data}.clone {data}; "
         f"systemctl start {service}; rm -rf {data}.old"
     )
-    # a host Patroni runs is never cloned here: after a failover it may be the leader, without standby.signal
+    # A clone is known by the primary it follows (pg_basebackup -R writes primary_conninfo), not by standby.signal:
+    # the fence may have put that in a fresh host's own cluster when it first started beside a running primary.
+    # A host Patroni runs is never cloned here: after a failover it may be the leader.
     ctx.command(script, name=f"clone {primary} into {data}",
-                unless=f"test -e {data}/standby.signal || test -e {PATRONI_ADOPTED}")
+                unless=f"grep -qs '^primary_conninfo' {data}/postgresql.auto.conf || test -e {PATRONI_ADOPTED}")

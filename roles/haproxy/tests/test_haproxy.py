@@ -1,17 +1,17 @@
 """testinfra checks of the haproxy role: the read-write route reaches the member Patroni names leader, the
-read-only route a member in recovery or the leader, and neither listens beyond loopback."""
+read-only route a replica, and neither listens beyond loopback."""
 
 import json
 from typing import Any
 
 
 def through(host: Any, hostvars: dict[str, Any], port: int, query: str) -> str:
-    """A query through a local route, as the app user (its password from PgBouncer's user list is not needed:
-    the route is plain TCP to PostgreSQL, which asks for the app user's password)."""
+    """A query through a local route (plain TCP to PostgreSQL), as the app user, whose password PgBouncer's user
+    list holds."""
+    user = hostvars["pgbouncer_users"][0]
     return host.check_output(
-        f"PGPASSWORD=\"$(sed -n 's/^\"{hostvars['postgresql_app_user']}\" \"\\(.*\\)\"$/\\1/p' "
-        f"/etc/pgbouncer/userlist.txt)\" psql -X -At -h 127.0.0.1 -p {port} -U {hostvars['postgresql_app_user']} "
-        f"-d {hostvars['pgbouncer_database']} -c \"{query}\"")
+        f"PGPASSWORD=\"$(sed -n 's/^\"{user}\" \"\\(.*\\)\"$/\\1/p' /etc/pgbouncer/userlist.txt)\" "
+        f"psql -X -At -h 127.0.0.1 -p {port} -U {user} -d {hostvars['pgbouncer_database']} -c \"{query}\"")
 
 
 def leader(host: Any, fleet: dict[str, Any], hostvars: dict[str, Any]) -> str:
@@ -27,8 +27,8 @@ def test_the_read_write_route_reaches_the_leader(host: Any, hostvars: dict[str, 
     assert through(host, hostvars, hostvars["haproxy_rw_port"], "select pg_is_in_recovery()") == "f"
 
 
-def test_the_read_only_route_answers(host: Any, hostvars: dict[str, Any]) -> None:
-    assert through(host, hostvars, hostvars["haproxy_ro_port"], "select 1") == "1"
+def test_the_read_only_route_reaches_a_replica(host: Any, hostvars: dict[str, Any]) -> None:
+    assert through(host, hostvars, hostvars["haproxy_ro_port"], "select pg_is_in_recovery()") == "t"
 
 
 def test_routes_listen_on_loopback_only(host: Any, hostvars: dict[str, Any]) -> None:
