@@ -274,14 +274,11 @@ def fail(run: HostRun, exc: Exception, printer: Printer) -> None:
     printer.line(run.name, f"FAILED   {message}")
 
 
-def before_planning(
-    project: Project, runs: list[HostRun], hostfacts: dict[str, dict[str, Any]]
-) -> tuple[Plan, list[InputError]]:
-    """Whole-fleet checks: the connection and memory budget, over every host of the env (not only --limit)."""
-    setups = {r.name: r.setup for r in runs}
-    for name in project.inventory.hosts:
-        if name not in setups:
-            setups[name] = project.setup(name, None)
+def before_planning(project: Project, hostfacts: dict[str, dict[str, Any]]) -> tuple[Plan, list[InputError]]:
+    """Whole-fleet checks: the connection and memory budget, over every host of the env and every role of each
+    (not only --limit or --roles: a role run alone reads what another role's commitment computes, as patroni
+    reads the postgresql role's max_connections)."""
+    setups = {name: project.setup(name, None) for name in project.inventory.hosts}
     budget = project.rules.plan(project, setups, hostfacts)
     return budget, [InputError(p.message, where=p.where, key=p.key, host=p.host) for p in budget.problems]
 
@@ -298,7 +295,7 @@ def declare_offline(
         run.raw_facts = facts[run.name]
         run.facts = with_overrides(run, run.raw_facts)
     hostfacts = {run.name: run.facts for run in runs}
-    budget, problems = before_planning(project, runs, hostfacts)
+    budget, problems = before_planning(project, hostfacts)
     if problems:
         raise problems[0]
     return {run.name: declare(project, run, hostfacts, budget) for run in runs}
@@ -348,7 +345,7 @@ def contact_fleet(
     if runs and all(r.name in remembered for r in runs):
         try:
             guess = {r.name: with_overrides(r, remembered[r.name]) for r in runs}
-            guess_budget, problems = before_planning(project, runs, guess)
+            guess_budget, problems = before_planning(project, guess)
             if problems:
                 guess, guess_budget = {}, None
         except InputError:
@@ -437,7 +434,7 @@ def execute(
             run.report.seconds = run.report.seconds or time.monotonic() - run.started
 
     with ThreadPoolExecutor(max_workers=max(1, forks)) as pool:
-        budget, problems = before_planning(project, runs, hostfacts)
+        budget, problems = before_planning(project, hostfacts)
         for problem in problems:
             input_errors.append(problem)
             printer.line(problem.host or "budget", f"REFUSED  {problem.line()}")

@@ -20,11 +20,34 @@ GENERATED_SECRETS = ("patroni_rest_password",)
 
 PORTS = ("patroni_rest_port",)
 
+# What the role wants of the cluster's settings in etcd, and the check that etcd holds it (every wanted key with
+# its value; keys set by others are left alone).
+DCS_WANTED = "/etc/patroni/fabstack-dcs.json"
+DCS_MATCHES = """
+import json, sys, urllib.request
+def held(want, have):
+    if isinstance(want, dict):
+        return isinstance(have, dict) and all(held(v, have.get(k)) for k, v in want.items())
+    return want == have
+want = json.load(open(sys.argv[1]))
+have = json.load(urllib.request.urlopen(sys.argv[2], timeout=5))
+sys.exit(0 if held(want, have) else 1)
+"""
+
+
+APPLY_DCS = (f"for i in $(seq 60); do patronictl -c {PATRONI_CONFIG} edit-config --force --quiet --apply {DCS_WANTED} "
+             f">/dev/null 2>&1 && exit 0; sleep 1; done; "
+             f"patronictl -c {PATRONI_CONFIG} edit-config --force --quiet --apply {DCS_WANTED}")
+
+
 HANDLERS = {
     "reload systemd": "systemctl daemon-reload",
     # Patroni reads its file again on SIGHUP (and applies what changed to PostgreSQL); one between two tries
     # (a replica waiting for the leader to register the cluster) reads it when it starts again
     "reload patroni": "systemctl try-reload-or-restart patroni",
+    # the env's cluster settings changed: put them in etcd (a leader may still be registering the cluster on a
+    # first deploy, hence the bounded retries)
+    "apply cluster settings": APPLY_DCS,
 }
 
 SETTINGS = {
@@ -61,21 +84,6 @@ def cluster_parameters(ctx: RoleContext) -> dict[str, Any]:
     }
 
 
-# What the role wants of the cluster's settings in etcd, and the check that etcd holds it (every wanted key with
-# its value; keys set by others are left alone).
-DCS_WANTED = "/etc/patroni/fabstack-dcs.json"
-DCS_MATCHES = """
-import json, sys, urllib.request
-def held(want, have):
-    if isinstance(want, dict):
-        return isinstance(have, dict) and all(held(v, have.get(k)) for k, v in want.items())
-    return want == have
-want = json.load(open(sys.argv[1]))
-have = json.load(urllib.request.urlopen(sys.argv[2], timeout=5))
-sys.exit(0 if held(want, have) else 1)
-"""
-
-
 def dcs_settings(ctx: RoleContext) -> dict[str, Any]:
     """The cluster-wide settings: the lease's timing, the failover lag bound, synchronous mode, and the
     parameters every member runs alike."""
@@ -108,11 +116,10 @@ def deploy(ctx: RoleContext) -> None:
     ctx.service("patroni")
     # The cluster-wide settings live in etcd: written by the first leader from bootstrap.dcs, then kept in line
     # with these settings here (a change, or a hand edit since, is applied through patronictl).
+    # A changed file applies them (its handler); the check below finds them changed in etcd by hand since.
     desired = dcs_settings(ctx)
-    ctx.file(DCS_WANTED, json.dumps(desired, indent=2, sort_keys=True) + "\n", group="postgres", mode="0640")
+    ctx.file(DCS_WANTED, json.dumps(desired, indent=2, sort_keys=True) + "\n", group="postgres", mode="0640",
+             notify="apply cluster settings")
     rest = f"http://{ctx.facts['primary_address']}:{v['patroni_rest_port']}/config"
-    ctx.command(f"for i in $(seq 60); do patronictl -c {PATRONI_CONFIG} edit-config --force --quiet "
-                f"--apply {DCS_WANTED} >/dev/null 2>&1 && exit 0; sleep 1; done; "
-                f"patronictl -c {PATRONI_CONFIG} edit-config --force --quiet --apply {DCS_WANTED}",
-                unless=f"python3 -c {shlex.quote(DCS_MATCHES)} {DCS_WANTED} {rest}",
+    ctx.command(APPLY_DCS, unless=f"python3 -c {shlex.quote(DCS_MATCHES)} {DCS_WANTED} {rest}",
                 name="cluster settings in etcd")
