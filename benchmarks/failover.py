@@ -8,8 +8,13 @@ requests during the switchover. Asserts nothing.
 write load from a client that writes to whichever host of the tier takes writes; lag before the kill is in
 transactions (GTID), replication being asynchronous.
 
+``--tier patroni`` runs PostgreSQL under Patroni (inventory/patroni.yml, synchronous mode): the leader's container
+is killed ``--kills N`` times in a row (10 by default) under a write load through the apps' DSN, with nobody
+typing anything; each kill prints the seconds to the first acknowledged write after it, writes lost, the new
+leader, and the seconds until the old leader, started again, streams from it by itself.
+
 All traffic goes to sandbox addresses; the writer and the HTTP probe are bounded in count and time.
-Usage: .venv/bin/python benchmarks/failover.py [--tier mariadb]
+Usage: .venv/bin/python benchmarks/failover.py [--tier mariadb | --tier patroni [--kills N]]
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from fabstack.tiers.postgresql.sql import sql
 from tests.integration.chaos import HttpProbe, Writer, probe_ids, reset_probe_table
 from tests.integration.mariadbchaos import ENV as MARIADB_ENV
 from tests.integration.mariadbchaos import MariaWriter, Probe, tier_addresses
+from tests.integration.patronichaos import ENV as PATRONI_ENV
+from tests.integration.patronichaos import kill_the_leader
 
 
 def fleet() -> fo.PgFleet:
@@ -152,10 +159,29 @@ def maria_cycle(kill: bool) -> dict[str, float]:
     return figures
 
 
+def patroni_kills(count: int) -> dict[str, dict[str, float | str]]:
+    """Kill the leader ``count`` times in a row; each one's figures, then the worst and the total lost."""
+    results: dict[str, dict[str, float | str]] = {}
+    for number in range(1, count + 1):
+        kill = kill_the_leader()
+        results[f"kill {number}"] = {"killed": kill.old, "writes back after s": kill.resumed, "acked": kill.acked,
+                                     "lost": kill.lost, "leader": kill.new, "old streams again after s": kill.back}
+        print(f"kill {number}: {results[f'kill {number}']}", flush=True)
+    resumed = [float(r["writes back after s"]) for r in results.values()]
+    results["all"] = {"kills": count, "writes back: best s": min(resumed), "median s": sorted(resumed)[count // 2],
+                      "worst s": max(resumed), "lost": sum(int(r["lost"]) for r in results.values())}
+    return results
+
+
 def main() -> None:
     """Run the scenarios of the tier asked for and print their figures."""
     tier = sys.argv[sys.argv.index("--tier") + 1] if "--tier" in sys.argv else "postgresql"
-    if tier == "mariadb":
+    if tier == "patroni":
+        sandbox_up(env=PATRONI_ENV)
+        quiet_deploy(env=PATRONI_ENV)
+        kills = int(sys.argv[sys.argv.index("--kills") + 1]) if "--kills" in sys.argv else 10
+        results = patroni_kills(kills)
+    elif tier == "mariadb":
         sandbox_up(env=MARIADB_ENV)
         quiet_deploy(env=MARIADB_ENV)
         results = {"failover (kill)": maria_cycle(kill=True), "switchover": maria_cycle(kill=False)}

@@ -92,10 +92,14 @@ def under_patroni(ctx: RoleContext) -> bool:
 def leader_sql(ctx: RoleContext, database: str, statements: str, *, unless_query: str, equals: str,
                name: str) -> None:
     """SQL for the primary. Under Patroni every member declares it and only the one out of recovery (the leader,
-    as the cluster says when the step runs) finds it to do: on a replica the guard reads as met."""
+    as the cluster says when the step runs) finds it to do: on a replica the guard reads as met. Until Patroni
+    runs a host, only the inventory's primary does it: a replica-to-be's own fresh cluster must not get the
+    replication role, or the primary's start-up fence would find a "writable primary" there and stand down."""
     if under_patroni(ctx):
-        unless_query = (f"select case when pg_is_in_recovery() then {sql_literal(equals)} "
-                        f"else ({unless_query})::text end")
+        skip = "pg_is_in_recovery()"
+        if ctx.host not in ctx.groups.get(ctx.vars["postgresql_primary_group"], []):
+            skip += f" or pg_stat_file({sql_literal(PATRONI_ADOPTED)}, true) is null"
+        unless_query = f"select case when {skip} then {sql_literal(equals)} else ({unless_query})::text end"
     ctx.sql(database, statements, unless_query=unless_query, equals=equals, name=name)
 
 
@@ -133,6 +137,8 @@ def deploy(ctx: RoleContext) -> None:
         listen=["localhost", ctx.facts["primary_address"]], replicas=replicas, is_primary=is_primary,
         client_addresses=addresses(ctx, v["postgresql_client_groups"]),
         replication_addresses=addresses(ctx, db_groups),
+        # under Patroni its synchronous_mode names the synchronous standby (in the postgresql.conf it writes)
+        patroni=under_patroni(ctx),
     )
     ctx.template("restart.conf.j2", f"{etc}/conf.d/60-fabstack-restart.conf", owner="postgres", group="postgres",
                   validate=check_config, notify="restart postgresql", **context)

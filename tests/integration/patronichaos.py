@@ -1,0 +1,98 @@
+"""Chaos helpers for PostgreSQL under Patroni (inventory/patroni.yml), shared by tests/integration/test_patroni.py
+and benchmarks/failover.py: who the cluster says leads, and killing the leader's container under a bounded write
+load through the apps' DSN (PgBouncer beside HAProxy). All traffic goes to the env's sandbox addresses."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fabstack.tiers.env import load_env
+from tests.conftest import REPO
+from tests.integration.chaos import Writer, probe_ids, reset_probe_table
+
+ENV = "patroni"
+
+
+def rest_urls() -> dict[str, str]:
+    """Each db host's Patroni REST base URL."""
+    project = load_env(REPO, ENV)
+    urls = {}
+    for name in project.inventory.select("patroni"):
+        v = project.setup(name, None).vars
+        urls[name] = f"http://{v['ansible_host']}:{v['patroni_rest_port']}"
+    return urls
+
+
+def members() -> dict[str, dict]:
+    """Name -> member as the cluster says (asked of whichever member answers first)."""
+    for url in rest_urls().values():
+        try:
+            with urllib.request.urlopen(f"{url}/cluster", timeout=2) as answer:
+                return {m["name"]: m for m in json.load(answer)["members"]}
+        except OSError:
+            continue
+    return {}
+
+
+def leader() -> str:
+    """The member holding the lease ("" while nobody does)."""
+    return next((name for name, m in members().items() if m["role"] == "leader"), "")
+
+
+def streaming(name: str) -> bool:
+    """Whether a member follows the leader, running."""
+    member = members().get(name, {})
+    return member.get("role") in ("replica", "sync_standby") and member.get("state") in ("streaming", "running")
+
+
+def wait_for(what: str, ready: Callable[[], bool], seconds: float) -> float:
+    """Wait (bounded) until ``ready()``; return the seconds it took, fail naming ``what``."""
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        if ready():
+            return time.monotonic() - started
+        time.sleep(0.5)
+    raise AssertionError(f"{what}: not after {seconds}s; members: {members()}")
+
+
+@dataclass
+class Kill:
+    """One kill of the leader: who, seconds from the kill to the first acknowledged write, writes acknowledged
+    and lost, who leads after, and seconds from the old leader's restart until it streams again."""
+
+    old: str
+    resumed: float
+    acked: int
+    lost: int
+    new: str
+    back: float
+
+
+def kill_the_leader(writer_seconds: float = 120) -> Kill:
+    """Kill the leader's container while a writer writes through PgBouncer; writes resume by themselves. Then
+    start it again and wait until it streams from the new leader, by itself."""
+    reset_probe_table(ENV)
+    old = leader()
+    writer = Writer(env=ENV, max_seconds=writer_seconds).start()
+    try:
+        wait_for("the writer's first writes", lambda: len(writer.acked) > 20, 30)
+        killed = time.monotonic()
+        subprocess.run(["podman", "kill", f"fabstack-{old}"], check=True, capture_output=True, timeout=60)
+        wait_for("writes resuming after the kill", lambda: writer.first_ack_after(killed) is not None, 60)
+        resumed = writer.first_ack_after(killed) - killed  # type: ignore[operator]
+        time.sleep(1)
+    finally:
+        writer.stop()
+        lost = len(set(writer.acked) - probe_ids(ENV))
+    new = leader()
+    try:
+        subprocess.run(["podman", "start", f"fabstack-{old}"], check=True, capture_output=True, timeout=60)
+        back = wait_for(f"{old} streaming again as a replica", lambda: streaming(old), 120)
+    finally:
+        subprocess.run(["podman", "start", f"fabstack-{old}"], capture_output=True, timeout=60)
+    return Kill(old, resumed, len(writer.acked), lost, new, back)
