@@ -74,7 +74,7 @@ def lb_declared(root: Path, *overrides: str) -> tuple[list, HostReport]:
     for run in runs:
         run.facts = host_facts(run.setup.vars["ansible_host"], run.name, SMALL)
     hostfacts = {run.name: run.facts for run in runs}
-    budget, problems = before_planning(project, runs, hostfacts)
+    budget, problems = before_planning(project, hostfacts)
     assert not problems, problems
     [lb] = [run for run in runs if run.name == "lb1"]
     return declare(project, lb, hostfacts, budget), lb.report

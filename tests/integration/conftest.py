@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -38,8 +40,44 @@ def sandbox(podman_root: None) -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def deployed(sandbox: None) -> list:
+def deployed(sandbox: None, request: pytest.FixtureRequest) -> list:
     """The sandbox after a full deploy of the repo's own site.yml (asserted to have succeeded)."""
     reports = commands.deploy(REPO, "sandbox")
     assert not [r.host for r in reports if r.failed], [(r.host, r.error, r.events) for r in reports if r.failed]
+    # The other envs this session tests come up meanwhile, while the next modules mostly wait on scanners and
+    # alerts: their deploys are a process of their own, logged to a file.
+    for env, module in AHEAD.items():
+        if any(item.path.name == module for item in request.session.items):
+            bring_up_ahead(env)
     return reports
+
+
+# Envs brought up in the background once the sandbox is deployed, and the module that uses each.
+AHEAD = {"patroni": "test_patroni.py"}
+_BRINGING_UP: dict[str, tuple[subprocess.Popen, Path]] = {}
+
+
+def bring_up_ahead(env: str) -> None:
+    """Start an env's hosts and deploy them in a process of their own (once per session)."""
+    if env in _BRINGING_UP:
+        return
+    log = REPO / ".fabstack" / f"{env}-bring-up.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    script = ("import sys; from pathlib import Path; from fabstack.cli import commands; "
+              f"commands.sandbox_up(Path('.'), {env!r}); reports = commands.deploy(Path('.'), {env!r}); "
+              "sys.exit(1 if any(r.failed for r in reports) else 0)")
+    with log.open("w") as out:
+        _BRINGING_UP[env] = (subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stdout=out,
+                                              stderr=subprocess.STDOUT), log)
+
+
+def brought_up(env: str, seconds: float = 900) -> None:
+    """Wait (bounded) for an env's bring-up, started now if nothing started it; fail with its log's end."""
+    bring_up_ahead(env)
+    process, log = _BRINGING_UP[env]
+    try:
+        process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise AssertionError(f"{env}: not up and deployed after {seconds}s: {log.read_text()[-3000:]}") from None
+    assert process.returncode == 0, f"{env}: bring-up failed: {log.read_text()[-3000:]}"

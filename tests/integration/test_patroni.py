@@ -13,35 +13,35 @@ import pytest
 from fabstack.cli import commands
 from fabstack.day2.verify import verify
 from tests.conftest import REPO
+from tests.integration.conftest import brought_up
 from tests.integration.patronichaos import ENV, kill_the_leader, members, streaming, wait_for
 
 
 @pytest.fixture(scope="module")
-def cluster(podman_root: None) -> Iterator[list]:
-    """The env's hosts, up and deployed (removed at the end unless FABSTACK_KEEP_SANDBOX is set)."""
-    commands.sandbox_up(REPO, ENV)
+def cluster(podman_root: None) -> Iterator[None]:
+    """The env's hosts, up and deployed, in the background since the sandbox was (removed at the end unless
+    FABSTACK_KEEP_SANDBOX is set)."""
     try:
-        reports = commands.deploy(REPO, ENV)
-        assert not [r.host for r in reports if r.failed], [(r.host, r.error) for r in reports if r.failed]
-        yield reports
+        brought_up(ENV)
+        yield
     finally:
         if not os.environ.get("FABSTACK_KEEP_SANDBOX"):
             commands.sandbox_down(REPO, ENV)
 
 
-def test_adopted_cluster_has_one_leader_and_a_streaming_replica(cluster: list) -> None:
+def test_adopted_cluster_has_one_leader_and_a_streaming_replica(cluster: None) -> None:
     found = members()
     assert sorted(m["role"] for m in found.values()) in (["leader", "replica"], ["leader", "sync_standby"]), found
     assert all(streaming(name) for name, m in found.items() if m["role"] != "leader")
 
 
-def test_a_second_deploy_changes_nothing_and_verify_passes(cluster: list) -> None:
+def test_a_second_deploy_changes_nothing_and_verify_passes(cluster: None) -> None:
     again = commands.deploy(REPO, ENV)
     assert {r.host: r.count("changed") for r in again} == {r.host: 0 for r in again}
     assert verify(REPO, ENV) == 0
 
 
-def test_a_killed_leader_is_replaced_with_nobody_typing_and_no_acknowledged_write_lost(cluster: list) -> None:
+def test_a_killed_leader_is_replaced_with_nobody_typing_and_no_acknowledged_write_lost(cluster: None) -> None:
     # the env runs in synchronous mode (inventory/patroni.yml): a standby confirms each commit before it is
     # acknowledged, so the one Patroni promotes has every acknowledged write
     wait_for("a synchronous standby", lambda: any(m["role"] == "sync_standby" for m in members().values()), 30)
