@@ -53,7 +53,7 @@ def deployed(sandbox: None, request: pytest.FixtureRequest) -> list:
 
 
 # Envs brought up in the background once the sandbox is deployed, and the module that uses each.
-AHEAD = {"patroni": "test_patroni.py"}
+AHEAD = {"mariadb": "test_mariadb.py", "patroni": "test_patroni.py"}
 _BRINGING_UP: dict[str, tuple[subprocess.Popen, Path]] = {}
 
 

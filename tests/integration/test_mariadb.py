@@ -23,18 +23,17 @@ from fabstack.tiers.env import load_env, open_fleet
 from fabstack.tiers.mariadb import failover as mf
 from tests.conftest import REPO
 from tests.integration.chaos import sandbox_tls
-from tests.integration.conftest import in_host
+from tests.integration.conftest import brought_up, in_host
 from tests.integration.mariadbchaos import ENV, MariaWriter, Probe, tier_addresses
 
 
 @pytest.fixture(scope="module")
-def tier(podman_root: None) -> Iterator[list]:
-    """The tier's hosts, up and deployed (removed at the end unless FABSTACK_KEEP_SANDBOX is set)."""
-    commands.sandbox_up(REPO, ENV)
+def tier(podman_root: None) -> Iterator[None]:
+    """The tier's hosts, up and deployed, in the background since the sandbox was (removed at the end unless
+    FABSTACK_KEEP_SANDBOX is set)."""
     try:
-        reports = commands.deploy(REPO, ENV)
-        assert not [r.host for r in reports if r.failed], [(r.host, r.error) for r in reports if r.failed]
-        yield reports
+        brought_up(ENV)
+        yield
     finally:
         if not os.environ.get("FABSTACK_KEEP_SANDBOX"):
             commands.sandbox_down(REPO, ENV)
@@ -65,7 +64,7 @@ def replicating(name: str) -> bool:
 
 
 @pytest.fixture
-def probe(tier: list) -> Iterator[Probe]:
+def probe(tier: None) -> Iterator[Probe]:
     """This machine's probe account and table on the tier (dropped at the end from whichever host is primary)."""
     made = Probe(roles()[0]).create()
     try:
@@ -74,7 +73,7 @@ def probe(tier: list) -> Iterator[Probe]:
         made.drop(roles()[0])
 
 
-def test_a_second_deploy_changes_nothing_and_verify_passes(tier: list) -> None:
+def test_a_second_deploy_changes_nothing_and_verify_passes(tier: None) -> None:
     again = commands.deploy(REPO, ENV)
     assert {r.host: r.count("changed") for r in again} == {r.host: 0 for r in again}
     assert verify(REPO, ENV) == 0
@@ -89,7 +88,7 @@ def shop_route() -> dict:
         return dict(json.load(response))
 
 
-def test_the_shop_reads_from_the_replicas_and_writes_to_the_primary_through_the_lb(tier: list) -> None:
+def test_the_shop_reads_from_the_replicas_and_writes_to_the_primary_through_the_lb(tier: None) -> None:
     primary, replicas = roles()
     seen = [shop_route() for _ in range(10)]
     assert {s["write"]["host"] for s in seen} == {primary} and {s["write"]["read_only"] for s in seen} == {0}
@@ -97,7 +96,7 @@ def test_the_shop_reads_from_the_replicas_and_writes_to_the_primary_through_the_
     assert {s["read_after_write"]["host"] for s in seen} == {primary}  # sticky: a request reads its own write
 
 
-def test_a_replica_added_to_a_primary_holding_data_has_the_same_data(tier: list) -> None:
+def test_a_replica_added_to_a_primary_holding_data_has_the_same_data(tier: None) -> None:
     primary, replicas = roles()
     added = replicas[-1]
     sql(primary, "use app; drop table if exists checked; create table checked (id int primary key, "
@@ -131,7 +130,7 @@ def test_a_replica_added_to_a_primary_holding_data_has_the_same_data(tier: list)
         assert int(compared[0]) > 0 and compared[1] == "0", (replica, compared)
 
 
-def test_a_point_in_time_restore_recovers_exactly_the_rows_committed_up_to_then(tier: list) -> None:
+def test_a_point_in_time_restore_recovers_exactly_the_rows_committed_up_to_then(tier: None) -> None:
     primary = roles()[0]
     sql(primary, "drop table if exists app.timeline; create table app.timeline (id int primary key, at datetime "
                  "not null)")

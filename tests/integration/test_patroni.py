@@ -6,15 +6,20 @@ the old one comes back as a replica by itself. benchmarks/failover.py --tier pat
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from fabstack.cli import commands
 from fabstack.day2.verify import verify
-from tests.conftest import REPO
+from fabstack.tiers.env import open_fleet
+from fabstack.tiers.postgresql import failover as fo
+from tests.conftest import REPO, copy_project
+from tests.integration.chaos import Writer, probe_ids, reset_probe_table
 from tests.integration.conftest import brought_up
-from tests.integration.patronichaos import ENV, kill_the_leader, members, streaming, wait_for
+from tests.integration.patronichaos import ENV, kill_the_leader, leader, members, streaming, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -53,3 +58,39 @@ def test_a_killed_leader_is_replaced_with_nobody_typing_and_no_acknowledged_writ
     assert kill.lost == 0
     # goal 15 s: the lease (patroni_ttl, 10 s) runs out, the replica promotes, HAProxy's next checks follow
     assert kill.resumed < 30, f"writes resumed only {kill.resumed:.1f}s after the kill"
+
+
+def test_a_second_clone_sees_the_same_leader_and_a_switchover_under_load_loses_nothing(cluster: None,
+                                                                                       tmp_path: Path) -> None:
+    # a second clone of the repo: no state of the first one's commands, only the env's key and secrets
+    second = copy_project(tmp_path / "second-clone", with_state=True)
+    lines: list[str] = []
+    fleet = open_fleet(second, ENV, out=lines.append)
+    try:
+        fo.status(fleet)
+    finally:
+        fleet.close()
+    old = leader()
+    assert f"leader (lease holder): {old}" in lines, lines
+    reset_probe_table(ENV)
+    writer = Writer(env=ENV, max_seconds=90).start()
+    try:
+        wait_for("the writer's first writes", lambda: len(writer.acked) > 20, 30)
+        started = time.monotonic()
+        fleet = open_fleet(REPO, ENV, out=print)
+        try:
+            new = fo.switchover(fleet, None, check=False)
+        finally:
+            fleet.close()
+        took = time.monotonic() - started
+        time.sleep(1)
+    finally:
+        writer.stop()
+    lost = set(writer.acked) - probe_ids(ENV)
+    back = wait_for(f"{old} following {new}", lambda: streaming(old), 60)
+    outage = max((end - start for start, end in writer.outages), default=0.0)
+    print(f"patroni switchover {old} -> {new}: command {took:.1f}s, longest write outage {outage:.1f}s, "
+          f"{writer.errors} failed attempts, {len(writer.acked)} acknowledged, {len(lost)} lost; {old} streaming "
+          f"{back:.1f}s later")
+    assert new != old and leader() == new
+    assert not lost
