@@ -82,13 +82,22 @@ class Writer(Loop):
     failing_since: float | None = None
     outages: list[tuple[float, float]] = field(default_factory=list)
 
-    def first_ack_after(self, moment: float) -> float | None:
-        """When the first write after ``moment`` was acknowledged (monotonic clock), if any."""
-        return next((end for start, end in self.outages if end >= moment), None)
+    # (sent, acknowledged) of each write, monotonic clock
+    timings: list[tuple[float, float]] = field(default_factory=list)
 
-    def acknowledged(self, written: int) -> None:
+    def first_ack_after(self, moment: float) -> float | None:
+        """When writes were acknowledged again after ``moment`` (monotonic clock), if they were: the end of an
+        outage of failed writes, or a write held (a second or more, as PgBouncer holds a query until a server
+        answers) that was acknowledged after it. A write merely in flight at ``moment`` does not count."""
+        ends = [end for start, end in self.outages if end >= moment]
+        ends += [done for sent, done in self.timings if done >= moment and done - sent >= 1.0]
+        return min(ends, default=None)
+
+    def acknowledged(self, written: int, sent: float | None = None) -> None:
         """Record an acknowledged write (and the end of an outage, if one was under way)."""
         self.acked.append(written)
+        if sent is not None:
+            self.timings.append((sent, time.monotonic()))
         if self.failing_since is not None:
             self.outages.append((self.failing_since, time.monotonic()))
             self.failing_since = None
@@ -108,8 +117,9 @@ class Writer(Loop):
             try:
                 if conn is None:
                     conn = psycopg.connect(dsn, autocommit=True, prepare_threshold=None)
+                sent = time.monotonic()
                 conn.execute(f"insert into {PROBE_TABLE} (id) values (%s)", (next_id,))
-                self.acknowledged(next_id)
+                self.acknowledged(next_id, sent)
                 next_id += 1
             except psycopg.Error as exc:
                 self.failed()

@@ -11,6 +11,8 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import psycopg
+
 from fabstack.tiers.env import load_env
 from tests.conftest import REPO
 from tests.integration.chaos import Writer, probe_ids, reset_probe_table
@@ -50,6 +52,36 @@ def streaming(name: str) -> bool:
     return member.get("role") in ("replica", "sync_standby") and member.get("state") in ("streaming", "running")
 
 
+def synchronous() -> bool:
+    """Whether the cluster runs in synchronous mode (its settings in etcd, asked of a member)."""
+    for url in rest_urls().values():
+        try:
+            with urllib.request.urlopen(f"{url}/config", timeout=2) as answer:
+                return bool(json.load(answer).get("synchronous_mode"))
+        except OSError:
+            continue
+    return False
+
+
+def ready_for_a_failover() -> bool:
+    """A leader, and every other member a standby it may fail over to: in synchronous mode only the synchronous
+    standby may be promoted, and a member that has just come back is one a few seconds after it streams."""
+    found = members()
+    others = [m for m in found.values() if m["role"] != "leader"]
+    wanted = ("sync_standby",) if synchronous() else ("replica", "sync_standby")
+    return len(found) - len(others) == 1 and bool(others) and all(
+        m["role"] in wanted and m.get("state") in ("streaming", "running") for m in others)
+
+
+def fresh_probe_table() -> bool:
+    """Whether an empty probe table could be made through the apps' DSN."""
+    try:
+        reset_probe_table(ENV)
+    except psycopg.Error:
+        return False
+    return True
+
+
 def wait_for(what: str, ready: Callable[[], bool], seconds: float) -> float:
     """Wait (bounded) until ``ready()``; return the seconds it took, fail naming ``what``."""
     started = time.monotonic()
@@ -76,7 +108,8 @@ class Kill:
 def kill_the_leader(writer_seconds: float = 120) -> Kill:
     """Kill the leader's container while a writer writes through PgBouncer; writes resume by themselves. Then
     start it again and wait until it streams from the new leader, by itself."""
-    reset_probe_table(ENV)
+    wait_for("a cluster ready for a failover", ready_for_a_failover, 60)
+    wait_for("the apps' DSN taking writes (PgBouncer holds a failed login for a moment)", fresh_probe_table, 30)
     old = leader()
     writer = Writer(env=ENV, max_seconds=writer_seconds).start()
     try:
@@ -88,7 +121,7 @@ def kill_the_leader(writer_seconds: float = 120) -> Kill:
         time.sleep(1)
     finally:
         writer.stop()
-        lost = len(set(writer.acked) - probe_ids(ENV))
+    lost = len(set(writer.acked) - probe_ids(ENV))
     new = leader()
     try:
         subprocess.run(["podman", "start", f"fabstack-{old}"], check=True, capture_output=True, timeout=60)

@@ -19,7 +19,7 @@ from fabstack.tiers.postgresql import failover as fo
 from tests.conftest import REPO, copy_project
 from tests.integration.chaos import Writer, probe_ids, reset_probe_table
 from tests.integration.conftest import brought_up
-from tests.integration.patronichaos import ENV, kill_the_leader, leader, members, streaming, wait_for
+from tests.integration.patronichaos import ENV, kill_the_leader, leader, members, streaming, synchronous, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def test_a_second_deploy_changes_nothing_and_verify_passes(cluster: None) -> Non
 def test_a_killed_leader_is_replaced_with_nobody_typing_and_no_acknowledged_write_lost(cluster: None) -> None:
     # the env runs in synchronous mode (inventory/patroni.yml): a standby confirms each commit before it is
     # acknowledged, so the one Patroni promotes has every acknowledged write
-    wait_for("a synchronous standby", lambda: any(m["role"] == "sync_standby" for m in members().values()), 30)
+    assert synchronous()
     kill = kill_the_leader()
     print(f"patroni failover (synchronous): writes resumed {kill.resumed:.1f}s after the kill of {kill.old}, "
           f"{kill.new} leads; {kill.acked} writes acknowledged, {kill.lost} lost; {kill.old} streaming again "
