@@ -165,11 +165,13 @@ def patroni_kills(count: int) -> dict[str, dict[str, float | str]]:
     for number in range(1, count + 1):
         kill = kill_the_leader()
         results[f"kill {number}"] = {"killed": kill.old, "writes back after s": kill.resumed, "acked": kill.acked,
-                                     "lost": kill.lost, "leader": kill.new, "old streams again after s": kill.back}
+                                     "lost": kill.lost, "leader": kill.new, "old streams again after s": kill.back,
+                                     "writer left unanswered": kill.stranded}
         print(f"kill {number}: {results[f'kill {number}']}", flush=True)
     resumed = [float(r["writes back after s"]) for r in results.values()]
     results["all"] = {"kills": count, "writes back: best s": min(resumed), "median s": sorted(resumed)[count // 2],
-                      "worst s": max(resumed), "lost": sum(int(r["lost"]) for r in results.values())}
+                      "worst s": max(resumed), "lost": sum(int(r["lost"]) for r in results.values()),
+                      "writers left unanswered": sum(bool(r["writer left unanswered"]) for r in results.values())}
     return results
 
 

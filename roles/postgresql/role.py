@@ -159,8 +159,12 @@ def deploy(ctx: RoleContext) -> None:
         return
     if under_patroni(ctx):
         # Debian's unit runs the server until the patroni role hands it over; Patroni starts it from then on
+        # (a member just booted may still be starting it: wait, bounded, before its SQL is asked)
         ctx.command(f"systemctl enable --now {service}", name=f"start {service} until Patroni runs it",
                     unless=f"test -e {PATRONI_ADOPTED} || systemctl -q is-active {service}")
+        ctx.command(f"for i in $(seq 120); do pg_isready -q -p {v['postgresql_port']} && exit 0; sleep 1; done; "
+                    f"echo 'PostgreSQL does not accept connections 120 s on' >&2; exit 1",
+                    unless=f"pg_isready -q -p {v['postgresql_port']}", name="wait for the server to accept connections")
     else:
         ctx.service(service)
     if not (is_primary or under_patroni(ctx)):

@@ -53,7 +53,8 @@ def test_a_killed_leader_is_replaced_with_nobody_typing_and_no_acknowledged_writ
     kill = kill_the_leader()
     print(f"patroni failover (synchronous): writes resumed {kill.resumed:.1f}s after the kill of {kill.old}, "
           f"{kill.new} leads; {kill.acked} writes acknowledged, {kill.lost} lost; {kill.old} streaming again "
-          f"{kill.back:.1f}s after its restart")
+          f"{kill.back:.1f}s after its restart" + ("; the writer's own connection was left unanswered"
+                                                    if kill.stranded else ""))
     assert kill.new != kill.old
     assert kill.lost == 0
     # goal 15 s: the lease (patroni_ttl, 10 s) runs out, the replica promotes, HAProxy's next checks follow
