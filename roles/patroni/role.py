@@ -100,8 +100,9 @@ def deploy(ctx: RoleContext) -> None:
     etcd = [f"{ctx.address_of(name)}:{ctx.hostvars[name]['etcd_client_port']}"
             for name in ctx.groups.get(v["patroni_etcd_group"], [])]
     ctx.packages("patroni")
-    ctx.directory("/etc/patroni", owner="postgres", group="postgres", mode="0750")
-    ctx.template("config.yml.j2", PATRONI_CONFIG, owner="postgres", group="postgres", mode="0600", secret=True,
+    # root's, readable by Patroni (postgres): the service account cannot swap what root's patronictl reads
+    ctx.directory("/etc/patroni", owner="root", group="postgres", mode="0750")
+    ctx.template("config.yml.j2", PATRONI_CONFIG, owner="root", group="postgres", mode="0640", secret=True,
                  notify="reload patroni", name=ctx.host, address=ctx.facts["primary_address"], etcd_hosts=etcd,
                  dcs=dcs_settings(ctx))
     ctx.directory("/etc/systemd/system/patroni.service.d")
@@ -110,7 +111,8 @@ def deploy(ctx: RoleContext) -> None:
     # The running server is left running: Patroni adopts it (a replica's Patroni waits for the leader's to
     # register the cluster first). Debian's unit no longer starts it at boot; Patroni does.
     service, etc = v["postgresql_service"], v["postgresql_etc"]
-    ctx.command(f"systemctl disable {service} && echo manual > {etc}/start.conf && "
+    # start.conf sits in postgres's folder: written as postgres, so root never follows a link placed there
+    ctx.command(f"systemctl disable {service} && runuser -u postgres -- sh -c 'echo manual > {etc}/start.conf' && "
                 f"mkdir -p {PATRONI_ADOPTED.rsplit('/', 1)[0]} && touch {PATRONI_ADOPTED}",
                 creates=PATRONI_ADOPTED, name="hand the server over to Patroni")
     ctx.service("patroni")
