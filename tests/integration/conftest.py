@@ -40,20 +40,23 @@ def sandbox(podman_root: None) -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def deployed(sandbox: None, request: pytest.FixtureRequest) -> list:
+def deployed(sandbox: None) -> list:
     """The sandbox after a full deploy of the repo's own site.yml (asserted to have succeeded)."""
     reports = commands.deploy(REPO, "sandbox")
     assert not [r.host for r in reports if r.failed], [(r.host, r.error, r.events) for r in reports if r.failed]
-    # The other envs this session tests come up meanwhile, while the next modules mostly wait on scanners and
-    # alerts: their deploys are a process of their own, logged to a file.
-    for env, module in AHEAD.items():
-        if any(item.path.name == module for item in request.session.items):
-            bring_up_ahead(env)
     return reports
 
 
-# Envs brought up in the background once the sandbox is deployed, and the module that uses each.
+# Envs brought up in the background while lynis audits the sandbox (CPU-bound, timing nothing), and the module
+# that uses each. Not sooner: the tests right after the deploy measure rates and timings.
 AHEAD = {"mariadb": "test_mariadb.py", "patroni": "test_patroni.py"}
+
+
+def bring_up_others_ahead(session: pytest.Session) -> None:
+    """Start the envs of AHEAD whose module this session runs, each in a process of its own logged to a file."""
+    for env, module in AHEAD.items():
+        if any(item.path.name == module for item in session.items):
+            bring_up_ahead(env)
 _BRINGING_UP: dict[str, tuple[subprocess.Popen, Path]] = {}
 
 
