@@ -19,7 +19,8 @@ from fabstack.tiers.postgresql import failover as fo
 from tests.conftest import REPO, copy_project
 from tests.integration.chaos import Writer, probe_ids, reset_probe_table
 from tests.integration.conftest import brought_up
-from tests.integration.patronichaos import ENV, kill_the_leader, leader, members, streaming, synchronous, wait_for
+from tests.integration.patronichaos import (ENV, kill_the_leader, leader, members, ready_for_a_failover, streaming,
+                                            synchronous, wait_for)
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +74,8 @@ def test_a_second_clone_sees_the_same_leader_and_a_switchover_under_load_loses_n
         fleet.close()
     old = leader()
     assert f"leader (lease holder): {old}" in lines, lines
+    # a member that came back in the test before is a candidate once the leader names it synchronous standby
+    wait_for("a cluster ready for a switchover", ready_for_a_failover, 60)
     reset_probe_table(ENV)
     writer = Writer(env=ENV, max_seconds=90).start()
     try:

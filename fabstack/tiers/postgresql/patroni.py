@@ -84,7 +84,9 @@ def candidate(found: list[dict[str, Any]], wanted: str | None) -> str:
         return wanted
     if not replicas:
         raise FabstackError("no running replica to lead", key="--replica")
-    return min(replicas, key=lambda m: float(m.get("lag") or 0))["name"]
+    # in synchronous mode Patroni hands the lease only to the synchronous standby
+    synchronous = [m for m in replicas if m.get("role") == "sync_standby"]
+    return min(synchronous or replicas, key=lambda m: float(m.get("lag") or 0))["name"]
 
 
 def wait_for_leader(fleet: Fleet, target: str, seconds: float = 60) -> None:
