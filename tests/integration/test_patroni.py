@@ -19,8 +19,16 @@ from fabstack.tiers.postgresql import failover as fo
 from tests.conftest import REPO, copy_project
 from tests.integration.chaos import Writer, probe_ids, reset_probe_table
 from tests.integration.conftest import brought_up
-from tests.integration.patronichaos import (ENV, kill_the_leader, leader, members, ready_for_a_failover, streaming,
-                                            synchronous, wait_for)
+from tests.integration.patronichaos import (
+    ENV,
+    kill_the_leader,
+    leader,
+    members,
+    ready_for_a_failover,
+    streaming,
+    synchronous,
+    wait_for,
+)
 
 
 @pytest.fixture(scope="module")
