@@ -112,7 +112,10 @@ def switchover(fleet: Fleet, replica: str | None, check: bool) -> str:
     if plan_or_stop(fleet, f"patronictl switchover from {old or 'nobody'} to {target}", reasons, target, check):
         return target
     started = time.monotonic()
-    patronictl(fleet, target, f"switchover --leader {shlex.quote(old)} --candidate {shlex.quote(target)} --force")
+    said = patronictl(fleet, target, f"switchover --leader {shlex.quote(old)} --candidate {shlex.quote(target)} "
+                                     "--force")
+    if "failed" in said.lower():  # patronictl reports a refused switchover and still exits 0
+        raise FabstackError(f"Patroni refused: {said.splitlines()[-1]}", host=target)
     wait_for_leader(fleet, target)
     fleet.out(f"switchover done in {time.monotonic() - started:.1f}s: {target} leads, {old} follows")
     return target
