@@ -74,6 +74,17 @@ def bring_up_ahead(env: str) -> None:
                                               stderr=subprocess.STDOUT), log)
 
 
+def env_up(env: str) -> Iterator[None]:
+    """An env's hosts for one module: up and deployed (in the background while lynis ran, or now), removed at the
+    end unless FABSTACK_KEEP_SANDBOX is set. A module fixture yields from it."""
+    try:
+        brought_up(env)
+        yield
+    finally:
+        if not os.environ.get("FABSTACK_KEEP_SANDBOX"):
+            commands.sandbox_down(REPO, env)
+
+
 def brought_up(env: str, seconds: float = 900) -> None:
     """Wait (bounded) for an env's bring-up, started now if nothing started it; fail with its log's end."""
     bring_up_ahead(env)

@@ -6,7 +6,6 @@ the primary; a replica added to a primary holding data; a point-in-time restore;
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 import urllib.request
@@ -23,20 +22,14 @@ from fabstack.tiers.env import load_env, open_fleet
 from fabstack.tiers.mariadb import failover as mf
 from tests.conftest import REPO
 from tests.integration.chaos import sandbox_tls
-from tests.integration.conftest import brought_up, in_host
+from tests.integration.conftest import env_up, in_host
 from tests.integration.mariadbchaos import ENV, MariaWriter, Probe, tier_addresses
 
 
 @pytest.fixture(scope="module")
 def tier(podman_root: None) -> Iterator[None]:
-    """The tier's hosts, up and deployed, in the background since the sandbox was (removed at the end unless
-    FABSTACK_KEEP_SANDBOX is set)."""
-    try:
-        brought_up(ENV)
-        yield
-    finally:
-        if not os.environ.get("FABSTACK_KEEP_SANDBOX"):
-            commands.sandbox_down(REPO, ENV)
+    """The env's hosts, up and deployed for this module."""
+    yield from env_up(ENV)
 
 
 def sql(host: str, statement: str) -> str:

@@ -5,7 +5,6 @@ the old one comes back as a replica by itself. benchmarks/failover.py --tier pat
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ from fabstack.tiers.env import open_fleet
 from fabstack.tiers.postgresql import failover as fo
 from tests.conftest import REPO, copy_project
 from tests.integration.chaos import Writer, probe_ids, reset_probe_table
-from tests.integration.conftest import brought_up
+from tests.integration.conftest import env_up
 from tests.integration.patronichaos import (
     ENV,
     kill_the_leader,
@@ -33,14 +32,8 @@ from tests.integration.patronichaos import (
 
 @pytest.fixture(scope="module")
 def cluster(podman_root: None) -> Iterator[None]:
-    """The env's hosts, up and deployed, in the background since the sandbox was (removed at the end unless
-    FABSTACK_KEEP_SANDBOX is set)."""
-    try:
-        brought_up(ENV)
-        yield
-    finally:
-        if not os.environ.get("FABSTACK_KEEP_SANDBOX"):
-            commands.sandbox_down(REPO, ENV)
+    """The env's hosts, up and deployed for this module."""
+    yield from env_up(ENV)
 
 
 def test_adopted_cluster_has_one_leader_and_a_streaming_replica(cluster: None) -> None:
