@@ -19,15 +19,23 @@ GENERATED_SECRETS = ("postgresql_app_password", "postgresql_replication_password
 # Settings holding TCP ports this role listens on: the engine refuses two roles sharing one on a host.
 PORTS = ("postgresql_port",)
 
+# The settings that take effect only when the server restarts (under the cluster's configuration folder).
+RESTART_CONF = "conf.d/60-fabstack-restart.conf"
+
 HANDLERS = {
     "reload systemd": "systemctl daemon-reload",
     # a server Patroni runs is reloaded and restarted through Patroni, never behind its back
     "reload postgresql": f"if test -e {PATRONI_ADOPTED}; then runuser -u postgres -- psql -X -qAt -p "
                          "{{ postgresql_port }} -c 'select pg_reload_conf()' >/dev/null; "
                          "else systemctl reload postgresql; fi",
-    # back only once the server accepts connections (bounded: 30 s), so whatever comes next (PgBouncer's logins,
-    # a release's migration hook) meets a server that answers
-    "restart postgresql": f"if test -e {PATRONI_ADOPTED}; then patronictl -c {PATRONI_CONFIG} restart --force "
+    # Not when the running server started after the settings were written (Patroni just started it, on a first
+    # hand-over): a second outage would buy nothing. Back only once the server accepts connections (bounded:
+    # 30 s), so whatever comes next (PgBouncer's logins, a release's migration hook) meets a server that answers.
+    "restart postgresql": "started=$(runuser -u postgres -- psql -X -qAt -p {{ postgresql_port }} -c "
+                          "'select floor(extract(epoch from pg_postmaster_start_time()))::bigint' 2>/dev/null); "
+                          "if [ -n \"$started\" ] && [ \"$started\" -gt "
+                          f"\"$(stat -c %Y {{{{ postgresql_etc }}}}/{RESTART_CONF})\" ]; then :; "
+                          f"elif test -e {PATRONI_ADOPTED}; then patronictl -c {PATRONI_CONFIG} restart --force "
                           f"\"$(sed -n 's/^scope: \"\\(.*\\)\"$/\\1/p' {PATRONI_CONFIG})\" "
                           "{{ inventory_hostname }}; else systemctl restart postgresql; fi && "
                           "for i in $(seq 150); do pg_isready -q -p {{ postgresql_port }} && break; sleep 0.2; done",
@@ -140,7 +148,7 @@ def deploy(ctx: RoleContext) -> None:
         # under Patroni its synchronous_mode names the synchronous standby (in the postgresql.conf it writes)
         patroni=under_patroni(ctx),
     )
-    ctx.template("restart.conf.j2", f"{etc}/conf.d/60-fabstack-restart.conf", owner="postgres", group="postgres",
+    ctx.template("restart.conf.j2", f"{etc}/{RESTART_CONF}", owner="postgres", group="postgres",
                   validate=check_config, notify="restart postgresql", **context)
     ctx.template("reload.conf.j2", f"{etc}/conf.d/61-fabstack.conf", owner="postgres", group="postgres",
                   validate=check_config, notify="reload postgresql", **context)

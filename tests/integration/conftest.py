@@ -93,5 +93,12 @@ def brought_up(env: str, seconds: float = 900) -> None:
         process.wait(timeout=seconds)
     except subprocess.TimeoutExpired:
         process.kill()
-        raise AssertionError(f"{env}: not up and deployed after {seconds}s: {log.read_text()[-3000:]}") from None
-    assert process.returncode == 0, f"{env}: bring-up failed: {log.read_text()[-3000:]}"
+        raise AssertionError(f"{env}: not up and deployed after {seconds}s: {log_excerpt(log)}") from None
+    assert process.returncode == 0, f"{env}: bring-up failed: {log_excerpt(log)}"
+
+
+def log_excerpt(log: Path) -> str:
+    """What a failed bring-up's log says first: the steps that failed (not those skipped after them), then its end."""
+    lines = log.read_text().splitlines()
+    failed = [line for line in lines if "| failed " in line.lower() and "failed before it" not in line]
+    return "\n".join([*failed[:10], "...", *lines[-25:]])
