@@ -11,7 +11,6 @@ BACKUP_SCRIPT = "/usr/local/sbin/fabstack-backup"
 BACKUP_SETTINGS = "/etc/fabstack/backup.json"
 # The marker of a PostgreSQL host whose server Patroni runs: written when the patroni role hands the server over
 # from Debian's unit. From then on neither the postgresql role starts that unit nor the replica role re-clones.
-# It sits in Patroni's settings folder (root's, readable by postgres): the server's own SQL guards stat it.
-PATRONI_ADOPTED = "/etc/patroni/fabstack-adopted"
+PATRONI_ADOPTED = "/var/lib/fabstack/patroni-adopted"
 # Patroni's settings file on a db host (patronictl reads it too).
 PATRONI_CONFIG = "/etc/patroni/config.yml"

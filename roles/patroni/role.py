@@ -113,7 +113,7 @@ def deploy(ctx: RoleContext) -> None:
     service, etc = v["postgresql_service"], v["postgresql_etc"]
     # start.conf sits in postgres's folder: written as postgres, so root never follows a link placed there
     ctx.command(f"systemctl disable {service} && runuser -u postgres -- sh -c 'echo manual > {etc}/start.conf' && "
-                f"touch {PATRONI_ADOPTED}",
+                f"mkdir -p {PATRONI_ADOPTED.rsplit('/', 1)[0]} && touch {PATRONI_ADOPTED}",
                 creates=PATRONI_ADOPTED, name="hand the server over to Patroni")
     ctx.service("patroni")
     # The cluster-wide settings live in etcd: written by the first leader from bootstrap.dcs, then kept in line

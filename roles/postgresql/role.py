@@ -99,15 +99,13 @@ def under_patroni(ctx: RoleContext) -> bool:
 
 def leader_sql(ctx: RoleContext, database: str, statements: str, *, unless_query: str, equals: str,
                name: str) -> None:
-    """SQL for the primary. Under Patroni every member declares it and only the one out of recovery (the leader,
-    as the cluster says when the step runs) finds it to do: on a replica the guard reads as met. Until Patroni
-    runs a host, only the inventory's primary does it: a replica-to-be's own fresh cluster must not get the
-    replication role, or the primary's start-up fence would find a "writable primary" there and stand down."""
+    """SQL for the primary. Under Patroni every member declares it and any server out of recovery runs it: the
+    leader, as the cluster says when the step runs (on a replica the guard reads as met), or a replica-to-be's own
+    fresh cluster before its clone replaces it (harmless: Patroni starts servers without Debian's unit, so no
+    start-up fence asks that cluster whether it is a primary)."""
     if under_patroni(ctx):
-        skip = "pg_is_in_recovery()"
-        if ctx.host not in ctx.groups.get(ctx.vars["postgresql_primary_group"], []):
-            skip += f" or pg_stat_file({sql_literal(PATRONI_ADOPTED)}, true) is null"
-        unless_query = f"select case when {skip} then {sql_literal(equals)} else ({unless_query})::text end"
+        met = sql_literal(equals)
+        unless_query = f"select case when pg_is_in_recovery() then {met} else ({unless_query})::text end"
     ctx.sql(database, statements, unless_query=unless_query, equals=equals, name=name)
 
 

@@ -13,12 +13,11 @@ import pytest
 
 from fabstack.cli import commands
 from fabstack.day2.verify import verify
-from fabstack.stack.hostfiles import PATRONI_ADOPTED
 from fabstack.tiers.env import open_fleet
 from fabstack.tiers.postgresql import failover as fo
 from tests.conftest import REPO, copy_project
 from tests.integration.chaos import Writer, probe_ids, reset_probe_table
-from tests.integration.conftest import env_up, in_host
+from tests.integration.conftest import env_up
 from tests.integration.patronichaos import (
     ENV,
     kill_the_leader,
@@ -41,15 +40,6 @@ def test_adopted_cluster_has_one_leader_and_a_streaming_replica(cluster: None) -
     found = members()
     assert sorted(m["role"] for m in found.values()) in (["leader", "replica"], ["leader", "sync_standby"]), found
     assert all(streaming(name) for name, m in found.items() if m["role"] != "leader")
-
-
-def test_every_member_s_server_can_see_that_patroni_runs_it(cluster: None) -> None:
-    # the primary-only SQL's guards ask the server itself (pg_stat_file): a marker it cannot read would let a
-    # replica-to-be's fresh cluster get the replication role, and a primary's start-up fence then stand down
-    query = f"select pg_stat_file('{PATRONI_ADOPTED}', true) is not null"
-    for name in members():
-        seen = in_host(name, f"runuser -u postgres -- psql -X -qAt -c \"{query}\"")
-        assert (seen.returncode, seen.stdout.strip()) == (0, "t"), (name, seen.stderr)
 
 
 def test_a_second_deploy_changes_nothing_and_verify_passes(cluster: None) -> None:
