@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fabstack.day2.release import HostState, batches, owner_gone
+from fabstack.day2.release import HostState, batches
 from fabstack.engine.errors import FabstackError
+from fabstack.engine.hostlock import owner_gone
 from fabstack.sandbox.hosts import seed_repository
 from fabstack.stack import lb
 from fabstack.stack.apps import env_apps, parse_apps

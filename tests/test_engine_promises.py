@@ -61,6 +61,8 @@ class RecordingConnection:
         self.log.append((self.name, request["action"] + ("+facts" if request.get("facts") else "")))
         if request["action"] == "facts":
             return self.facts()
+        if request["action"] in ("lock", "unlock"):  # nobody else's command holds an empty host
+            return {"taken": True} if request["action"] == "lock" else {"released": True}
         if request["action"] == "probe":
             answer = {"states": [EMPTY_HOST_STATE[item["type"]] for item in request["items"]]}
             return answer | ({"facts": self.facts()} if request.get("facts") else {})
@@ -126,15 +128,16 @@ def fabstack_budget_children(root: Path, memory_mb: int) -> int:
     return taken.computed["php_fpm_max_children"]
 
 
-def test_without_check_the_same_plan_is_applied_in_one_more_round_trip_per_wave(
+def test_without_check_the_same_plan_is_applied_in_one_more_round_trip_per_wave_under_the_hosts_lock(
         project_copy: Path, recorded: list[tuple[str, str]]) -> None:
     reports = commands.deploy(project_copy, "sandbox", limit="lb1")
     actions = [action for _, action in recorded]
-    assert actions[:2] == ["facts", "probe"] and set(actions[2:]) == {"apply"}
+    # the host's lock is taken before the first change and given up after the last
+    assert actions[:3] == ["facts", "probe", "lock"] and set(actions[3:-1]) == {"apply"} and actions[-1] == "unlock"
     recorded.clear()
     commands.deploy(project_copy, "sandbox", limit="lb1")
     actions = [action for _, action in recorded]
-    assert actions[0] == "probe+facts" and set(actions[1:]) == {"apply"}  # the empty host still needs it all
+    assert actions[0] == "probe+facts" and set(actions[2:-1]) == {"apply"}  # the empty host still needs it all
     assert not reports[0].failed and reports[0].count("changed") > 0
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from fabstack.engine import vault
 from fabstack.engine.errors import FabstackError, shorten
+from fabstack.engine.hostlock import WAIT_SECONDS, HostLocks
 from fabstack.engine.inventory import load_inventory
 from fabstack.engine.masking import Masker
 from fabstack.engine.project import Project
@@ -34,8 +35,11 @@ def deploy(
     json_path: str | None = None,
     verbose: int = 0,
     forks: int = 10,
+    lock_wait: float = WAIT_SECONDS,
+    force_unlock: bool = False,
 ) -> list[HostReport]:
-    """Converge the selected hosts; every local check runs before any host is contacted."""
+    """Converge the selected hosts; every local check runs before any host is contacted. Each host changed is
+    held under its lock until the apps' release that follows is done."""
     started = time.monotonic()
     if json_path:
         check_writable(Path(json_path), "--json")
@@ -45,14 +49,21 @@ def deploy(
     printer = Printer(project.masker, verbose=verbose, show_diff=diff or check)
     mode = " (check mode: nothing will change)" if check else ""
     print(f"deploy env={env} hosts={len(setups)}{mode}", flush=True)
-    reports = execute(project, setups, check=check, printer=printer, forks=forks)
-    recap(reports)
-    if verbose:
-        print(f"resolves per host: {resolve_counts(project)}")
+    command = " ".join(["deploy", f"--env {env}", *([f"--limit {limit}"] if limit else []),
+                        *([f"--roles {roles}"] if roles else [])])
+    locks = HostLocks(command, wait=lock_wait, force=force_unlock, out=printer.line)
     releases: list[dict[str, Any]] = []
     failure: FabstackError | None = None
-    if not any(r.failed for r in reports):
-        failure = release_apps(project, releases, check=check, partial=limit is not None or roles is not None)
+    try:
+        reports = execute(project, setups, check=check, printer=printer, forks=forks, locks=locks)
+        recap(reports)
+        if verbose:
+            print(f"resolves per host: {resolve_counts(project)}")
+        if not any(r.failed for r in reports):
+            failure = release_apps(project, releases, check=check, partial=limit is not None or roles is not None,
+                                   locks=locks)
+    finally:
+        locks.release()
     if json_path:
         meta = {"env": env, "check": check, "seconds": round(time.monotonic() - started, 3), "releases": releases,
                 "resolves": dict(project.resolves)}
@@ -71,8 +82,8 @@ def resolve_counts(project: Project) -> str:
     return ", ".join(f"{host} {count}" for host, count in counts.items())
 
 
-def release_apps(project: Project, done: list[dict[str, Any]], *, check: bool, partial: bool
-                 ) -> FabstackError | None:
+def release_apps(project: Project, done: list[dict[str, Any]], *, check: bool, partial: bool,
+                 locks: HostLocks | None = None) -> FabstackError | None:
     """The release step of a deploy: each app's configured ref, with a release's every step (a whole-fleet run
     only: a deploy of some hosts or roles leaves the apps as they are). Each app's outcome is added to ``done``;
     the first failure stops the step and is returned."""
@@ -83,7 +94,7 @@ def release_apps(project: Project, done: list[dict[str, Any]], *, check: bool, p
         print("apps not released by a deploy of some hosts or roles: inv release does that")
         return None
     for app in apps:
-        rollout = Rollout(project, app)
+        rollout = Rollout(project, app, locks=locks, own_locks=locks is None)
         if not rollout.all_hosts:
             continue  # no host of this env serves it
         try:
@@ -256,11 +267,12 @@ def verify(root: Path, env: str, limit: str | None = None) -> int:
 
 
 def failover(root: Path, env: str, action: str, replica: str | None = None, host: str | None = None,
-             force: bool = False, check: bool = False, tier: str | None = None) -> None:
+             force: bool = False, check: bool = False, tier: str | None = None, lock_wait: float = WAIT_SECONDS,
+             force_unlock: bool = False) -> None:
     """One ``inv failover`` action on the env's db tier (``fabstack.day2.failover``)."""
     from fabstack.day2.failover import run_action
 
-    run_action(root, env, action, replica, host, force, check, tier)
+    run_action(root, env, action, replica, host, force, check, tier, lock_wait, force_unlock)
 
 
 def fleet_status(root: Path, env: str) -> None:

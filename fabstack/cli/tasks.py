@@ -21,6 +21,10 @@ from fabstack.engine.errors import FabstackError
 
 # The vault options of every task that reads the env (the password itself never goes on the command line).
 VAULT = {"vault_password_file": "read the vault password from this file", "ask_vault_pass": "prompt for it"}
+# One command at a time per host (fabstack.engine.hostlock): how long to wait for another's lock, or take it over.
+LOCK_WAIT = str(int(commands.WAIT_SECONDS))
+LOCKS = {"lock_wait": f"seconds to wait for another command's lock on a host (default {LOCK_WAIT})",
+         "force_unlock": "take over a lock whose holder is known to be gone"}
 
 
 def _run(action: Callable[[], Any], vault_password_file: str | None = None, ask_vault_pass: bool = False) -> Any:
@@ -67,18 +71,21 @@ def whole_number(text: str | int, option: str, low: int, high: int) -> int:
         "verbose": "-v shows unchanged operations, -vv every diff",
         "forks": "hosts worked on at once",
         "root": "the deployment repo (inventory/, group_vars/, roles/, site.yml)",
+        **LOCKS,
         **VAULT,
     },
 )
 def deploy(
     c: Context, env: str = "sandbox", limit: str | None = None, roles: str | None = None, check: bool = False,
     diff: bool = False, set_: list[str] | None = None, json: str | None = None, verbose: int = 0, forks: str = "10",
-    root: str = ".", vault_password_file: str | None = None, ask_vault_pass: bool = False,
+    root: str = ".", lock_wait: str = LOCK_WAIT, force_unlock: bool = False, vault_password_file: str | None = None,
+    ask_vault_pass: bool = False,
 ) -> None:
     """Converge hosts to the roles site.yml gives them; exits non-zero if any host failed."""
     reports = _run(lambda: commands.deploy(
         Path(root), env, limit=limit, roles=roles, check=check, diff=diff, overrides=set_, json_path=json,
         verbose=verbose, forks=whole_number(forks, "--forks", 1, 1000),
+        lock_wait=whole_number(lock_wait, "--lock-wait", 0, 86_400), force_unlock=force_unlock,
     ), vault_password_file, ask_vault_pass)
     status = commands.fail_on(reports)
     if status:
@@ -105,16 +112,19 @@ def verify(c: Context, env: str = "sandbox", limit: str | None = None, root: str
         "check": "print the plan (and any refusal) and stop",
         "tier": "the db tier, by name (default: the env's only one; a wrong name lists the env's tiers)",
         "root": "the deployment repo",
+        **LOCKS,
         **VAULT,
     },
 )
 def failover(c: Context, action: str, env: str = "sandbox", replica: str | None = None, host: str | None = None,
              force: bool = False, check: bool = False, tier: str | None = None, root: str = ".",
-             vault_password_file: str | None = None, ask_vault_pass: bool = False) -> None:
+             lock_wait: str = LOCK_WAIT, force_unlock: bool = False, vault_password_file: str | None = None,
+             ask_vault_pass: bool = False) -> None:
     """Day-2 databases, the same for every db tier: `status`, `promote-replica` (fence, promote, repoint the
     poolers or replicas), `rejoin`, `switchover` (planned, loses nothing)."""
-    _run(lambda: commands.failover(Path(root), env, action, replica, host, force, check, tier), vault_password_file,
-         ask_vault_pass)
+    _run(lambda: commands.failover(Path(root), env, action, replica, host, force, check, tier,
+                                   whole_number(lock_wait, "--lock-wait", 0, 86_400), force_unlock),
+         vault_password_file, ask_vault_pass)
 
 
 @task(iterable=["set_"], help={"env": "inventory/ENV.yml", "limit": "hosts, groups or patterns",

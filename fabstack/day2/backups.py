@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fabstack.engine.errors import FabstackError
+from fabstack.engine.hostlock import HostLocks
 from fabstack.engine.project import Project
 from fabstack.engine.remote import RemoteHost, reach
 from fabstack.engine.runner import select_hosts
@@ -146,6 +147,20 @@ def restore(backups: Backups, name: str, target: str | None, into: str | None, f
     refused = engine.refuse_destination(destination)
     if refused:
         raise FabstackError(refused, host=target or "")
+    assert destination.conn is not None
+    locks = HostLocks(f"backup.restore {name} --env {backups.project.env}",
+                      out=lambda host, text: backups.out(f"{host:<8} | {text}"))
+    locks.take({destination.name: destination.conn})
+    try:
+        return restore_databases(backups, name, destination, into, force, until)
+    finally:
+        locks.release()
+
+
+def restore_databases(backups: Backups, name: str, destination: RemoteHost, into: str | None, force: bool,
+                      until: str | None) -> list[str]:
+    """Load each database of a checked backup into its scratch database on ``destination`` (held under its lock)."""
+    engine, place = backups.engine, backups.place
     databases = backups.databases(name)
     existing = engine.databases_on(destination)
     restored = []

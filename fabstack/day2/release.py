@@ -7,17 +7,15 @@ Each host's release is held under a lock; ``rollback`` switches back with the sa
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
 import shlex
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fabstack.engine.errors import FabstackError, shorten, telling_line
+from fabstack.engine.hostlock import HostLocks, lock_owner, owner_gone
 from fabstack.engine.project import Project
 from fabstack.engine.remote import RemoteHost, reach
 from fabstack.stack import lb
@@ -137,25 +135,6 @@ class HostState:
         return ""
 
 
-def lock_owner() -> str:
-    """Who holds a lock this run takes: user, machine and process."""
-    return f"{getpass.getuser()}@{socket.gethostname()} pid {os.getpid()}"
-
-
-def owner_gone(owner: str) -> bool:
-    """Whether a lock's owner is a process of this machine that no longer runs."""
-    where, _, pid = owner.rpartition(" pid ")
-    if where.split("@")[-1] != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
 @dataclass
 class Rollout:
     """One app's release over its hosts: who serves it, who runs its workers, the load balancers in front."""
@@ -165,6 +144,9 @@ class Rollout:
     out: Callable[[str], None] = print
     hosts: dict[str, RemoteHost] = field(default_factory=dict)
     figures: Figures = field(default_factory=Figures)
+    # the hosts' own locks (one command at a time per host); a deploy that releases hands its own over
+    locks: HostLocks | None = None
+    own_locks: bool = True
 
     @property
     def web_hosts(self) -> list[str]:
@@ -233,7 +215,20 @@ class Rollout:
                 self.unlock(taken)
                 raise self.lock_error(name, self.state(name))
             taken.append(name)
+        locks = self.host_locks(force_unlock)
+        try:
+            locks.take({name: self.host(name).conn for name in names if self.host(name).conn is not None})
+        except FabstackError:
+            self.unlock(taken)
+            raise
         return taken
+
+    def host_locks(self, force: bool = False) -> HostLocks:
+        """The hosts' locks this release holds (made on first use unless a deploy handed its own over)."""
+        if self.locks is None:
+            self.locks = HostLocks(f"release --env {self.project.env} --app {self.app.name}", force=force,
+                                   out=lambda host, text: self.say(host, text))
+        return self.locks
 
     def lock_error(self, name: str, state: HostState) -> FabstackError:
         """The refusal for a host whose release lock another run holds: its owner and age."""
@@ -246,6 +241,8 @@ class Rollout:
         """Release the locks this run took."""
         for name in names:
             self.host(name).run(f"rm -f {shlex.quote(f'{self.app.dest}/{LOCK_FILE}')}", check=False)
+        if self.locks is not None and self.own_locks:
+            self.locks.release()
 
     # ---------------------------------------------------------------- steps on one host
 

@@ -1,12 +1,14 @@
 """The remote side of fabstack: one stdlib-only Python program run on a host per round trip.
 
 It is sent compressed on the command line and reads one JSON request from standard input:
-``{"action": "facts"}``, ``{"action": "probe", "items": [...]}`` or ``{"action": "apply", "roles": [...]}``.
+``{"action": "facts"}``, ``{"action": "probe", "items": [...]}``, ``{"action": "apply", "roles": [...]}``, or
+``{"action": "lock" | "unlock", ...}`` for the host's lock.
 It prints one JSON answer on standard output. It never runs a value through a shell except the commands a role
 declared (validate commands, guarded commands, handlers), which the engine quotes before sending.
 """
 
 import base64
+import contextlib
 import grp
 import hashlib
 import json
@@ -364,7 +366,8 @@ def probe(request: Request) -> Answer:
     """The current state of every item; with ``"facts": true`` the host's facts too, in the same round trip."""
     pool = Pool(PROBE_THREADS)
     gathered = pool.submit(facts, request) if request.get("facts") else None
-    answer: Answer = {"states": read_states(request["items"], pool), "pending": Pending.read()}
+    answer: Answer = {"states": read_states(request["items"], pool), "pending": Pending.read(),
+                      "lock": lock_state(request.get("lock_token", ""))}
     if gathered is not None:
         answer["facts"] = gathered.result()
     return answer
@@ -1017,7 +1020,97 @@ def apply(request: Request) -> Answer:
     return {"results": results}
 
 
-ACTIONS = {"facts": facts, "probe": probe, "apply": apply}
+# ---------------------------------------------------------------- the host's lock
+# One command at a time changes a host, whoever runs it: the lock names its holder (owner, command, since when,
+# and a token only that run knows). A lock older than the request's ``stale_after`` seconds is taken over. The
+# generation counts the locks ever taken here: a run that read the host at generation N takes the lock only if
+# nobody took it in between (what it planned from may have changed).
+
+LOCK_PATH = "/var/lib/fabstack/lock.json"
+LOCK_GENERATION = "/var/lib/fabstack/lock-generation"
+
+
+def read_private(path: str) -> str:
+    """A root-only file's text ('' when absent); never follows a link."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return ""
+    with os.fdopen(fd) as handle:
+        return handle.read()
+
+
+def lock_state(token: str = "") -> Answer:
+    """Who holds the host's lock (without its token), for how long, whether ``token`` is theirs, and the
+    generation. A lock file that cannot be read counts as held by nobody known."""
+    try:
+        text = read_private(LOCK_PATH)
+        age = time.time() - os.lstat(LOCK_PATH).st_mtime if text else 0.0
+    except OSError:
+        text, age = "{}", 0.0
+    try:
+        held = json.loads(text) if text else {}
+    except ValueError:
+        held = {}
+    held = held if isinstance(held, dict) else {}
+    generation = read_private(LOCK_GENERATION).strip()
+    return {"held": {k: v for k, v in held.items() if k != "token"}, "locked": bool(text), "age": age,
+            "mine": bool(token) and held.get("token") == token,
+            "generation": int(generation) if generation.isdigit() else 0}
+
+
+def lock(request: Request) -> Answer:
+    """Take the host's lock for ``holder`` unless another run holds it (not stale, and ``force`` not set) or,
+    with ``generation`` given, the lock was taken since that generation was read: ``{"taken": true}`` or
+    ``{"taken": false, "state": lock_state}``."""
+    holder = request["holder"]
+    os.makedirs(os.path.dirname(LOCK_PATH), mode=0o700, exist_ok=True)
+    for _attempt in range(3):
+        state = lock_state(holder["token"])
+        if state["mine"]:
+            return {"taken": True}
+        if request.get("generation") is not None and state["generation"] != request["generation"]:
+            return {"taken": False, "state": state}
+        if state["locked"]:
+            if not (request.get("force") or state["age"] > float(request["stale_after"])):
+                return {"taken": False, "state": state}
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(LOCK_PATH)
+        try:
+            fd = os.open(LOCK_PATH, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except FileExistsError:
+            continue  # another run took it in between: look again
+        with os.fdopen(fd, "w") as handle:
+            json.dump(holder, handle)
+        write_private(LOCK_GENERATION, f"{state['generation'] + 1}\n")
+        return {"taken": True}
+    return {"taken": False, "state": lock_state(holder["token"])}
+
+
+def write_private(path: str, text: str) -> None:
+    """Replace a root-only file's text atomically (a temporary file beside it, renamed over it)."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def unlock(request: Request) -> Answer:
+    """Give the host's lock up, if the run with ``token`` holds it."""
+    if lock_state(request["token"])["mine"]:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(LOCK_PATH)
+        return {"released": True}
+    return {"released": False}
+
+
+def lock_status(request: Request) -> Answer:
+    """The host's lock as ``lock_state`` reads it."""
+    return lock_state(request.get("token", ""))
+
+
+ACTIONS = {"facts": facts, "probe": probe, "apply": apply, "lock": lock, "unlock": unlock, "lock_status": lock_status}
 
 
 def main() -> None:

@@ -141,6 +141,11 @@ class HostConnection:
         """Close the SSH session."""
         self.fabric.close()
 
+    @property
+    def connected(self) -> bool:
+        """Whether the SSH session is open now (a request on a closed one opens it again)."""
+        return bool(self.fabric.is_connected)
+
     def command_prefix(self) -> str:
         """``sudo -n`` when the inventory asks to become root as a non-root user."""
         return "sudo -n -H -- " if self.become else ""

@@ -12,6 +12,7 @@ from fabstack.engine import operations as ops
 from fabstack.engine.connection import HostConnection
 from fabstack.engine.errors import FabstackError, shorten
 from fabstack.engine.factcache import load_facts, save_facts
+from fabstack.engine.hostlock import POLL_SECONDS, HostLocks, LockRefused, describe, held_by_another
 from fabstack.engine.inventory import known_hosts_path
 from fabstack.engine.project import HostSetup, Plan, Project
 from fabstack.engine.report import Event, HostReport, Printer
@@ -59,6 +60,9 @@ class HostRun:
     guess: Guess | None = None
     # handlers a killed run left owed on the host (role -> names): they run in this run's apply
     pending: dict[str, list[str]] = field(default_factory=dict)
+    # the host's lock as the probe read it (fabstack.engine.hostlock), and the token that is this command's
+    lock: dict[str, Any] = field(default_factory=dict)
+    lock_token: str = ""
 
     @property
     def name(self) -> str:
@@ -169,7 +173,8 @@ def guess_and_probe(project: Project, run: HostRun, remembered: dict[str, dict[s
         gather_facts(run)  # declared again from the real facts, where the error is reported if it stays
         return
     probes = probe_items(declared)
-    answer = run.conn.agent({"action": "probe", "items": probes, "facts": True})
+    answer = run.conn.agent({"action": "probe", "items": probes, "facts": True, "lock_token": run.lock_token})
+    run.lock = answer.get("lock", {})
     run.raw_facts = answer["facts"]
     run.facts = with_overrides(run, run.raw_facts)
     run.guess = Guess(declared, probes, answer["states"])
@@ -187,7 +192,8 @@ def plan_host(
     if guess and items == guess.probes:
         states = guess.states
     else:
-        answer = run.conn.agent({"action": "probe", "items": items})
+        answer = run.conn.agent({"action": "probe", "items": items, "lock_token": run.lock_token})
+        run.lock = answer.get("lock", {})
         states = answer["states"]
         run.pending = {role: list(owed) for role, owed in answer.get("pending", {}).items()}
     probes = [op.probe() for _, op in declared]
@@ -330,7 +336,7 @@ def close_all(runs: list[HostRun]) -> None:
 
 
 def contact_fleet(
-    project: Project, setups: list[HostSetup], forks: int
+    project: Project, setups: list[HostSetup], forks: int, lock_token: str = ""
 ) -> tuple[list[HostRun], dict[str, Any], bool]:
     """Connect to every host and learn its facts, in parallel; failures stay per host.
 
@@ -339,7 +345,7 @@ def contact_fleet(
     and whether they are the remembered ones for the whole fleet (so the guessed plans stand).
     """
     remembered = load_facts(project.root, project.env)
-    runs = [HostRun(setup=s, report=HostReport(host=s.name)) for s in setups]
+    runs = [HostRun(setup=s, report=HostReport(host=s.name), lock_token=lock_token) for s in setups]
     guess: dict[str, dict[str, Any]] = {}
     guess_budget: Plan | None = None
     if runs and all(r.name in remembered for r in runs):
@@ -391,16 +397,72 @@ def select_hosts(project: Project, limit: str | None = None, roles: str | None =
 
 
 def execute(
-    project: Project, setups: list[HostSetup], *, check: bool, printer: Printer, forks: int = 10
+    project: Project, setups: list[HostSetup], *, check: bool, printer: Printer, forks: int = 10,
+    locks: HostLocks | None = None,
 ) -> list[HostReport]:
-    """Plan every host in parallel; stop all if any input is bad; else apply (unless check) and report."""
-    runs, hostfacts, guessed_right = contact_fleet(project, setups, forks)
+    """Plan every host in parallel; stop all if any input is bad; else take the lock of every host with work (a
+    host another command holds is waited for, bounded, and planned again), apply (unless check) and report.
+    ``locks`` are a calling command's (a failover re-running the deploy): taken under its token, left to it."""
+    own_locks = locks is None
+    locks = locks or HostLocks("deploy", out=printer.line)
+    deadline = time.monotonic() + locks.wait
+    with ThreadPoolExecutor(max_workers=max(1, forks)) as pool:
+        while True:
+            runs, input_errors = plan_fleet(project, setups, pool, forks, locks.token, printer)
+            if check or input_errors:
+                break
+            waiting = lock_to_wait_for(runs, locks)
+            if waiting is None:
+                try:
+                    locks.take({r.name: r.conn for r in runs if r.conn and not r.report.error and role_payloads(r)},
+                               {r.name: int(r.lock.get("generation", 0)) for r in runs})
+                    break
+                except LockRefused as exc:
+                    waiting = (exc.host, exc.state)
+            if time.monotonic() >= deadline:
+                refused = LockRefused(waiting[0], waiting[1], waited=locks.wait)
+                for run in runs:
+                    if not run.report.error:
+                        fail(run, refused, printer)
+                break
+            printer.line(waiting[0], f"waiting: {describe(waiting[1])}")
+            close_all(runs)
+            time.sleep(POLL_SECONDS)
+        try:
+            if not input_errors and not check:
+                for wave in project.waves():
+                    list(pool.map(lambda run, wave=wave: apply_host_wave(run, wave, printer), runs))
+        finally:
+            if own_locks:
+                locks.release()
+        list(pool.map(lambda run: report_host(run, check, bool(input_errors), printer), runs))
+    close_all(runs)
+    return [r.report for r in runs]
+
+
+def lock_to_wait_for(runs: list[HostRun], locks: HostLocks) -> tuple[str, dict[str, Any]] | None:
+    """A host (and its lock) that another command holds, as the probes read them; None when none does or when
+    ``--force-unlock`` takes them over."""
+    if locks.force:
+        return None
+    held = [r for r in runs if not r.report.error and held_by_another(r.lock, locks.stale_after)]
+    return (held[0].name, held[0].lock) if held else None
+
+
+def plan_fleet(project: Project, setups: list[HostSetup], pool: ThreadPoolExecutor, forks: int, lock_token: str,
+               printer: Printer) -> tuple[list[HostRun], list[InputError]]:
+    """Contact every host, check the whole fleet's inputs and plan each host; the runs and the input errors."""
+    runs, hostfacts, guessed_right = contact_fleet(project, setups, forks, lock_token)
     input_errors: list[InputError] = []
     for run in runs:
         if run.failure is not None:
             fail(run, run.failure, printer)
             if isinstance(run.failure, InputError):
                 input_errors.append(run.failure)
+    budget, problems = before_planning(project, hostfacts)
+    for problem in problems:
+        input_errors.append(problem)
+        printer.line(problem.host or "budget", f"REFUSED  {problem.line()}")
 
     def phase_plan(run: HostRun) -> None:
         if run.report.error:
@@ -413,36 +475,31 @@ def execute(
             fail(run, exc, printer)
         except Exception as exc:  # noqa: BLE001
             fail(run, exc, printer)
-    def phase_apply(run: HostRun, roles: list[str]) -> None:
-        try:
-            apply_wave(run, roles)
-        except Exception as exc:  # noqa: BLE001
-            fail(run, exc, printer)
-        finally:
-            run.report.seconds = time.monotonic() - run.started
 
-    def phase_report(run: HostRun) -> None:
-        try:
-            if run.report.error:
-                return
-            if input_errors and not check:
-                raise FabstackError("not applied: the run was refused before any change (see above)", host=run.name)
-            record(run, run.results, check, printer)
-        except Exception as exc:  # noqa: BLE001
-            fail(run, exc, printer)
-        finally:
-            run.report.seconds = run.report.seconds or time.monotonic() - run.started
+    if not input_errors:
+        list(pool.map(phase_plan, runs))
+    return runs, input_errors
 
-    with ThreadPoolExecutor(max_workers=max(1, forks)) as pool:
-        budget, problems = before_planning(project, hostfacts)
-        for problem in problems:
-            input_errors.append(problem)
-            printer.line(problem.host or "budget", f"REFUSED  {problem.line()}")
-        if not input_errors:
-            list(pool.map(phase_plan, runs))
-        if not input_errors and not check:
-            for wave in project.waves():
-                list(pool.map(lambda run, wave=wave: phase_apply(run, wave), runs))
-        list(pool.map(phase_report, runs))
-    close_all(runs)
-    return [r.report for r in runs]
+
+def apply_host_wave(run: HostRun, roles: list[str], printer: Printer) -> None:
+    """Apply one wave on a host; a failure marks the host failed."""
+    try:
+        apply_wave(run, roles)
+    except Exception as exc:  # noqa: BLE001
+        fail(run, exc, printer)
+    finally:
+        run.report.seconds = time.monotonic() - run.started
+
+
+def report_host(run: HostRun, check: bool, refused: bool, printer: Printer) -> None:
+    """Turn a host's plan and results into its events (a run refused for bad input reports nothing applied)."""
+    try:
+        if run.report.error:
+            return
+        if refused and not check:
+            raise FabstackError("not applied: the run was refused before any change (see above)", host=run.name)
+        record(run, run.results, check, printer)
+    except Exception as exc:  # noqa: BLE001
+        fail(run, exc, printer)
+    finally:
+        run.report.seconds = run.report.seconds or time.monotonic() - run.started

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from fabstack.engine.errors import FabstackError
+from fabstack.engine.hostlock import HostLocks
 from fabstack.engine.project import Project, load_project
 from fabstack.engine.remote import RemoteHost, reach
 from fabstack.engine.report import Printer
@@ -67,6 +68,8 @@ class Fleet:
     # second spent waiting for it is a second without writes (the sandbox's hosts answer in about 0.2 s)
     connect_timeout: float = CONNECT_TIMEOUT
     probe_timeout: float = PROBE_TIMEOUT
+    # the hosts' locks this command holds (a deploy it re-runs takes what it needs under the same token)
+    locks: HostLocks | None = None
 
     @property
     def topology(self) -> Topology:
@@ -132,12 +135,21 @@ class Fleet:
         except FabstackError as exc:
             return down(name, f"{server} not answering: {exc.message}")
 
+    def lock(self, names: list[str], command: str, *, wait: float, force: bool) -> None:
+        """Take the locks of those hosts that answer (a dead primary has nobody to keep out), waiting (bounded)
+        for another command's; given up by ``close``."""
+        self.locks = HostLocks(command, wait=wait, force=force, out=lambda host, text: self.out(f"{host:<8} | {text}"))
+        self.connect(names)
+        self.locks.take({name: self.hosts[name].conn for name in names if self.hosts[name].conn is not None})
+
     def connect(self, names: list[str]) -> None:
         """Reach several hosts at once (each within the connect timeout)."""
         in_parallel(self.host, names)
 
     def close(self) -> None:
-        """Close every SSH session."""
+        """Give up the locks this command holds, and close every SSH session."""
+        if self.locks is not None:
+            self.locks.release()
         for host in self.hosts.values():
             host.close()
 
@@ -163,7 +175,7 @@ def converge(fleet: Fleet, roles: str | None, limit: str) -> None:
     project = reloaded(fleet.project)
     # the deploy's own lines are not shown: the summary below is, and a failure names its host and reason
     printer = Printer(project.masker, stream=io.StringIO())
-    reports = execute(project, select_hosts(project, limit, roles), check=False, printer=printer)
+    reports = execute(project, select_hosts(project, limit, roles), check=False, printer=printer, locks=fleet.locks)
     failed = [r for r in reports if r.failed]
     changed = sum(r.count("changed") for r in reports)
     fleet.out(f"  deploy{' --roles ' + roles if roles else ''} --limit {limit}: {changed} changed"

@@ -30,9 +30,10 @@ def rest_urls() -> dict[str, str]:
     return urls
 
 
-def members() -> dict[str, dict]:
-    """Name -> member as the cluster says (asked of whichever member answers first)."""
-    for url in rest_urls().values():
+def members(via: str = "") -> dict[str, dict]:
+    """Name -> member as the cluster says, asked of one member (``via``) or of whichever answers first."""
+    urls = rest_urls()
+    for url in ([urls[via]] if via else urls.values()):
         try:
             with urllib.request.urlopen(f"{url}/cluster", timeout=2) as answer:
                 return {m["name"]: m for m in json.load(answer)["members"]}
@@ -41,9 +42,9 @@ def members() -> dict[str, dict]:
     return {}
 
 
-def leader() -> str:
-    """The member holding the lease ("" while nobody does)."""
-    return next((name for name, m in members().items() if m["role"] == "leader"), "")
+def leader(via: str = "") -> str:
+    """The member holding the lease ("" while nobody does), asked as ``members`` is."""
+    return next((name for name, m in members(via).items() if m["role"] == "leader"), "")
 
 
 def streaming(name: str) -> bool:
@@ -151,3 +152,71 @@ def kill_the_leader(writer_seconds: float = 120) -> Kill:
     finally:
         subprocess.run(["podman", "start", f"fabstack-{old}"], capture_output=True, timeout=60)
     return Kill(old, resumed, len(writer.acked), lost, new, back_in, stranded)
+
+
+def env_addresses() -> dict[str, str]:
+    """Every host of the env, by name, with its address."""
+    project = load_env(REPO, ENV)
+    return {name: project.setup(name, None).vars["ansible_host"] for name in project.inventory.hosts}
+
+
+# The nftables table a test adds on a host to cut it off; removing it lifts the cut.
+CUT_TABLE = "fabstack_test_cut"
+
+
+def cut_off(name: str) -> None:
+    """Drop every packet between a host and the env's other hosts (etcd, its peer, HAProxy), by nftables on that
+    host; this machine still reaches it, through podman too."""
+    others = ", ".join(address for host, address in env_addresses().items() if host != name)
+    chain = "type filter hook {} priority -50; policy accept; ip {} {{ " + others + " }} drop;"
+    rules = (f"table inet {CUT_TABLE} {{\n"
+             f"  chain incoming {{ {chain.format('input', 'saddr')} }}\n"
+             f"  chain outgoing {{ {chain.format('output', 'daddr')} }}\n"
+             "}\n")
+    subprocess.run(["podman", "exec", "-i", f"fabstack-{name}", "nft", "-f", "-"], input=rules, text=True,
+                   check=True, capture_output=True, timeout=30)
+
+
+def reconnect(name: str) -> None:
+    """Lift a cut made by ``cut_off`` (nothing when there is none)."""
+    subprocess.run(["podman", "exec", f"fabstack-{name}", "nft", "delete", "table", "inet", CUT_TABLE],
+                   capture_output=True, timeout=30)
+
+
+def local_sql(name: str, query: str, *, options: str = "", timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """A query run on a db host's own server through its socket (podman, not the network), as postgres."""
+    env = ["env", f"PGOPTIONS={options}"] if options else []
+    return subprocess.run(["podman", "exec", f"fabstack-{name}", *env, "runuser", "-u", "postgres", "--", "psql",
+                           "-X", "-qAt", "-d", "app", "-c", query], capture_output=True, text=True, timeout=timeout)
+
+
+def writes_acknowledged_locally(name: str, table: str, seconds: int) -> list[float]:
+    """Write a marker into ``table`` on a host's own server every 0.2 s for ``seconds`` seconds, acknowledged
+    without waiting for a standby (synchronous_commit=local); the wall-clock times by which each acknowledged one
+    had returned (the host's clock is this machine's: containers share the kernel)."""
+    loop = (f"end=$(( $(date +%s) + {int(seconds)} )); while [ $(date +%s) -lt $end ]; do "
+            f"if runuser -u postgres -- psql -X -qAt -d app -c \"insert into {table} (side) values ('old')\" "
+            ">/dev/null 2>&1; then date +%s.%N; fi; sleep 0.2; done")
+    done = subprocess.run(["podman", "exec", "-e", "PGOPTIONS=-c synchronous_commit=local -c statement_timeout=2000",
+                           f"fabstack-{name}", "sh", "-c", loop], capture_output=True, text=True,
+                          timeout=seconds + 60)
+    return [float(line) for line in done.stdout.split()]
+
+
+def etcd_members_away_from(name: str) -> list[str]:
+    """The etcd members on hosts other than ``name``: those on hosts Patroni does not run first."""
+    project = load_env(REPO, ENV)
+    db = set(project.inventory.select("patroni"))
+    return sorted((m for m in project.inventory.select("etcd") if m != name), key=lambda m: (m in db, m))
+
+
+def stop_etcd(name: str) -> None:
+    """Stop the etcd member on a host (its data stays)."""
+    subprocess.run(["podman", "exec", f"fabstack-{name}", "systemctl", "stop", "etcd"], check=True,
+                   capture_output=True, timeout=60)
+
+
+def start_etcd(name: str) -> None:
+    """Start the etcd member on a host again."""
+    subprocess.run(["podman", "exec", f"fabstack-{name}", "systemctl", "start", "etcd"], capture_output=True,
+                   timeout=120)
