@@ -25,7 +25,8 @@ RULES = "/etc/prometheus/rules/fabstack.yml"
 # job when it carries the role, i.e. when its variables hold that role's port setting.
 EXPORTERS = (("node", "node_exporter_port"), ("nginx", "nginx_exporter_port"), ("nginx_log", "nginx_log_exporter_port"),
              ("redis", "redis_exporter_port"), ("postgres", "postgres_exporter_port"),
-             ("pgbouncer", "pgbouncer_exporter_port"), ("php_fpm", "php_fpm_exporter_port"))
+             ("pgbouncer", "pgbouncer_exporter_port"), ("php_fpm", "php_fpm_exporter_port"),
+             ("patroni", "patroni_rest_port"))
 
 
 def inbound(values: dict[str, Any]) -> list[Inbound]:
@@ -39,10 +40,12 @@ SETTINGS = {
         "alertmanager_group_wait", "alertmanager_repeat_interval", "alert_target_down_for", "alert_unit_failed_for",
         "alert_disk_full_for", "alert_memory_for", "alert_http_for", "alert_http_window", "alert_queue_for",
         "alert_postgres_down_for", "alert_db_connections_for", "alert_replica_for", "alert_replication_lag_for",
-        "alert_slot_for", "alert_pgbouncer_for", "alert_phpfpm_for")},
+        "alert_slot_for", "alert_pgbouncer_for", "alert_phpfpm_for", "alert_patroni_leader_for",
+        "alert_patroni_pending_restart_for")},
     **{key: positive(10_000) for key in (
         "alert_backup_age_hours", "alert_certificate_days", "alert_queue_depth", "alert_replication_lag_mb",
-        "alert_replication_lag_seconds", "alert_slot_retained_mb", "alert_pgbouncer_waiting_clients")},
+        "alert_replication_lag_seconds", "alert_slot_retained_mb", "alert_pgbouncer_waiting_clients",
+        "alert_patroni_dcs_seconds")},
     "alert_disk_full_hours": positive(24 * 90),
     "alert_memory_available_percent": positive(90),
     **{key: Setting(above=0, most=100) for key in (

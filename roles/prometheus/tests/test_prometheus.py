@@ -81,6 +81,7 @@ def rule_tests(hostvars: dict[str, Any]) -> str:
                                                        ("critical", "alert_error_rate_critical_percent"))]},
              ]},
             database_tests(hostvars),
+            patroni_tests(hostvars),
         ],
     }
     return json.dumps(tests)  # JSON is YAML
@@ -146,6 +147,38 @@ def database_tests(v: dict[str, Any]) -> dict[str, Any]:
             {"eval_time": "20m", "alertname": "DiskAlmostFull",
              "exp_alerts": [fired("critical", f"/srv on db1 has under {free} % of its space left", host="db1",
                                   mountpoint="/srv", fstype="ext4")]},
+        ],
+    }
+
+
+def patroni_tests(v: dict[str, Any]) -> dict[str, Any]:
+    """The Patroni rules: a cluster whose members all say they do not lead (beside one that has a leader), a
+    member that lost etcd (beside one that reached it just now), one not running its server, one waiting for a
+    restart."""
+    dcs = v["alert_patroni_dcs_seconds"]
+    series = {
+        'patroni_primary{scope="lost",host="pdb1"}': "0x120", 'patroni_primary{scope="lost",host="pdb2"}': "0x120",
+        'patroni_primary{scope="fine",host="pdb3"}': "1x120", 'patroni_primary{scope="fine",host="pdb4"}': "0x120",
+        # seconds since the epoch, sampled each minute: pdb1 stopped reaching etcd at 0, pdb3 reaches it each time
+        'patroni_dcs_last_seen{host="pdb1"}': "0x120", 'patroni_dcs_last_seen{host="pdb3"}': "0+60x120",
+        'patroni_postgres_running{host="pdb2"}': "0x120", 'patroni_postgres_running{host="pdb3"}': "1x120",
+        'patroni_pending_restart{host="pdb4"}': "1x120", 'patroni_pending_restart{host="pdb3"}': "0x120",
+    }
+    return {
+        "interval": "1m",
+        "input_series": [{"series": name, "values": values} for name, values in series.items()],
+        "alert_rule_test": [
+            {"eval_time": "120m", "alertname": "PatroniNoLeader",
+             "exp_alerts": [fired("critical", "no member of Patroni cluster lost leads: writes are refused",
+                                  scope="lost")]},
+            {"eval_time": "120m", "alertname": "PatroniEtcdUnreachable",
+             "exp_alerts": [fired("critical", f"Patroni on pdb1 has not reached etcd for over {dcs} s",
+                                  host="pdb1")]},
+            {"eval_time": "120m", "alertname": "PatroniPostgresNotRunning",
+             "exp_alerts": [fired("critical", "Patroni on pdb2 does not run its PostgreSQL", host="pdb2")]},
+            {"eval_time": "120m", "alertname": "PatroniPendingRestart",
+             "exp_alerts": [fired("warning", "PostgreSQL on pdb4 waits for a restart to take its settings "
+                                             "(patronictl restart)", host="pdb4")]},
         ],
     }
 
