@@ -60,6 +60,16 @@ def test_under_patroni_the_replica_is_never_recloned_and_debians_unit_never_rest
     assert not ops_of(declared, "pdb1", "postgresql", "service postgresql@15-main")
 
 
+def test_under_patroni_no_start_up_fence_can_stand_the_primary_down(project_copy: Path) -> None:
+    # the fence asks the other db hosts whether one is a writable primary: a replica-to-be's fresh cluster is
+    declared = declared_for(project_copy, SMALL, env="patroni")
+    for host in ("pdb1", "pdb2"):
+        assert ops_of(declared, host, "postgresql", "absent /etc/systemd/system/postgresql@15-main.service.d/60-")
+        assert not ops_of(declared, host, "postgresql", "file /usr/local/sbin/fabstack-pg-fence")
+    manual = declared_for(project_copy, SMALL)
+    assert ops_of(manual, "db1", "postgresql", "file /usr/local/sbin/fabstack-pg-fence")
+
+
 def test_pgbouncer_points_at_haproxy_beside_it_and_haproxy_asks_patroni(project_copy: Path) -> None:
     declared = declared_for(project_copy, SMALL, env="patroni")
     ini = find(declared, "pgw1", "pgbouncer", "file /etc/pgbouncer/pgbouncer.ini")

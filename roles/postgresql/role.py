@@ -101,8 +101,8 @@ def leader_sql(ctx: RoleContext, database: str, statements: str, *, unless_query
                name: str) -> None:
     """SQL for the primary. Under Patroni every member declares it and any server out of recovery runs it: the
     leader, as the cluster says when the step runs (on a replica the guard reads as met), or a replica-to-be's own
-    fresh cluster before its clone replaces it (harmless: Patroni starts servers without Debian's unit, so no
-    start-up fence asks that cluster whether it is a primary)."""
+    fresh cluster before its clone replaces it (harmless: in this mode no start-up fence asks that cluster
+    whether it is a primary)."""
     if under_patroni(ctx):
         met = sql_literal(equals)
         unless_query = f"select case when pg_is_in_recovery() then {met} else ({unless_query})::text end"
@@ -154,11 +154,19 @@ def deploy(ctx: RoleContext) -> None:
                   validate=check_hba, notify="reload postgresql", **context)
     ctx.template("pgpass.j2", v["postgresql_pgpass"], owner="postgres", group="postgres", mode="0600",
                   secret=True)
-    peers = [a for a in addresses(ctx, db_groups) if a != ctx.address_of(ctx.host)]
-    ctx.template("fence.sh.j2", "/usr/local/sbin/fabstack-pg-fence", mode="0755", data=data, peers=peers)
-    ctx.directory(f"/etc/systemd/system/{service}.service.d")
-    ctx.template("fence.conf.j2", f"/etc/systemd/system/{service}.service.d/60-fabstack-fence.conf",
-                  notify="reload systemd")
+    fence = "/usr/local/sbin/fabstack-pg-fence"
+    fence_dropin = f"/etc/systemd/system/{service}.service.d/60-fabstack-fence.conf"
+    if under_patroni(ctx):
+        # Patroni fences (a leader that cannot renew its lease demotes itself). The start-up fence would ask a
+        # replica-to-be's fresh cluster whether it is a writable primary, and stand the real primary down when
+        # the first deploy restarts it; a pair adopted from the manual mode loses it too.
+        ctx.absent(fence_dropin, notify="reload systemd")
+        ctx.absent(fence)
+    else:
+        peers = [a for a in addresses(ctx, db_groups) if a != ctx.address_of(ctx.host)]
+        ctx.template("fence.sh.j2", fence, mode="0755", data=data, peers=peers)
+        ctx.directory(f"/etc/systemd/system/{service}.service.d")
+        ctx.template("fence.conf.j2", fence_dropin, notify="reload systemd")
     if is_fenced:
         # a failed primary stays down until `inv failover rejoin` makes it a replica of the new primary
         ctx.service(service, state="stopped", enabled=None, masked=True)
