@@ -110,3 +110,10 @@ def test_a_failed_role_is_put_back_without_following_links(theirs: Path) -> None
     assert target.read_bytes() == b"old\n" and target.stat().st_mode & 0o777 == 0o640
     assert sorted(p.name for p in theirs.iterdir()) == ["pg_hba.conf"]
     assert (ours / "secret").read_bytes() == b"root only\n"
+
+
+def test_removing_a_file_whose_folder_does_not_exist_changes_nothing(tmp_path: Path) -> None:
+    # a drop-in a host never had: its folder is missing too (planned before this run installed the package)
+    step = {"type": "absent", "id": "x", "path": str(tmp_path / "unit.service.d" / "60-old.conf"), "notify": []}
+    results, ok = agent.apply_role(role([step]))
+    assert ok and results[0]["status"] == "ok", results

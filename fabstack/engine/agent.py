@@ -506,6 +506,10 @@ def open_dir(path: str, create: bool = False) -> int:
             os.close(fd)
 
 
+class MissingFolder(StepFailed):
+    """A path whose folder does not exist."""
+
+
 class Place:
     """A path's folder, open without following links root did not make, and the name in it."""
 
@@ -517,7 +521,7 @@ class Place:
         try:
             self.dir_fd = open_dir(os.path.dirname(path) or "/")
         except FileNotFoundError as exc:
-            raise StepFailed(f"directory {os.path.dirname(path)} does not exist") from exc
+            raise MissingFolder(f"directory {os.path.dirname(path)} does not exist") from exc
 
     def __enter__(self) -> "Place":
         return self
@@ -710,7 +714,11 @@ def apply_symlink(step: Request, journal: Journal) -> bool:
 
 def apply_absent(step: Request, journal: Journal) -> bool:
     path = step["path"]
-    with Place(path) as place:
+    try:
+        opened = Place(path)
+    except MissingFolder:
+        return False  # no folder, no file: already absent
+    with opened as place:
         st = place.lstat()
         if st is None:
             return False
