@@ -145,6 +145,7 @@ def deploy(ctx: RoleContext) -> None:
         replication_addresses=addresses(ctx, db_groups),
         # under Patroni its synchronous_mode names the synchronous standby (in the postgresql.conf it writes)
         patroni=under_patroni(ctx),
+        cluster_name=v["patroni_scope"] if under_patroni(ctx) else "",
     )
     ctx.template("restart.conf.j2", f"{etc}/{RESTART_CONF}", owner="postgres", group="postgres",
                   validate=check_config, notify="restart postgresql", **context)

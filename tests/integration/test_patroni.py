@@ -58,6 +58,8 @@ def test_adopted_cluster_has_one_leader_and_a_streaming_replica(cluster: None) -
     found = members()
     assert sorted(m["role"] for m in found.values()) in (["leader", "replica"], ["leader", "sync_standby"]), found
     assert all(streaming(name) for name, m in found.items() if m["role"] != "leader")
+    # adopted as they ran, with nothing left waiting for a restart (Patroni's cluster_name was given before)
+    assert not [name for name, m in found.items() if m.get("pending_restart")], found
 
 
 def test_a_second_deploy_changes_nothing_and_verify_passes(cluster: None) -> None:
