@@ -25,8 +25,10 @@ RULES = "/etc/prometheus/rules/fabstack.yml"
 # job when it carries the role, i.e. when its variables hold that role's port setting.
 EXPORTERS = (("node", "node_exporter_port"), ("nginx", "nginx_exporter_port"), ("nginx_log", "nginx_log_exporter_port"),
              ("redis", "redis_exporter_port"), ("postgres", "postgres_exporter_port"),
-             ("pgbouncer", "pgbouncer_exporter_port"), ("php_fpm", "php_fpm_exporter_port"),
-             ("patroni", "patroni_rest_port"))
+             ("pgbouncer", "pgbouncer_exporter_port"), ("php_fpm", "php_fpm_exporter_port"))
+# Services that serve their own /metrics on a port others reach too (Patroni's REST API: its peers and the
+# routers' checks), scraped as the exporters are.
+SERVICE_METRICS = (("patroni", "patroni_rest_port"),)
 
 
 def inbound(values: dict[str, Any]) -> list[Inbound]:
@@ -60,7 +62,7 @@ SETTINGS = {
 def scrape_jobs(ctx: RoleContext) -> list[dict[str, Any]]:
     """One job per exporter kind, with every host of the env that carries it (its address and port)."""
     jobs = []
-    for job, port_key in EXPORTERS:
+    for job, port_key in EXPORTERS + SERVICE_METRICS:
         targets = [{"host": name, "address": f"{ctx.address_of(name)}:{values[port_key]}"}
                    for name, values in sorted(ctx.hostvars.items()) if port_key in values]
         if targets:
