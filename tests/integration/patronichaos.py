@@ -48,9 +48,12 @@ def leader(via: str = "") -> str:
 
 
 def streaming(name: str) -> bool:
-    """Whether a member follows the leader, running."""
-    member = members().get(name, {})
-    return member.get("role") in ("replica", "sync_standby") and member.get("state") in ("streaming", "running")
+    """Whether a member follows the leader: running as its standby on its timeline, with a known lag (a former
+    leader just back still runs on its old timeline until Patroni has rewound it)."""
+    found = members()
+    member, lead = found.get(name, {}), next((m for m in found.values() if m["role"] == "leader"), {})
+    return member.get("role") in ("replica", "sync_standby") and member.get("state") in ("streaming", "running") \
+        and member.get("timeline") == lead.get("timeline") and isinstance(member.get("lag"), int)
 
 
 def synchronous() -> bool:

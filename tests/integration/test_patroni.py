@@ -138,8 +138,8 @@ def test_a_leader_cut_off_stands_down_before_another_leads_and_returns_without_i
     writer = Writer(env=ENV, max_seconds=150).start()
     try:
         wait_for("the writer's first writes", lambda: len(writer.acked) > 20, 30)
-        cut = time.time()
         cut_off(old)
+        cut = time.time()  # from here no packet passes: a write through the apps' DSN is the new leader's
         try:
             # the cut-off leader still takes writes that wait for no standby, until Patroni demotes it
             lone = writes_acknowledged_locally(old, "cut_marks", seconds=25)
@@ -159,8 +159,8 @@ def test_a_leader_cut_off_stands_down_before_another_leads_and_returns_without_i
     assert max(lone, default=cut) < first_new
     assert not lost
     # what the cut-off leader wrote alone is gone from it (rewound), not kept beside the new leader's history
-    assert local_sql(old, "select count(*) from cut_marks").stdout.strip() == "0"
-    assert local_sql(other, "select count(*) from cut_marks").stdout.strip() == "0"
+    counts = {name: local_sql(name, "select count(*) from cut_marks").stdout.strip() for name in (old, other)}
+    assert counts == {old: "0", other: "0"}, counts
 
 
 def wait_for_first_write_after(name: str, moment: float) -> float:
