@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -125,7 +126,7 @@ def test_rollback_under_load_goes_back_and_marks_the_bad_release(deployed: list,
 
 
 def test_stale_lock_is_reported_with_owner_and_age_and_removed_only_on_request(deployed: list) -> None:
-    owner = f"someone@{release.socket.gethostname()} pid 99999999"
+    owner = f"someone@{socket.gethostname()} pid 99999999"
     in_host("app2", f"printf %s '{owner}' > /srv/fastapi-app/.fabstack-lock && touch -d '90 seconds ago' "
                     "/srv/fastapi-app/.fabstack-lock")
     try:
