@@ -186,10 +186,9 @@ def reconnect(name: str) -> None:
                    capture_output=True, timeout=30)
 
 
-def local_sql(name: str, query: str, *, options: str = "", timeout: float = 30) -> subprocess.CompletedProcess[str]:
+def local_sql(name: str, query: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     """A query run on a db host's own server through its socket (podman, not the network), as postgres."""
-    env = ["env", f"PGOPTIONS={options}"] if options else []
-    return subprocess.run(["podman", "exec", f"fabstack-{name}", *env, "runuser", "-u", "postgres", "--", "psql",
+    return subprocess.run(["podman", "exec", f"fabstack-{name}", "runuser", "-u", "postgres", "--", "psql",
                            "-X", "-qAt", "-d", "app", "-c", query], capture_output=True, text=True, timeout=timeout)
 
 
