@@ -53,6 +53,22 @@ def copy_project(dest: Path, with_roles: bool = False, with_state: bool = False)
     return dest
 
 
+FAKE_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG9V710kHYLR9oKQAcJ9W+vNDIqigpWC3vUQmNR3aST/"
+
+
+def record_fake_host_keys(root: Path, env: str) -> None:
+    """Record one made-up SSH host key for every host of an env (roles that let one host reach another over SSH
+    trust only recorded keys), unless keys are recorded already."""
+    from fabstack.tiers.env import load_env
+
+    path = root / "inventory" / f"{env}.known_hosts"
+    if path.exists():
+        return
+    project = load_env(root, env)
+    path.write_text("".join(f"{project.setup(name, None).vars['ansible_host']} {FAKE_HOST_KEY}\n"
+                            for name in project.inventory.hosts))
+
+
 @pytest.fixture
 def project_copy(tmp_path: Path) -> Path:
     """A throwaway deployment repo that a test may edit, as a fresh clone has it (no sandbox state)."""

@@ -22,7 +22,7 @@ from fabstack.engine import operations as ops
 from fabstack.engine.errors import FabstackError
 from fabstack.engine.runner import declare_offline
 from fabstack.tiers.env import load_env
-from tests.conftest import copy_project
+from tests.conftest import copy_project, record_fake_host_keys
 from tests.shellcheck_quoting import unsafe_use
 from tests.test_roles_declare import SMALL, host_facts
 
@@ -39,7 +39,6 @@ HOSTILE = {
     "10,000 characters": "{k}-" + "A" * 10_000,
 }
 ENVS = ("sandbox", "mariadb")
-KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG9V710kHYLR9oKQAcJ9W+vNDIqigpWC3vUQmNR3aST/"
 SHELL_SUFFIXES = (".sh",)
 NGINX_OR_NFT = ("/etc/nginx/", "/etc/nftables")
 
@@ -48,9 +47,7 @@ NGINX_OR_NFT = ("/etc/nginx/", "/etc/nftables")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the repo with host keys recorded for the MariaDB env (its replicas trust their primary's)."""
     root = copy_project(tmp_path_factory.mktemp("hostile") / "repo")
-    project = load_env(root, "mariadb")
-    (root / "inventory" / "mariadb.known_hosts").write_text("".join(
-        f"{project.setup(name, None).vars['ansible_host']} {KEY}\n" for name in project.inventory.hosts))
+    record_fake_host_keys(root, "mariadb")
     return root
 
 

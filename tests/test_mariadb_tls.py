@@ -11,6 +11,7 @@ import pytest
 from fabstack.engine.errors import FabstackError
 from fabstack.engine.runner import declare_offline
 from fabstack.tiers.env import load_env
+from tests.conftest import record_fake_host_keys
 from tests.test_roles_declare import SMALL, host_facts, text_of
 
 
@@ -20,9 +21,7 @@ def planned(root: Path, *overrides: str) -> dict[str, dict[str, Any]]:
     project.set_overrides(list(overrides))
     facts = {name: host_facts(project.setup(name, None).vars["ansible_host"], name, SMALL)
              for name in project.inventory.hosts}
-    (root / "inventory" / "mariadb.known_hosts").write_text("".join(
-        f"{facts[name]['primary_address']} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG9V710kHYLR9oKQAcJ9W"
-        "+vNDIqigpWC3vUQmNR3aST/\n" for name in project.inventory.hosts))
+    record_fake_host_keys(root, "mariadb")
     return {host: {op.id: op for _, op in items} for host, items in declare_offline(project, facts).items()}
 
 

@@ -88,6 +88,7 @@ def test_an_etcd_group_without_a_majority_to_spare_is_refused(project_copy: Path
     groups = inventory["all"]["children"]
     if "pdb3" in members:
         groups["db"]["children"]["db_replica"]["hosts"]["pdb3"] = {"ansible_host": "10.217.0.13"}
+        groups["pgbackrest"]["hosts"]["pdb3"] = None
     groups["pgbouncer"]["hosts"]["pgw1"] = groups["etcd"]["hosts"]["pgw1"]  # its address stays defined
     groups["etcd"]["hosts"] = {name: None for name in members}
     path.write_text(yaml.safe_dump(inventory))

@@ -16,7 +16,7 @@ import pytest
 from fabstack.engine import operations as ops
 from fabstack.engine.runner import declare_offline
 from fabstack.tiers.env import load_env
-from tests.conftest import REPO
+from tests.conftest import REPO, record_fake_host_keys
 
 SMALL = {"cpus": 1, "memory_mb": 1024, "nofile_hard": 20000}
 LARGE = {"cpus": 32, "memory_mb": 65536, "nofile_hard": 1048576}
@@ -39,6 +39,7 @@ Declared = dict[str, list[tuple[str, ops.Operation]]]
 
 def declared_for(root: Path, size: dict[str, int], env: str = "sandbox") -> Declared:
     """Each host's (role name, operation) list when every host of the env has the given size."""
+    record_fake_host_keys(root, env)
     project = load_env(root, env)
     facts = {name: host_facts(project.setup(name, None).vars["ansible_host"], name, size)
              for name in project.inventory.hosts}
@@ -78,10 +79,7 @@ def sized_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.conftest import copy_project
 
     root = copy_project(tmp_path_factory.mktemp("declare") / "repo")
-    project = load_env(root, "mariadb")
-    (root / "inventory" / "mariadb.known_hosts").write_text("".join(
-        f"{project.setup(name, None).vars['ansible_host']} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG9V710kHYLR9oKQAcJ9W"
-        f"+vNDIqigpWC3vUQmNR3aST/\n" for name in project.inventory.hosts))
+    record_fake_host_keys(root, "mariadb")
     return root
 
 
@@ -145,12 +143,14 @@ EXPECTED = {
     # the cluster-wide max_worker_processes follows the cores, as the postgresql role computes it
     "patroni": ("pdb1", "file /etc/patroni/config.yml", '"max_worker_processes": 8', '"max_worker_processes": 32'),
     "haproxy": ("pgw1", "file /etc/haproxy/haproxy.cfg", "check port 8008", "check port 8008"),
+    "pgbackrest": ("pdb2", "file /etc/pgbackrest.conf", "repo1-host=10.217.0.31", "repo1-host=10.217.0.31"),
+    "pgbackrest_repo": ("backup1", "file /etc/pgbackrest.conf", "pg2-host=10.217.0.12", "pg2-host=10.217.0.12"),
 }
 
 
 # roles the sandbox env does not run, and the env whose hosts carry them
 OTHER_ENV = {"mariadb": "mariadb", "mariadb_replica": "mariadb", "etcd": "patroni", "patroni": "patroni",
-             "haproxy": "patroni"}
+             "haproxy": "patroni", "pgbackrest": "patroni", "pgbackrest_repo": "patroni"}
 
 
 def test_every_bundled_role_has_an_expectation() -> None:

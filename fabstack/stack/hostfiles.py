@@ -14,3 +14,7 @@ BACKUP_SETTINGS = "/etc/fabstack/backup.json"
 PATRONI_ADOPTED = "/var/lib/fabstack/patroni-adopted"
 # Patroni's settings file on a db host (patronictl reads it too).
 PATRONI_CONFIG = "/etc/patroni/config.yml"
+# pgBackRest's settings file on every host that runs it (Debian's path; the repository host's holds the cipher
+# pass), and the ssh it runs to reach the other side: the env's key and recorded host keys, nothing from a home.
+PGBACKREST_CONFIG = "/etc/pgbackrest.conf"
+PGBACKREST_SSH = "/usr/local/sbin/fabstack-pgbackrest-ssh"

@@ -9,9 +9,10 @@ from fabstack.engine.role import RoleContext
 from fabstack.engine.rolecontract import SQL_IDENTIFIER, Inbound
 from fabstack.engine.settingspec import IDENTIFIER, Setting
 from fabstack.stack.hostfiles import PATRONI_ADOPTED, PATRONI_CONFIG
+from fabstack.stack.pgbackrest import archive_command
 
 # Roles whose settings this role reads when the host runs them too (the firewall asks for inbound ports).
-READS = ("firewall", "patroni")
+READS = ("firewall", "patroni", "pgbackrest")
 
 GENERATED_SECRETS = ("postgresql_app_password", "postgresql_replication_password")
 
@@ -97,6 +98,11 @@ def under_patroni(ctx: RoleContext) -> bool:
     return "patroni" in {role.name for role in ctx.host_roles}
 
 
+def archives(ctx: RoleContext) -> bool:
+    """Whether the server archives its WAL to a pgBackRest repository (the host carries the pgbackrest role)."""
+    return "pgbackrest" in {role.name for role in ctx.host_roles}
+
+
 def leader_sql(ctx: RoleContext, database: str, statements: str, *, unless_query: str, equals: str,
                name: str) -> None:
     """SQL for the primary. Under Patroni every member declares it and any server out of recovery runs it: the
@@ -146,6 +152,8 @@ def deploy(ctx: RoleContext) -> None:
         # under Patroni its synchronous_mode names the synchronous standby (in the postgresql.conf it writes)
         patroni=under_patroni(ctx),
         cluster_name=v["patroni_scope"] if under_patroni(ctx) else "",
+        # with pgBackRest, whichever server is out of recovery archives its WAL (a replica's archive_mode waits)
+        archive_command=archive_command(v["pgbackrest_stanza"]) if archives(ctx) else "",
     )
     ctx.template("restart.conf.j2", f"{etc}/{RESTART_CONF}", owner="postgres", group="postgres",
                   validate=check_config, notify="restart postgresql", **context)
