@@ -189,34 +189,38 @@ def _backups(env: str, root: str, action: str, **options: Any) -> Any:
     return _run(lambda: commands.backup(Path(root), env, action, **options))
 
 
-@task(name="run", help={"env": "inventory/ENV.yml", "root": "the deployment repo"})
-def backup_run(c: Context, env: str = "sandbox", root: str = ".") -> None:
-    """Take a backup now on the backup host (what the nightly cron job runs)."""
-    _backups(env, root, "run")
+@task(name="run", help={"kind": "pgBackRest: full, diff or incr (default: incr, full when there is none)",
+                        "env": "inventory/ENV.yml", "root": "the deployment repo"})
+def backup_run(c: Context, kind: str | None = None, env: str = "sandbox", root: str = ".") -> None:
+    """Take a backup now on the backup host (what the scheduled cron job runs)."""
+    _backups(env, root, "run", kind=kind)
 
 
 @task(name="list", help={"env": "inventory/ENV.yml", "root": "the deployment repo"})
 def backup_list(c: Context, env: str = "sandbox", root: str = ".") -> None:
-    """List the backups, newest first; corrupted ones are marked."""
+    """List the backups, newest first; corrupted ones are marked (pgBackRest: with the WAL archive's span)."""
     _backups(env, root, "list")
 
 
-@task(name="restore", help={"name": "the backup (see backup.list)", "target": "the host to restore on "
-                            "(default: the backup host)", "into": "the database to restore into (default: "
-                            "DB_restore)", "force": "allow restoring over an existing database",
-                            "until": "where the tier replays logs (MariaDB): through this second, 'YYYY-MM-DD "
-                            "HH:MM:SS' UTC",
+@task(name="restore", help={"name": "the backup (see backup.list; pgBackRest: default the newest before --until)",
+                            "target": "the host to restore on (dumps: default the backup host; pgBackRest: a "
+                            "spare host with the pgbackrest role)", "into": "dumps: the database to restore into "
+                            "(default: DB_restore)", "force": "allow restoring over an existing database",
+                            "until": "through this second, 'YYYY-MM-DD HH:MM:SS' UTC (pgBackRest's WAL archive, "
+                            "MariaDB's binary logs)",
                             "env": "inventory/ENV.yml", "root": "the deployment repo"})
-def backup_restore(c: Context, name: str, target: str | None = None, into: str | None = None, force: bool = False,
-                   until: str | None = None, env: str = "sandbox", root: str = ".") -> None:
+def backup_restore(c: Context, name: str | None = None, target: str | None = None, into: str | None = None,
+                   force: bool = False, until: str | None = None, env: str = "sandbox", root: str = ".") -> None:
     """Restore a backup into scratch databases; over a live database only with --force; where the tier replays
-    logs (MariaDB), to a chosen second with --until (point-in-time)."""
+    logs, to a chosen second with --until (point-in-time). A pgBackRest repository restores the whole cluster
+    onto a spare host (--target) and starts it as a new cluster."""
     _backups(env, root, "restore", name=name, target=target, into=into, force=force, until=until)
 
 
 @task(name="verify", help={"env": "inventory/ENV.yml", "root": "the deployment repo"})
 def backup_verify(c: Context, env: str = "sandbox", root: str = ".") -> None:
-    """Restore the newest good backup into scratch databases and compare row counts and max ids with the source."""
+    """Restore the newest good backup into scratch databases and compare row counts and max ids with the source
+    (pgBackRest: check the archive and every file's checksum)."""
     if not _backups(env, root, "verify"):
         raise Exit(code=2)
 

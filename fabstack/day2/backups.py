@@ -1,6 +1,8 @@
-"""``inv backup.*``: run, list, restore and verify the backups the backups role takes, for any db tier (the
-backup host's settings say which; the tier's ``backups`` engine restores); a tier that replays logs (MariaDB) can
-stop a restore at a chosen second (``--until``)."""
+"""``inv backup.*``: run, list, restore and verify an env's backups. Where a backup host holds a pgBackRest
+repository (the PostgreSQL tier's), they speak pgBackRest (``fabstack.tiers.postgresql.repository``); otherwise
+they act on the dumps the backups role takes, for any db tier (the backup host's settings say which; the tier's
+``backups`` engine restores). Both can stop a restore at a chosen second (``--until``): pgBackRest from its WAL
+archive, MariaDB from its binary logs."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from fabstack.engine.runner import select_hosts
 from fabstack.stack.hostfiles import BACKUP_SETTINGS
 from fabstack.tiers.base import BackupEngine, BackupPlace
 from fabstack.tiers.env import load_env
+from fabstack.tiers.postgresql.repository import CLIENT_ROLE, MEMBER_ROLES, REPOSITORY_ROLE, Repository
 from fabstack.tiers.registry import TIERS
 
 _NAME = re.compile(r"^\d{8}T\d{6}Z$")
@@ -43,6 +46,13 @@ class Backups:
     project: Project
     host: RemoteHost
     out: Callable[[str], None]
+
+    @cached_property
+    def repository(self) -> Repository | None:
+        """The pgBackRest repository, when the backup host holds one."""
+        if REPOSITORY_ROLE in {r.name for r in self.project.roles_for(self.host.name)}:
+            return Repository(self.host, self.out)
+        return None
 
     @property
     def settings(self) -> dict:
@@ -87,12 +97,13 @@ class Backups:
 
 
 def open_backups(root: Path, env: str, out: Callable[[str], None] = print) -> Backups:
-    """The env's backup host (the one site.yml gives the backups role), connected."""
+    """The env's backup host (the one site.yml gives the pgbackrest_repo role, else the backups role), connected."""
     project = load_env(root, env)
     select_hosts(project)  # the whole-env checks a deploy makes, before any host is contacted
-    hosts = [h for h in project.inventory.hosts if "backups" in {r.name for r in project.roles_for(h)}]
+    hosts = [h for role in (REPOSITORY_ROLE, "backups") for h in project.inventory.hosts
+             if role in {r.name for r in project.roles_for(h)}]
     if not hosts:
-        raise FabstackError("no host carries the backups role in site.yml", key="backups")
+        raise FabstackError(f"no host carries the {REPOSITORY_ROLE} or the backups role in site.yml", key="backups")
     host = reach(project, hosts[0])
     if not host.reachable:
         raise FabstackError(f"backup host unreachable: {host.error}", host=hosts[0])
@@ -108,14 +119,22 @@ def with_backups(root: Path, env: str, action: Callable[[Backups], Any]) -> Any:
         handle.host.close()
 
 
-def run(backups: Backups) -> None:
-    """Take a backup now (the nightly job's command) and show the resulting list."""
+def run(backups: Backups, kind: str | None = None) -> None:
+    """Take a backup now (the scheduled job's command) and show the resulting list; pgBackRest takes ``kind``
+    (full, diff, incr)."""
+    if backups.repository is not None:
+        backups.repository.run(kind)
+        return
+    if kind is not None:
+        raise FabstackError("a dump is always whole: --kind is for a pgBackRest repository", key="--kind")
     backups.out(backups.place.script("run"))
     show(backups)
 
 
 def show(backups: Backups) -> list[dict]:
     """Print the backups, newest first, marking corrupted ones."""
+    if backups.repository is not None:
+        return backups.repository.show()
     entries = backups.listing()
     backups.out(f"{'NAME':<18}{'TIME':<27}STATE")
     for entry in entries:
@@ -125,12 +144,16 @@ def show(backups: Backups) -> list[dict]:
     return entries
 
 
-def restore(backups: Backups, name: str, target: str | None, into: str | None, force: bool,
-            until: str | None = None) -> list[str]:
+def restore(backups: Backups, name: str | None, target: str | None, into: str | None, force: bool,
+            until: str | None = None) -> Any:
     """Restore a backup's databases on ``target`` (default: the backup host) into scratch databases
     (``DB_restore``, or ``into``); restoring over an existing database needs ``force``. MariaDB: ``until``
-    (``YYYY-MM-DD HH:MM:SS``, UTC) replays the binary logs through that second. Returns the databases."""
-    if not _NAME.match(name):
+    (``YYYY-MM-DD HH:MM:SS``, UTC) replays the binary logs through that second. Returns the databases.
+    A pgBackRest repository restores the whole cluster onto a spare ``target`` instead (see
+    ``restore_cluster``)."""
+    if backups.repository is not None:
+        return restore_cluster(backups, backups.repository, name, target, into, force, until)
+    if name is None or not _NAME.match(name):
         raise FabstackError(f"not a backup name: {name!r} (see inv backup.list)", key="--name")
     if until is not None:
         _check_until(backups, name, until)
@@ -155,6 +178,36 @@ def restore(backups: Backups, name: str, target: str | None, into: str | None, f
         return restore_databases(backups, name, destination, into, force, until)
     finally:
         locks.release()
+
+
+def restore_cluster(backups: Backups, repository: Repository, label: str | None, target: str | None,
+                    into: str | None, force: bool, until: str | None) -> dict[str, Any]:
+    """Restore the PostgreSQL cluster from the repository onto ``target``, a host with the pgbackrest role and no
+    live member of the tier, under its lock: every transaction committed through ``until`` (default: all that
+    was archived), from backup ``label`` (default: the newest before it)."""
+    if into is not None:
+        raise FabstackError("a pgBackRest restore brings back the whole cluster: --into is for dumps", key="--into")
+    if target is None:
+        raise FabstackError("a pgBackRest restore needs a spare host to start the cluster on", key="--target")
+    roles = {r.name for r in backups.project.roles_for(target)} if target in backups.project.inventory.hosts else None
+    if roles is None:
+        raise FabstackError(f"no host {target} in the inventory", key="--target")
+    if CLIENT_ROLE not in roles or set(MEMBER_ROLES) & roles:
+        raise FabstackError(f"is not a restore target: it needs the {CLIENT_ROLE} role and no "
+                            f"{' or '.join(MEMBER_ROLES)} role (a live member is never restored over)",
+                            key="--target", host=target)
+    destination = reach(backups.project, target)
+    if not destination.reachable:
+        raise FabstackError(f"unreachable: {destination.error}", host=target)
+    assert destination.conn is not None
+    locks = HostLocks(f"backup.restore --target {target} --env {backups.project.env}",
+                      out=lambda host, text: backups.out(f"{host:<8} | {text}"))
+    locks.take({destination.name: destination.conn})
+    try:
+        return repository.restore(destination, until, label, force)
+    finally:
+        locks.release()
+        destination.close()
 
 
 def restore_databases(backups: Backups, name: str, destination: RemoteHost, into: str | None, force: bool,
@@ -201,7 +254,10 @@ def _good(backups: Backups, name: str) -> bool:
 
 def verify(backups: Backups) -> bool:
     """Restore the newest good backup into scratch databases and compare every table's row count and max(id)
-    with the source's, taken in the very snapshot the dump read. Prints a table; True when all match."""
+    with the source's, taken in the very snapshot the dump read. Prints a table; True when all match. A
+    pgBackRest repository checks its archive and every file's checksum instead."""
+    if backups.repository is not None:
+        return backups.repository.verify()
     entry = backups.newest_good()
     name = entry["name"]
     place, engine = backups.place, backups.engine

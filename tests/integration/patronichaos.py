@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -221,4 +222,64 @@ def stop_etcd(name: str) -> None:
 def start_etcd(name: str) -> None:
     """Start the etcd member on a host again."""
     subprocess.run(["podman", "exec", f"fabstack-{name}", "systemctl", "start", "etcd"], capture_output=True,
+                   timeout=120)
+
+
+@dataclass
+class Marks:
+    """Rows written through the apps' DSN by a bounded background loop: each id's wall-clock times just before it
+    was sent and when its commit was acknowledged."""
+
+    sent: dict[int, float]
+    acked: dict[int, float]
+    stop: threading.Event
+    thread: threading.Thread
+
+    def finish(self) -> None:
+        """Stop writing and wait for the loop to end."""
+        self.stop.set()
+        self.thread.join(timeout=30)
+
+
+def write_marks(table: str, max_seconds: float, interval: float = 0.1) -> Marks:
+    """Start inserting ids into ``table`` (made afresh) every ``interval`` seconds, for at most ``max_seconds``."""
+    with psycopg.connect(pgbouncer_dsn(env=ENV), autocommit=True, prepare_threshold=None) as conn:
+        conn.execute(f"drop table if exists {table}")
+        conn.execute(f"create table {table} (id bigint primary key)")
+    marks = Marks({}, {}, threading.Event(), threading.Thread())
+
+    def loop() -> None:
+        deadline = time.monotonic() + max_seconds
+        with psycopg.connect(pgbouncer_dsn(env=ENV), autocommit=True, prepare_threshold=None) as conn:
+            next_id = 1
+            while not marks.stop.is_set() and time.monotonic() < deadline:
+                marks.sent[next_id] = time.time()
+                conn.execute(f"insert into {table} (id) values (%s)", (next_id,))
+                marks.acked[next_id] = time.time()
+                next_id += 1
+                time.sleep(interval)
+
+    marks.thread = threading.Thread(target=loop, daemon=True)
+    marks.thread.start()
+    return marks
+
+
+def wal_file_now() -> str:
+    """The WAL file the leader writes now (its name orders the archive)."""
+    with psycopg.connect(pgbouncer_dsn(env=ENV), autocommit=True, prepare_threshold=None) as conn:
+        row = conn.execute("select pg_walfile_name(pg_current_wal_lsn())").fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def archived(wal_file: str) -> bool:
+    """Whether the leader has archived ``wal_file`` (or a later one)."""
+    with psycopg.connect(pgbouncer_dsn(env=ENV), autocommit=True, prepare_threshold=None) as conn:
+        row = conn.execute("select coalesce(last_archived_wal, '') from pg_stat_archiver").fetchone()
+    return row is not None and str(row[0])[:24] >= wal_file
+
+
+def destroy(name: str) -> None:
+    """Remove a host's container and its volumes: its disk is gone."""
+    subprocess.run(["podman", "rm", "--force", "--volumes", f"fabstack-{name}"], check=True, capture_output=True,
                    timeout=120)

@@ -4,11 +4,14 @@ under a write load through the apps' DSN is replaced with nobody typing anything
 the old one comes back as a replica by itself. A leader cut off from its peers stands down before another leads
 and comes back without what it wrote alone; one etcd member lost changes nothing, two stop the writes (nobody
 leads) until one returns. A switchover under load loses nothing, and a deploy from a second clone meanwhile waits
-for its host locks (or refuses naming it) and leaves the routing on the new leader. benchmarks/failover.py --tier
-patroni kills the leader ten times."""
+for its host locks (or refuses naming it) and leaves the routing on the new leader. Last, both db hosts are
+destroyed and the cluster comes back onto a spare host from the backup host's pgBackRest repository alone, to a
+chosen second and to the newest archived point. benchmarks/failover.py --tier patroni kills the leader ten
+times."""
 
 from __future__ import annotations
 
+import calendar
 import os
 import subprocess
 import sys
@@ -31,7 +34,9 @@ from tests.integration.chaos import PROBE_TABLE, Writer, pgbouncer_dsn, probe_id
 from tests.integration.conftest import env_up, in_host
 from tests.integration.patronichaos import (
     ENV,
+    archived,
     cut_off,
+    destroy,
     env_addresses,
     etcd_members_away_from,
     fresh_probe_table,
@@ -46,6 +51,8 @@ from tests.integration.patronichaos import (
     streaming,
     synchronous,
     wait_for,
+    wal_file_now,
+    write_marks,
     writes_acknowledged_locally,
 )
 
@@ -246,3 +253,39 @@ def run_switchover(failures: list[BaseException]) -> None:
         run_action(REPO, ENV, "switchover")
     except BaseException as exc:  # noqa: BLE001 - reported by the test
         failures.append(exc)
+
+
+def test_the_cluster_comes_back_from_the_backup_host_alone_to_a_chosen_second(cluster: None) -> None:
+    """Last in this module: it destroys both db hosts."""
+    a_loaded_cluster_ready()
+    commands.backup(REPO, ENV, "run", kind="incr")
+    marks = write_marks("pitr_marks", max_seconds=240)
+    try:
+        wait_for("the first marks", lambda: len(marks.acked) > 20, 30)
+        chosen = int(time.time()) + 3
+        wait_for("marks past the chosen second", lambda: max(marks.sent.values()) > chosen + 2, 30)
+        # once the WAL written at the chosen second is in the archive, the db hosts may go
+        wal = wal_file_now()
+        wait_for(f"{wal} archived", lambda: archived(wal), 120)
+    finally:
+        marks.finish()
+    last_ack = max(marks.acked.values())
+    for name in members():
+        destroy(name)
+    until = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(chosen))
+    to_second = commands.backup(REPO, ENV, "restore", name=None, target="prestore1", into=None, force=False,
+                                until=until)
+    restored = {int(i) for i in local_sql("prestore1", "select id from pitr_marks").stdout.split()}
+    before = {i for i, at in marks.acked.items() if at < chosen}
+    after = {i for i, at in marks.sent.items() if at > chosen}
+    newest = commands.backup(REPO, ENV, "restore", name=None, target="prestore1", into=None, force=True, until=None)
+    newest_rows = {int(i) for i in local_sql("prestore1", "select id from pitr_marks").stdout.split()}
+    unarchived = len(set(marks.acked) - newest_rows)
+    newest_at = calendar.timegm(time.strptime(newest["last_transaction"][:19], "%Y-%m-%d %H:%M:%S"))
+    print(f"pgbackrest point-in-time restore: both db hosts destroyed; through {until} UTC onto prestore1 in "
+          f"{to_second['seconds']:.1f}s ({len(restored)} marks: {len(before)} acknowledged before, "
+          f"{len(after & restored)} sent after); the newest point in {newest['seconds']:.1f}s, "
+          f"RPO {last_ack - newest_at:.1f}s ({unarchived} of {len(marks.acked)} acknowledged marks not yet archived)")
+    assert before <= restored, sorted(before - restored)[:10]
+    assert not after & restored, sorted(after & restored)[:10]
+    assert restored <= newest_rows
