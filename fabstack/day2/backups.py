@@ -24,7 +24,7 @@ from fabstack.engine.runner import select_hosts
 from fabstack.stack.hostfiles import BACKUP_SETTINGS
 from fabstack.tiers.base import BackupEngine, BackupPlace
 from fabstack.tiers.env import load_env
-from fabstack.tiers.postgresql.repository import CLIENT_ROLE, MEMBER_ROLES, REPOSITORY_ROLE, Repository
+from fabstack.tiers.postgresql.repository import CLIENT_ROLE, MEMBER_ROLES, REPOSITORY_ROLE, Repository, parse_until
 from fabstack.tiers.registry import TIERS
 
 _NAME = re.compile(r"^\d{8}T\d{6}Z$")
@@ -187,6 +187,8 @@ def restore_cluster(backups: Backups, repository: Repository, label: str | None,
     was archived), from backup ``label`` (default: the newest before it)."""
     if into is not None:
         raise FabstackError("a pgBackRest restore brings back the whole cluster: --into is for dumps", key="--into")
+    if until is not None:
+        parse_until(until)
     if target is None:
         raise FabstackError("a pgBackRest restore needs a spare host to start the cluster on", key="--target")
     roles = {r.name for r in backups.project.roles_for(target)} if target in backups.project.inventory.hosts else None

@@ -11,6 +11,8 @@ from fabstack.engine.settingspec import UNIX_USER, Setting, positive
 from fabstack.stack.hostfiles import PGBACKREST_CONFIG, PGBACKREST_SSH
 from fabstack.stack.pgbackrest import ssh_trust
 
+METRICS = "/usr/local/sbin/fabstack-pgbackrest-metrics"
+
 GENERATED_SECRETS = ("pgbackrest_repo_cipher_pass", "pgbackrest_repo_ssh_private_key")
 
 _CRON = Setting(pattern=r"\S+( \S+){4}", shape="a cron schedule of five fields")
@@ -67,4 +69,7 @@ def deploy(ctx: RoleContext) -> None:
     for kind in ("full", "diff", "incr"):
         ctx.cron(f"pgbackrest-{kind}", v[f"pgbackrest_repo_{kind}_schedule"],
                  f"pgbackrest --stanza={s} --type={kind} backup >>/var/log/pgbackrest/cron.log 2>&1", user=user)
+    # when the newest good backup finished, for the BackupTooOld alert
+    ctx.file(METRICS, (ctx.role.path / "files" / "fabstack-pgbackrest-metrics").read_bytes(), mode="0755")
+    ctx.cron("pgbackrest-metrics", "*/10 * * * *", f"{METRICS} {shlex.quote(user)} >/dev/null 2>&1")
 

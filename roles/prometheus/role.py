@@ -43,11 +43,11 @@ SETTINGS = {
         "alert_disk_full_for", "alert_memory_for", "alert_http_for", "alert_http_window", "alert_queue_for",
         "alert_postgres_down_for", "alert_db_connections_for", "alert_replica_for", "alert_replication_lag_for",
         "alert_slot_for", "alert_pgbouncer_for", "alert_phpfpm_for", "alert_patroni_leader_for",
-        "alert_patroni_pending_restart_for")},
+        "alert_patroni_pending_restart_for", "alert_archive_failing_for")},
     **{key: positive(10_000) for key in (
         "alert_backup_age_hours", "alert_certificate_days", "alert_queue_depth", "alert_replication_lag_mb",
         "alert_replication_lag_seconds", "alert_slot_retained_mb", "alert_pgbouncer_waiting_clients",
-        "alert_patroni_dcs_seconds")},
+        "alert_patroni_dcs_seconds", "alert_archive_pending_segments")},
     "alert_disk_full_hours": positive(24 * 90),
     "alert_memory_available_percent": positive(90),
     **{key: Setting(above=0, most=100) for key in (

@@ -82,6 +82,7 @@ def rule_tests(hostvars: dict[str, Any]) -> str:
              ]},
             database_tests(hostvars),
             patroni_tests(hostvars),
+            archive_tests(hostvars),
         ],
     }
     return json.dumps(tests)  # JSON is YAML
@@ -179,6 +180,29 @@ def patroni_tests(v: dict[str, Any]) -> dict[str, Any]:
             {"eval_time": "120m", "alertname": "PatroniPendingRestart",
              "exp_alerts": [fired("warning", "PostgreSQL on pdb4 waits for a restart to take its settings "
                                              "(patronictl restart)", host="pdb4")]},
+        ],
+    }
+
+
+def archive_tests(v: dict[str, Any]) -> dict[str, Any]:
+    """The WAL archive rules: a leader whose archiving fails (beside one whose archiving works), one with a
+    backlog past the bound (beside one just under it)."""
+    bound = v["alert_archive_pending_segments"]
+    series = {
+        'fabstack_pg_archiver_failing{host="pdb1"}': "1x60", 'fabstack_pg_archiver_failing{host="pdb2"}': "0x60",
+        'fabstack_pg_archiver_pending_segments{host="pdb3"}': f"{bound + 1}x60",
+        'fabstack_pg_archiver_pending_segments{host="pdb4"}': f"{bound}x60",
+    }
+    return {
+        "interval": "1m",
+        "input_series": [{"series": name, "values": values} for name, values in series.items()],
+        "alert_rule_test": [
+            {"eval_time": "60m", "alertname": "WalArchiveFailing",
+             "exp_alerts": [fired("critical", "pdb1 cannot archive its WAL: a point-in-time restore stops at its "
+                                              "last archived segment", host="pdb1")]},
+            {"eval_time": "60m", "alertname": "WalArchiveBehind",
+             "exp_alerts": [fired("warning", f"pdb3 has {bound + 1} WAL segments waiting to be archived",
+                                  host="pdb3")]},
         ],
     }
 
