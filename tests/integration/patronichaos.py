@@ -279,7 +279,10 @@ def archived(wal_file: str) -> bool:
     return row is not None and str(row[0])[:24] >= wal_file
 
 
-def destroy(name: str) -> None:
-    """Remove a host's container and its volumes: its disk is gone."""
-    subprocess.run(["podman", "rm", "--force", "--volumes", f"fabstack-{name}"], check=True, capture_output=True,
+def destroy(*names: str) -> None:
+    """Kill hosts at once (no clean shutdown: nothing more is archived or handed over), then remove their
+    containers and volumes: their disks are gone."""
+    containers = [f"fabstack-{name}" for name in names]
+    subprocess.run(["podman", "kill", *containers], check=True, capture_output=True, timeout=60)
+    subprocess.run(["podman", "rm", "--force", "--volumes", *containers], check=True, capture_output=True,
                    timeout=120)

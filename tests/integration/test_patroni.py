@@ -276,8 +276,7 @@ def test_the_cluster_comes_back_from_the_backup_host_alone_to_a_chosen_second(cl
     finally:
         marks.finish()
     last_ack = max(marks.acked.values())
-    for name in members():
-        destroy(name)
+    destroy(*members())
     until = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(chosen))
     to_second = commands.backup(REPO, ENV, "restore", name=None, target="prestore1", into=None, force=False,
                                 until=until)
