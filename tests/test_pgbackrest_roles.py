@@ -42,8 +42,9 @@ def test_the_repository_backs_up_every_member_encrypted(declared: dict) -> None:
     ops = {op.id: op for name, op in declared["backup1"] if name == "pgbackrest_repo"}
     assert ops[CONFIG].secret
     assert "stanza-create" in text_of(ops["command stanza fabstack"])
-    crons = [text_of(op) for op_id, op in ops.items() if op_id.startswith("file /etc/cron.d/fabstack-pgbackrest-")]
-    assert len(crons) == 3 and all(" pgbackrest --stanza=fabstack --type=" in c for c in crons)
+    crons = [text_of(ops[f"file /etc/cron.d/fabstack-pgbackrest-{kind}"]) for kind in ("full", "diff", "incr")]
+    assert all(" pgbackrest --stanza=fabstack --type=" in c for c in crons)
+    assert "fabstack-pgbackrest-metrics" in text_of(ops["file /etc/cron.d/fabstack-pgbackrest-metrics"])
 
 
 def test_no_db_host_holds_the_cipher_pass(declared: dict) -> None:

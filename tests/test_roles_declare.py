@@ -144,13 +144,16 @@ EXPECTED = {
     "patroni": ("pdb1", "file /etc/patroni/config.yml", '"max_worker_processes": 8', '"max_worker_processes": 32'),
     "haproxy": ("pgw1", "file /etc/haproxy/haproxy.cfg", "check port 8008", "check port 8008"),
     "pgbackrest": ("pdb2", "file /etc/pgbackrest.conf", "repo1-host=10.217.0.31", "repo1-host=10.217.0.31"),
+    "backup_store": ("mbackup1", "file /var/lib/fabstack-offsite/.ssh/authorized_keys",
+                     "rrsync -wo -no-del -no-overwrite /var/backups/offsite", "rrsync -wo -no-del -no-overwrite"),
     "pgbackrest_repo": ("backup1", "file /etc/pgbackrest.conf", "pg2-host=10.217.0.12", "pg2-host=10.217.0.12"),
 }
 
 
 # roles the sandbox env does not run, and the env whose hosts carry them
 OTHER_ENV = {"mariadb": "mariadb", "mariadb_replica": "mariadb", "etcd": "patroni", "patroni": "patroni",
-             "haproxy": "patroni", "pgbackrest": "patroni", "pgbackrest_repo": "patroni"}
+             "haproxy": "patroni", "pgbackrest": "patroni", "pgbackrest_repo": "patroni",
+             "backup_store": "mariadb"}
 
 
 def test_every_bundled_role_has_an_expectation() -> None:

@@ -9,6 +9,7 @@ import shlex
 from fabstack.engine import sshkeys
 from fabstack.engine.role import RoleContext
 from fabstack.stack.hostfiles import PGBACKREST_SSH
+from fabstack.stack.hostssh import authorized_line, client_options
 
 SSH_FOLDER = "/etc/pgbackrest/ssh"
 
@@ -20,11 +21,8 @@ def archive_command(stanza: str) -> str:
 
 def ssh_wrapper(user: str, key: str, known_hosts: str) -> str:
     """The script pgBackRest runs as ssh (``cmd-ssh``): nothing is read from the account's home."""
-    options = ["-i", key, "-o", "IdentitiesOnly=yes", "-o", f"UserKnownHostsFile={known_hosts}",
-               "-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
-               "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4"]
     return (f"#!/bin/sh\n# pgBackRest's ssh as {user}: the env's key and the recorded host keys only\n"
-            f"exec /usr/bin/ssh {shlex.join(options)} \"$@\"\n")
+            f"exec /usr/bin/ssh {shlex.join(client_options(key, known_hosts))} \"$@\"\n")
 
 
 def ssh_trust(ctx: RoleContext, *, user: str, home: str, private_key: str, reaches: list[str],
@@ -42,5 +40,4 @@ def ssh_trust(ctx: RoleContext, *, user: str, home: str, private_key: str, reach
     sources = [ctx.address_of(name) for name in reached_by]
     public = sshkeys.public_line(peer_private_key, "fabstack-pgbackrest")
     ctx.directory(f"{home}/.ssh", owner=user, group=user, mode="0700")
-    ctx.file(f"{home}/.ssh/authorized_keys", f"from=\"{','.join(sources)}\",restrict {public}\n", owner=user,
-             group=user, mode="0600")
+    ctx.file(f"{home}/.ssh/authorized_keys", authorized_line(public, sources), owner=user, group=user, mode="0600")

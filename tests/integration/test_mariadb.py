@@ -150,6 +150,41 @@ def test_a_point_in_time_restore_recovers_exactly_the_rows_committed_up_to_then(
         handle.host.close()
 
 
+def test_each_backup_and_binary_log_is_copied_to_the_store_which_keeps_it_whatever_the_primary_does(
+        tier: None) -> None:
+    primary = roles()[0]
+    handle = backup_ops.open_backups(REPO, ENV, out=print)
+    try:
+        backup_ops.run(handle)
+        name = handle.listing()[0]["name"]
+    finally:
+        handle.host.close()
+    sql(primary, "flush binary logs")
+    assert in_host(primary, f"{BACKUP_SCRIPT} archive-binlogs").returncode == 0
+    copy = f"/var/backups/offsite/mariadb/{name}"
+    checked = in_host("mbackup1", f"cd {copy} && sha256sum --quiet -c SHA256SUMS")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    archived = set(in_host(primary, "ls /var/backups/mariadb/binlogs").stdout.split())
+    copied = set(in_host("mbackup1", "ls /var/backups/offsite/mariadb/binlogs").stdout.split())
+    assert archived and archived <= copied, archived - copied
+    # the primary's own key, used as a compromised primary would: it adds files, never deletes or changes one
+    store = load_env(REPO, ENV).hostvars()["mbackup1"]["ansible_host"]
+    ssh = ("ssh -i /etc/fabstack/offsite/id_ed25519 -o UserKnownHostsFile=/etc/fabstack/offsite/known_hosts "
+           "-o BatchMode=yes")
+    deleting = in_host(primary, f"mkdir -p /tmp/fabstack-empty && rsync -a --delete -e '{ssh}' /tmp/fabstack-empty/ "
+                                f"fabstack-offsite@{store}:mariadb/")
+    shell = in_host(primary, f"{ssh} fabstack-offsite@{store} rm -rf /var/backups/offsite/mariadb")
+    forged = in_host(primary, f"mkdir -p /tmp/fabstack-forged/{name} && echo forged > "
+                              f"/tmp/fabstack-forged/{name}/SHA256SUMS && rsync -a -e '{ssh}' /tmp/fabstack-forged/ "
+                              f"fabstack-offsite@{store}:mariadb/")
+    in_host(primary, "rm -rf /tmp/fabstack-empty /tmp/fabstack-forged")
+    print(f"offsite: {name} and {len(archived)} binary logs on mbackup1; delete through the primary's key: exit "
+          f"{deleting.returncode}, a shell command: exit {shell.returncode}, an overwrite: exit {forged.returncode}")
+    assert deleting.returncode != 0 and shell.returncode != 0
+    still = in_host("mbackup1", f"cd {copy} && sha256sum --quiet -c SHA256SUMS")
+    assert still.returncode == 0, still.stdout + still.stderr
+
+
 def test_switchover_under_a_write_load_loses_nothing(probe: Probe) -> None:
     old, replicas = roles()
     writer = MariaWriter(max_seconds=60, probe=probe, addresses=tier_addresses()).start()

@@ -10,7 +10,11 @@ MariaDB also archives its binary logs (``archive-binlogs``, from cron every few 
 backup plus the logs after it restores any second since (``restore ... --until``): the RPO is the archive's
 interval, or nothing lost while the primary's own logs survive.
 
-Usage: fabstack-backup run | scheduled | list | prune [--now STAMP] | check NAME | stats DATABASE
+With an offsite host in the settings, each backup and each binary log archived is then copied to it (rsync over
+SSH, ``offsite``), where an append-only account keeps it: this host can add files there, never change or delete
+one, so a lost or compromised host takes no backup with it.
+
+Usage: fabstack-backup run | scheduled | list | prune [--now STAMP] | check NAME | stats DATABASE | offsite
        fabstack-backup archive-binlogs | restore NAME DATABASE INTO [--until 'YYYY-MM-DD HH:MM:SS'] | drop DATABASE
 
 ``prune --now 20261123T030000Z`` prunes as if that were the time: retention is reckoned from "now" (the clock
@@ -450,6 +454,22 @@ def record_metric(settings: dict, folder: Path = Path("/var/lib/prometheus/node-
     tmp.replace(folder / "fabstack_backup.prom")
 
 
+def send_offsite(settings: dict) -> None:
+    """Copy every finished backup and archived binary log the offsite host lacks (names starting with a dot are
+    still being written); files already there are never sent again."""
+    offsite = settings.get("offsite")
+    if not offsite:
+        return
+    ssh = " ".join(["ssh", *offsite["options"], "-p", str(offsite["port"])])
+    proc = subprocess.run(["rsync", "-a", "--ignore-existing", "--exclude", ".*", "-e", ssh, f"{settings['dir']}/",
+                           f"{offsite['user']}@{offsite['address']}:{settings['engine']}/"],
+                          capture_output=True, timeout=3600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"offsite copy to {offsite['address']} failed: "
+                           f"{proc.stderr.decode(errors='replace').strip()}")
+    log(f"copied to {offsite['address']}")
+
+
 def option(argv: list[str], name: str) -> str | None:
     """The value after ``name`` in ``argv``, if given."""
     if name in argv:
@@ -477,8 +497,12 @@ def main(argv: list[str]) -> int:
                 archive_binlogs(settings)
                 prune_binlogs(settings)
             record_metric(settings)
+            send_offsite(settings)
         elif command == "archive-binlogs":
             archive_binlogs(settings)
+            send_offsite(settings)
+        elif command == "offsite":
+            send_offsite(settings)
         elif command == "prune":
             prune(settings, now)
         elif command == "list":
