@@ -107,3 +107,36 @@ def test_a_lease_shorter_than_a_loop_and_two_retries_is_refused(project_copy: Pa
         project.setup("pdb1", None)
     assert refused.value.key == "patroni_ttl" and "(9), got 7" in refused.value.message
     assert json.dumps(refused.value.message).count("\\n") == 0
+
+
+def pem(text: str) -> str:
+    """The PEM content of a declared file's text."""
+    return text[text.index("-----BEGIN"):]
+
+
+def test_etcd_and_patroni_speak_tls_from_one_cluster_ca_and_issue_the_same_certificates_each_time(
+        project_copy: Path) -> None:
+    path = project_copy / "inventory" / "patroni.yml"
+    inventory = yaml.safe_load(path.read_text())
+    inventory["all"]["children"]["monitoring"] = {"hosts": {"pgw1": None}}  # Prometheus scrapes Patroni too
+    path.write_text(yaml.safe_dump(inventory))
+    first, again = (declared_for(project_copy, SMALL, env="patroni") for _ in range(2))
+    etcd = find(first, "pdb1", "etcd", "file /etc/default/etcd")
+    assert 'ETCD_CLIENT_CERT_AUTH="true"' in etcd and 'ETCD_PEER_CLIENT_CERT_AUTH="true"' in etcd
+    assert "http://" not in etcd and "pdb2=https://10.217.0.12:2380" in etcd
+    config = patroni_config(first, "pdb1")
+    assert config["etcd3"]["protocol"] == "https" and config["restapi"]["certfile"] == "/etc/patroni/tls/member.crt"
+    ca = pem(find(first, "pdb1", "patroni", "file /etc/patroni/tls/ca.crt"))
+    assert ca.startswith("-----BEGIN CERTIFICATE-----") and "PRIVATE" not in ca
+    assert ca == pem(find(first, "pgw1", "etcd", "file /etc/etcd/tls/ca.crt"))
+    assert ca == pem(find(first, "pgw1", "haproxy", "file /etc/haproxy/patroni-ca.crt"))
+    assert ca == pem(find(first, "pgw1", "prometheus", "file /etc/prometheus/patroni-ca.crt"))
+    scrape = find(first, "pgw1", "prometheus", "file /etc/prometheus/prometheus.yml")
+    assert "job_name: patroni\n    scheme: https\n    tls_config: {ca_file: /etc/prometheus/patroni-ca.crt}" in scrape
+    assert "check-ssl verify required ca-file /etc/haproxy/patroni-ca.crt" in find(
+        first, "pgw1", "haproxy", "file /etc/haproxy/haproxy.cfg")
+    for host, role, folder in (("pdb1", "patroni", "/etc/patroni/tls"), ("pgw1", "etcd", "/etc/etcd/tls")):
+        for name in ("member.crt", "member.key"):
+            assert find(first, host, role, f"file {folder}/{name}") == find(again, host, role, f"file {folder}/{name}")
+    assert find(first, "pdb1", "patroni", "file /etc/patroni/tls/member.crt") != \
+        find(first, "pdb2", "patroni", "file /etc/patroni/tls/member.crt")

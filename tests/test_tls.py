@@ -107,3 +107,23 @@ def test_a_certificate_close_to_expiry_is_a_warning_in_the_recap(tmp_path: Path)
     assert report.warnings and "expires in" in report.warnings[0], report.warnings
     shown = recap([report], io.StringIO())
     assert "WARNINGS" in shown and "nginx: the TLS certificate /etc/nginx/tls/fabstack.crt expires in" in shown
+
+
+def test_a_cluster_certificate_is_issued_by_its_ca_for_its_addresses_and_the_same_each_time() -> None:
+    import ipaddress
+
+    from cryptography import x509
+
+    from fabstack.engine.tls import ca_certificate, issued_pair, new_ca_pem
+
+    ca_pem = new_ca_pem("fabstack-test")
+    pair = issued_pair(ca_pem, "pdb1", ["10.217.0.11", "127.0.0.1"])
+    assert pair == issued_pair(ca_pem, "pdb1", ["10.217.0.11", "127.0.0.1"])
+    assert pair != issued_pair(ca_pem, "pdb2", ["10.217.0.12", "127.0.0.1"])
+    assert pair != issued_pair(new_ca_pem("fabstack-test"), "pdb1", ["10.217.0.11", "127.0.0.1"])
+    ca = x509.load_pem_x509_certificate(ca_certificate(ca_pem).encode())
+    pair.leaf.verify_directly_issued_by(ca)
+    sans = pair.leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("10.217.0.11"),
+                                                        ipaddress.ip_address("127.0.0.1")]
+    assert "PRIVATE KEY" not in ca_certificate(ca_pem)

@@ -17,9 +17,10 @@ from fabstack.engine.privatefile import write_private
 from fabstack.engine.yamlfile import load_mapping
 
 # What a generated value is, by how its name ends: a self-signed TLS key and certificate (one PEM text) for names
-# ending in ``_self_signed_pem``, an ed25519 SSH private key for ``_ssh_private_key``, a random password for any
-# other name.
+# ending in ``_self_signed_pem``, a certificate authority's key and certificate for ``_ca_pem``, an ed25519 SSH
+# private key for ``_ssh_private_key``, a random password for any other name.
 SELF_SIGNED_SUFFIX = "_self_signed_pem"
+CA_SUFFIX = "_ca_pem"
 SSH_KEY_SUFFIX = "_ssh_private_key"
 
 
@@ -27,6 +28,8 @@ def new_value(name: str, env: str) -> str:
     """A fresh generated value for the setting ``name`` of ``env``."""
     if name.endswith(SELF_SIGNED_SUFFIX):
         return tls.self_signed_pem(f"fabstack-{env}")
+    if name.endswith(CA_SUFFIX):
+        return tls.new_ca_pem(f"fabstack-{env}")
     if name.endswith(SSH_KEY_SUFFIX):
         return sshkeys.new_private_key()
     return secrets.token_urlsafe(24)

@@ -4,13 +4,16 @@ certificate and key go to any host (they parse, they belong together, the certif
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
+import ipaddress
 import re
 from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 _CERT = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
 _KEY = re.compile(r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----.+?-----END (?:[A-Z]+ )?PRIVATE KEY-----", re.S)
@@ -98,3 +101,55 @@ def parse_pair(chain_text: str, key_text: str) -> Pair:
             key.public_key().public_bytes(serialization.Encoding.PEM, raw):
         raise TlsError("the private key does not belong to the certificate (key mismatch)")
     return Pair(chain="".join(c + "\n" for c in certs), key=keys[0] + "\n")
+
+
+def new_ca_pem(name: str, days: int = 3650, now: dt.datetime | None = None) -> str:
+    """A new Ed25519 certificate authority for ``name`` (a cluster's members trust it alone), as one PEM text:
+    its key, then its self-signed certificate."""
+    now = now or dt.datetime.now(dt.UTC)
+    key = ed25519.Ed25519PrivateKey.generate()
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{name} CA")])
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=days))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
+                                         data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                         crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+            .sign(key, None))
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    return key_pem + cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def ca_certificate(ca_pem: str) -> str:
+    """The certificate of a ``new_ca_pem`` text (what every client and member trusts), without its key."""
+    return _CERT.findall(ca_pem)[0] + "\n"
+
+
+def issued_pair(ca_pem: str, name: str, addresses: list[str]) -> Pair:
+    """A certificate for host ``name`` reachable at ``addresses`` (IP SANs), for serving and as a client, signed by
+    the CA of ``ca_pem``. The same inputs always give the same bytes (the key and serial are derived from the CA's
+    key, the validity is the CA's, Ed25519 signs deterministically): a deploy rewrites nothing until a host's
+    name or addresses change."""
+    ca_key = serialization.load_pem_private_key(_KEY.findall(ca_pem)[0].encode(), password=None)
+    if not isinstance(ca_key, ed25519.Ed25519PrivateKey):
+        raise TlsError("the CA's key is not Ed25519")
+    ca = x509.load_pem_x509_certificate(_CERT.findall(ca_pem)[0].encode())
+    seed = ca_key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                                serialization.NoEncryption())
+    digest = hmac.new(seed, f"leaf\0{name}\0{','.join(addresses)}".encode(), hashlib.sha512).digest()
+    key = ed25519.Ed25519PrivateKey.from_private_bytes(digest[:32])
+    sans = [x509.DNSName(name), *(x509.IPAddress(ipaddress.ip_address(a)) for a in addresses)]
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(ca.subject).public_key(key.public_key())
+            .serial_number(int.from_bytes(digest[32:51], "big") | 1)
+            .not_valid_before(ca.not_valid_before_utc).not_valid_after(ca.not_valid_after_utc)
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+                           critical=False)
+            .sign(ca_key, None))
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    return Pair(chain=cert.public_bytes(serialization.Encoding.PEM).decode(), key=key_pem)

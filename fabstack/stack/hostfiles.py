@@ -18,3 +18,7 @@ PATRONI_CONFIG = "/etc/patroni/config.yml"
 # pass), and the ssh it runs to reach the other side: the env's key and recorded host keys, nothing from a home.
 PGBACKREST_CONFIG = "/etc/pgbackrest.conf"
 PGBACKREST_SSH = "/usr/local/sbin/fabstack-pgbackrest-ssh"
+# The Patroni cluster's TLS files on a member (its CA, its own certificate and key): etcd's clients and Patroni's
+# REST API use them, and so do day-2 reads of the REST API on a member.
+PATRONI_TLS = "/etc/patroni/tls"
+PATRONI_CA = f"{PATRONI_TLS}/ca.crt"

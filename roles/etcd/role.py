@@ -9,8 +9,13 @@ from fabstack.engine.errors import FabstackError
 from fabstack.engine.role import RoleContext
 from fabstack.engine.rolecontract import Inbound
 from fabstack.engine.settingspec import TCP_PORT, Setting, positive
+from fabstack.stack.clustertls import CA_SETTING, declare_tls
 
 PORTS = ("etcd_client_port", "etcd_peer_port")
+
+# The env's cluster CA: members and their clients authenticate each other with certificates it issued.
+GENERATED_SECRETS = (CA_SETTING,)
+TLS = "/etc/etcd/tls"
 
 HANDLERS = {
     # a member joining a cluster whose others are not up yet waits for them: the unit's own start timeout bounds it
@@ -56,7 +61,8 @@ def deploy(ctx: RoleContext) -> None:
                             f"majority; group {v['etcd_group']} has {len(names)}", key="etcd_group", host=ctx.host)
     ctx.packages("etcd-server", "etcd-client")
     ctx.directory(v["etcd_data_dir"], owner="etcd", group="etcd", mode="0700")
+    declare_tls(ctx, TLS, "etcd", v[CA_SETTING], notify="restart etcd")
     ctx.template("etcd.j2", "/etc/default/etcd", notify="restart etcd", name=ctx.host,
-                 address=ctx.facts["primary_address"],
-                 members=[f"{name}=http://{ctx.address_of(name)}:{v['etcd_peer_port']}" for name in names])
+                 address=ctx.facts["primary_address"], tls=TLS,
+                 members=[f"{name}=https://{ctx.address_of(name)}:{v['etcd_peer_port']}" for name in names])
     ctx.service("etcd")

@@ -7,8 +7,12 @@ from typing import Any
 
 from fabstack.engine.role import RoleContext
 from fabstack.engine.settingspec import TCP_PORT, Setting, positive
+from fabstack.engine.tls import ca_certificate
+from fabstack.stack.clustertls import cluster_ca_pem
 
 PORTS = ("haproxy_rw_port", "haproxy_ro_port")
+
+CA_FILE = "/etc/haproxy/patroni-ca.crt"
 
 HANDLERS = {
     # a reload hands the listening sockets to new processes: no connection is refused meanwhile
@@ -46,6 +50,11 @@ def deploy(ctx: RoleContext) -> None:
         ctx.directory("/etc/systemd/system/haproxy.service.d")
         ctx.file("/etc/systemd/system/haproxy.service.d/60-fabstack-container.conf",
                  f"# {ctx.vars_managed()}\n[Service]\nBindReadOnlyPaths=\n")
+    found = members(ctx)
+    if found:
+        # the members' REST API answers over HTTPS: checked against the cluster's CA alone
+        group = ctx.hostvars[found[0]["name"]]["patroni_etcd_group"]
+        ctx.file(CA_FILE, ca_certificate(cluster_ca_pem(ctx, group)), notify="reload haproxy")
     ctx.template("haproxy.cfg.j2", "/etc/haproxy/haproxy.cfg", validate="haproxy -c -q -f %s",
-                 notify="reload haproxy", members=members(ctx))
+                 notify="reload haproxy", members=found, ca_file=CA_FILE)
     ctx.service("haproxy")

@@ -10,7 +10,8 @@ from typing import Any
 from fabstack.engine.role import RoleContext
 from fabstack.engine.rolecontract import Inbound
 from fabstack.engine.settingspec import TCP_PORT, Setting, positive
-from fabstack.stack.hostfiles import PATRONI_ADOPTED, PATRONI_CONFIG
+from fabstack.stack.clustertls import cluster_ca_pem, declare_tls
+from fabstack.stack.hostfiles import PATRONI_ADOPTED, PATRONI_CA, PATRONI_CONFIG, PATRONI_TLS
 
 # The postgresql role's cluster, settings and computed tuning are what Patroni runs.
 NEEDS = ("postgresql",)
@@ -24,13 +25,14 @@ PORTS = ("patroni_rest_port",)
 # its value; keys set by others are left alone).
 DCS_WANTED = "/etc/patroni/fabstack-dcs.json"
 DCS_MATCHES = """
-import json, sys, urllib.request
+import json, ssl, sys, urllib.request
 def held(want, have):
     if isinstance(want, dict):
         return isinstance(have, dict) and all(held(v, have.get(k)) for k, v in want.items())
     return want == have
 want = json.load(open(sys.argv[1]))
-have = json.load(urllib.request.urlopen(sys.argv[2], timeout=5))
+trusted = ssl.create_default_context(cafile=sys.argv[3])
+have = json.load(urllib.request.urlopen(sys.argv[2], timeout=5, context=trusted))
 sys.exit(0 if held(want, have) else 1)
 """
 
@@ -102,9 +104,11 @@ def deploy(ctx: RoleContext) -> None:
     ctx.packages("patroni")
     # root's, readable by Patroni (postgres): the service account cannot swap what root's patronictl reads
     ctx.directory("/etc/patroni", owner="root", group="postgres", mode="0750")
+    # Patroni (postgres) reads its certificate and key there; a reload makes it read changed ones
+    declare_tls(ctx, PATRONI_TLS, "postgres", cluster_ca_pem(ctx, v["patroni_etcd_group"]), notify="reload patroni")
     ctx.template("config.yml.j2", PATRONI_CONFIG, owner="root", group="postgres", mode="0640", secret=True,
                  notify="reload patroni", name=ctx.host, address=ctx.facts["primary_address"], etcd_hosts=etcd,
-                 dcs=dcs_settings(ctx))
+                 dcs=dcs_settings(ctx), tls=PATRONI_TLS)
     ctx.directory("/etc/systemd/system/patroni.service.d")
     ctx.template("service.conf.j2", "/etc/systemd/system/patroni.service.d/60-fabstack.conf",
                  notify="reload systemd")
@@ -122,6 +126,6 @@ def deploy(ctx: RoleContext) -> None:
     desired = dcs_settings(ctx)
     ctx.file(DCS_WANTED, json.dumps(desired, indent=2, sort_keys=True) + "\n", group="postgres", mode="0640",
              notify="apply cluster settings")
-    rest = f"http://{ctx.facts['primary_address']}:{v['patroni_rest_port']}/config"
-    ctx.command(APPLY_DCS, unless=f"python3 -c {shlex.quote(DCS_MATCHES)} {DCS_WANTED} {rest}",
+    rest = f"https://{ctx.facts['primary_address']}:{v['patroni_rest_port']}/config"
+    ctx.command(APPLY_DCS, unless=f"python3 -c {shlex.quote(DCS_MATCHES)} {DCS_WANTED} {rest} {PATRONI_CA}",
                 name="cluster settings in etcd")

@@ -8,6 +8,8 @@ from typing import Any
 from fabstack.engine.role import HOST_LIB, RoleContext
 from fabstack.engine.rolecontract import Inbound
 from fabstack.engine.settingspec import DURATION, Setting, positive
+from fabstack.engine.tls import ca_certificate
+from fabstack.stack.clustertls import cluster_ca_pem
 
 PORTS = ("prometheus_port", "alertmanager_port", "alert_receiver_port")
 
@@ -29,6 +31,10 @@ EXPORTERS = (("node", "node_exporter_port"), ("nginx", "nginx_exporter_port"), (
 # Services that serve their own /metrics on a port others reach too (Patroni's REST API: its peers and the
 # routers' checks), scraped as the exporters are.
 SERVICE_METRICS = (("patroni", "patroni_rest_port"),)
+# Services whose metrics answer over HTTPS with a certificate from the env's Patroni cluster CA, and where
+# Prometheus keeps that CA.
+CLUSTER_TLS_JOBS = ("patroni",)
+CLUSTER_CA_FILE = "/etc/prometheus/patroni-ca.crt"
 
 
 def inbound(values: dict[str, Any]) -> list[Inbound]:
@@ -60,13 +66,20 @@ SETTINGS = {
 
 
 def scrape_jobs(ctx: RoleContext) -> list[dict[str, Any]]:
-    """One job per exporter kind, with every host of the env that carries it (its address and port)."""
+    """One job per exporter kind, with every host of the env that carries it (its address and port); over HTTPS,
+    trusting the cluster CA alone, for a service that answers so (the CA file is declared with it)."""
     jobs = []
     for job, port_key in EXPORTERS + SERVICE_METRICS:
-        targets = [{"host": name, "address": f"{ctx.address_of(name)}:{values[port_key]}"}
-                   for name, values in sorted(ctx.hostvars.items()) if port_key in values]
-        if targets:
-            jobs.append({"name": job, "targets": targets})
+        carriers = [(name, values) for name, values in sorted(ctx.hostvars.items()) if port_key in values]
+        targets = [{"host": name, "address": f"{ctx.address_of(name)}:{values[port_key]}"} for name, values in carriers]
+        if not targets:
+            continue
+        entry: dict[str, Any] = {"name": job, "targets": targets, "ca_file": ""}
+        if job in CLUSTER_TLS_JOBS:
+            ctx.file(CLUSTER_CA_FILE, ca_certificate(cluster_ca_pem(ctx, carriers[0][1]["patroni_etcd_group"])),
+                     notify="reload prometheus")
+            entry["ca_file"] = CLUSTER_CA_FILE
+        jobs.append(entry)
     return jobs
 
 

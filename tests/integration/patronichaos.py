@@ -4,16 +4,21 @@ load through the apps' DSN (PgBouncer beside HAProxy). All traffic goes to the e
 
 from __future__ import annotations
 
+import functools
 import json
+import ssl
 import subprocess
 import threading
 import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 
+from fabstack.engine.tls import ca_certificate
+from fabstack.stack.clustertls import CA_SETTING
 from fabstack.tiers.env import load_env
 from tests.conftest import REPO
 from tests.integration.chaos import Writer, pgbouncer_dsn, probe_ids, reset_probe_table
@@ -22,13 +27,27 @@ ENV = "patroni"
 
 
 def rest_urls() -> dict[str, str]:
-    """Each db host's Patroni REST base URL."""
+    """Each db host's Patroni REST base URL (HTTPS)."""
     project = load_env(REPO, ENV)
     urls = {}
     for name in project.inventory.select("patroni"):
         v = project.setup(name, None).vars
-        urls[name] = f"http://{v['ansible_host']}:{v['patroni_rest_port']}"
+        urls[name] = f"https://{v['ansible_host']}:{v['patroni_rest_port']}"
     return urls
+
+
+@functools.cache
+def trusted() -> ssl.SSLContext:
+    """TLS that trusts the env's cluster CA alone (the REST API's certificates come from it)."""
+    project = load_env(REPO, ENV)
+    member = project.inventory.select("etcd")[0]
+    return ssl.create_default_context(cadata=ca_certificate(project.setup(member, None).vars[CA_SETTING]))
+
+
+def rest(url: str) -> Any:
+    """The JSON a Patroni REST URL answers (bounded wait)."""
+    with urllib.request.urlopen(url, timeout=2, context=trusted()) as answer:
+        return json.load(answer)
 
 
 def members(via: str = "") -> dict[str, dict]:
@@ -36,8 +55,7 @@ def members(via: str = "") -> dict[str, dict]:
     urls = rest_urls()
     for url in ([urls[via]] if via else urls.values()):
         try:
-            with urllib.request.urlopen(f"{url}/cluster", timeout=2) as answer:
-                return {m["name"]: m for m in json.load(answer)["members"]}
+            return {m["name"]: m for m in rest(f"{url}/cluster")["members"]}
         except OSError:
             continue
     return {}
@@ -61,8 +79,7 @@ def synchronous() -> bool:
     """Whether the cluster runs in synchronous mode (its settings in etcd, asked of a member)."""
     for url in rest_urls().values():
         try:
-            with urllib.request.urlopen(f"{url}/config", timeout=2) as answer:
-                return bool(json.load(answer).get("synchronous_mode"))
+            return bool(rest(f"{url}/config").get("synchronous_mode"))
         except OSError:
             continue
     return False

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from fabstack.engine.errors import FabstackError
-from fabstack.stack.hostfiles import PATRONI_CONFIG
+from fabstack.stack.hostfiles import PATRONI_CA, PATRONI_CONFIG
 from fabstack.tiers.fleet import Fleet, plan_or_stop
 from fabstack.tiers.postgresql.state import DbState
 
@@ -33,7 +33,8 @@ def members(fleet: Fleet) -> list[dict[str, Any]]:
         if not host.reachable:
             continue
         port = fleet.project.setup(name, None).vars["patroni_rest_port"]
-        out = host.run(f"curl -sf -m 3 http://{fleet.address(name)}:{port}/cluster", check=False)
+        out = host.run(f"curl -sf -m 3 --cacert {PATRONI_CA} https://{fleet.address(name)}:{port}/cluster",
+                       check=False)
         try:
             return list(json.loads(out)["members"])
         except (ValueError, KeyError):

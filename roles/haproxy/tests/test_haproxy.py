@@ -17,7 +17,8 @@ def through(host: Any, hostvars: dict[str, Any], port: int, query: str) -> str:
 def leader(host: Any, fleet: dict[str, Any], hostvars: dict[str, Any]) -> str:
     members = [(n, e["vars"]) for n, e in fleet.items() if hostvars["haproxy_db_group"] in e["vars"]["group_names"]]
     name, v = members[0]
-    cluster = json.loads(host.check_output(f"curl -sf http://{v['ansible_host']}:{v['patroni_rest_port']}/cluster"))
+    cluster = json.loads(host.check_output(f"curl -sf --cacert /etc/haproxy/patroni-ca.crt "
+                                           f"https://{v['ansible_host']}:{v['patroni_rest_port']}/cluster"))
     return next(m["name"] for m in cluster["members"] if m["role"] == "leader")
 
 
