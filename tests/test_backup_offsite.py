@@ -8,11 +8,9 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from fabstack.engine import operations as ops
-from fabstack.engine.errors import FabstackError
-from tests.test_roles_declare import SMALL, Declared, declared_for, find
+from tests.test_roles_declare import SMALL, Declared, add_to_group, declared_for, find, refusal
 
 
 def operations(declared: Declared, host: str, role: str) -> dict[str, ops.Operation]:
@@ -59,10 +57,6 @@ def test_an_env_without_a_store_copies_nothing(tmp_path: Path) -> None:
 
 
 def test_an_offsite_group_without_its_one_host_is_refused(project_copy: Path) -> None:
-    path = project_copy / "inventory" / "mariadb.yml"
-    inventory = yaml.safe_load(path.read_text())
-    inventory["all"]["children"]["backup_store"]["hosts"]["mlb1"] = None
-    path.write_text(yaml.safe_dump(inventory))
-    with pytest.raises(FabstackError) as refused:
-        declared_for(project_copy, SMALL, env="mariadb")
-    assert refused.value.key == "backups_offsite_group" and "has 2" in refused.value.message
+    add_to_group(project_copy, "mariadb", "backup_store", "mlb1")
+    refused = refusal(project_copy, "mariadb")
+    assert refused.key == "backups_offsite_group" and "has 2" in refused.message

@@ -11,7 +11,7 @@ import yaml
 
 from fabstack.engine.errors import FabstackError
 from fabstack.stack.hostfiles import PATRONI_ADOPTED
-from tests.test_roles_declare import SMALL, Declared, declared_for, find, text_of
+from tests.test_roles_declare import SMALL, Declared, add_to_group, declared_for, find, text_of
 
 
 def ops_of(declared: Declared, host: str, role: str, kind: str) -> list[str]:
@@ -116,10 +116,7 @@ def pem(text: str) -> str:
 
 def test_etcd_and_patroni_speak_tls_from_one_cluster_ca_and_issue_the_same_certificates_each_time(
         project_copy: Path) -> None:
-    path = project_copy / "inventory" / "patroni.yml"
-    inventory = yaml.safe_load(path.read_text())
-    inventory["all"]["children"]["monitoring"] = {"hosts": {"pgw1": None}}  # Prometheus scrapes Patroni too
-    path.write_text(yaml.safe_dump(inventory))
+    add_to_group(project_copy, "patroni", "monitoring", "pgw1")  # Prometheus scrapes Patroni too
     first, again = (declared_for(project_copy, SMALL, env="patroni") for _ in range(2))
     etcd = find(first, "pdb1", "etcd", "file /etc/default/etcd")
     assert 'ETCD_CLIENT_CERT_AUTH="true"' in etcd and 'ETCD_PEER_CLIENT_CERT_AUTH="true"' in etcd

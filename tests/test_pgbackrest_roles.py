@@ -7,10 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
-from fabstack.engine.errors import FabstackError
-from tests.test_roles_declare import SMALL, declared_for, find, text_of
+from tests.test_roles_declare import SMALL, add_to_group, declared_for, find, refusal, text_of
 
 CONFIG = "file /etc/pgbackrest.conf"
 
@@ -78,10 +76,6 @@ def test_an_env_without_pgbackrest_archives_nothing(tmp_path: Path) -> None:
 
 
 def test_a_repository_group_of_two_hosts_is_refused(project_copy: Path) -> None:
-    path = project_copy / "inventory" / "patroni.yml"
-    inventory = yaml.safe_load(path.read_text())
-    inventory["all"]["children"]["backup"]["hosts"]["pgw1"] = None
-    path.write_text(yaml.safe_dump(inventory))
-    with pytest.raises(FabstackError) as refused:
-        declared_for(project_copy, SMALL, env="patroni")
-    assert refused.value.key == "pgbackrest_repo_group" and "has 2" in refused.value.message
+    add_to_group(project_copy, "patroni", "backup", "pgw1")
+    refused = refusal(project_copy, "patroni")
+    assert refused.key == "pgbackrest_repo_group" and "has 2" in refused.message

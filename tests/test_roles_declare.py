@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from fabstack.engine import operations as ops
+from fabstack.engine.errors import FabstackError
 from fabstack.engine.runner import declare_offline
 from fabstack.tiers.env import load_env
 from tests.conftest import REPO, record_fake_host_keys
@@ -45,6 +47,23 @@ def declared_for(root: Path, size: dict[str, int], env: str = "sandbox") -> Decl
              for name in project.inventory.hosts}
     return {host: [(role.name, op) for role, op in items]
             for host, items in declare_offline(project, facts).items()}
+
+
+def add_to_group(root: Path, env: str, group: str, host: str) -> None:
+    """Put a host of an env's inventory (a test's copy) into one more top-level group, made if missing."""
+    path = root / "inventory" / f"{env}.yml"
+    inventory = yaml.safe_load(path.read_text())
+    groups = inventory["all"]["children"]
+    groups.setdefault(group, {}).setdefault("hosts", {})
+    groups[group]["hosts"] = {**(groups[group]["hosts"] or {}), host: None}
+    path.write_text(yaml.safe_dump(inventory))
+
+
+def refusal(root: Path, env: str) -> FabstackError:
+    """What declaring every host of an env (a small size) refuses."""
+    with pytest.raises(FabstackError) as refused:
+        declared_for(root, SMALL, env=env)
+    return refused.value
 
 
 def text_of(op: ops.Operation) -> str:

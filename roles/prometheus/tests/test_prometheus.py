@@ -88,6 +88,12 @@ def rule_tests(hostvars: dict[str, Any]) -> str:
     return json.dumps(tests)  # JSON is YAML
 
 
+def rule_test(series: dict[str, str], checks: list[dict[str, Any]]) -> dict[str, Any]:
+    """One promtool test: the series (sampled each minute) and the alerts expected at given times."""
+    return {"interval": "1m", "input_series": [{"series": name, "values": values} for name, values in series.items()],
+            "alert_rule_test": checks}
+
+
 def fired(severity: str, summary: str, **labels: str) -> dict[str, Any]:
     """One alert promtool must see firing: its labels (severity included) and its summary."""
     return {"exp_labels": {"severity": severity, **labels}, "exp_annotations": {"summary": summary}}
@@ -121,35 +127,31 @@ def database_tests(v: dict[str, Any]) -> dict[str, Any]:
         'node_filesystem_size_bytes{host="db1",mountpoint="/srv",fstype="ext4"}': "100x20",
         'node_filesystem_avail_bytes{host="db1",mountpoint="/srv",fstype="ext4"}': f"{free - 1}x20",
     }
-    return {
-        "interval": "1m",
-        "input_series": [{"series": name, "values": values} for name, values in series.items()],
-        "alert_rule_test": [
-            {"eval_time": "20m", "alertname": "PostgresDown",
-             "exp_alerts": [fired("critical", "PostgreSQL on db2 does not answer", host="db2")]},
-            {"eval_time": "20m", "alertname": "DatabaseConnectionsHigh",
-             "exp_alerts": [fired("warning", f"PostgreSQL on db1 uses over {used} % of max_connections",
-                                  host="db1")]},
-            {"eval_time": "20m", "alertname": "ReplicaNotStreaming",
-             "exp_alerts": [fired("critical", "no replica streams through slot db2 on db1", host="db1",
-                                  slot="db2"),
-                            fired("critical", "replica db3 is not streaming from its primary", host="db3")]},
-            {"eval_time": "20m", "alertname": "ReplicationLagHigh",
-             "exp_alerts": [fired("warning", f"replica db3 of db1 is over {lag_mb} MB of WAL behind",
-                                  host="db1", replica="db3"),
-                            fired("warning", f"replica db3 replays over {lag_s} s behind its primary",
-                                  host="db3")]},
-            {"eval_time": "20m", "alertname": "ReplicationSlotRetainingWal",
-             "exp_alerts": [fired("warning", f"unused slot db2 on db1 holds over {slot_mb} MB of WAL",
-                                  host="db1", slot="db2")]},
-            {"eval_time": "20m", "alertname": "PgBouncerClientsWaiting",
-             "exp_alerts": [fired("warning", f"over {waiting} clients wait for a server connection to app "
-                                                 "on cache1", host="cache1", database="app")]},
-            {"eval_time": "20m", "alertname": "DiskAlmostFull",
-             "exp_alerts": [fired("critical", f"/srv on db1 has under {free} % of its space left", host="db1",
-                                  mountpoint="/srv", fstype="ext4")]},
-        ],
-    }
+    return rule_test(series, [
+        {"eval_time": "20m", "alertname": "PostgresDown",
+         "exp_alerts": [fired("critical", "PostgreSQL on db2 does not answer", host="db2")]},
+        {"eval_time": "20m", "alertname": "DatabaseConnectionsHigh",
+         "exp_alerts": [fired("warning", f"PostgreSQL on db1 uses over {used} % of max_connections",
+                              host="db1")]},
+        {"eval_time": "20m", "alertname": "ReplicaNotStreaming",
+         "exp_alerts": [fired("critical", "no replica streams through slot db2 on db1", host="db1",
+                              slot="db2"),
+                        fired("critical", "replica db3 is not streaming from its primary", host="db3")]},
+        {"eval_time": "20m", "alertname": "ReplicationLagHigh",
+         "exp_alerts": [fired("warning", f"replica db3 of db1 is over {lag_mb} MB of WAL behind",
+                              host="db1", replica="db3"),
+                        fired("warning", f"replica db3 replays over {lag_s} s behind its primary",
+                              host="db3")]},
+        {"eval_time": "20m", "alertname": "ReplicationSlotRetainingWal",
+         "exp_alerts": [fired("warning", f"unused slot db2 on db1 holds over {slot_mb} MB of WAL",
+                              host="db1", slot="db2")]},
+        {"eval_time": "20m", "alertname": "PgBouncerClientsWaiting",
+         "exp_alerts": [fired("warning", f"over {waiting} clients wait for a server connection to app "
+                                             "on cache1", host="cache1", database="app")]},
+        {"eval_time": "20m", "alertname": "DiskAlmostFull",
+         "exp_alerts": [fired("critical", f"/srv on db1 has under {free} % of its space left", host="db1",
+                              mountpoint="/srv", fstype="ext4")]},
+    ])
 
 
 def patroni_tests(v: dict[str, Any]) -> dict[str, Any]:
@@ -165,23 +167,19 @@ def patroni_tests(v: dict[str, Any]) -> dict[str, Any]:
         'patroni_postgres_running{host="pdb2"}': "0x120", 'patroni_postgres_running{host="pdb3"}': "1x120",
         'patroni_pending_restart{host="pdb4"}': "1x120", 'patroni_pending_restart{host="pdb3"}': "0x120",
     }
-    return {
-        "interval": "1m",
-        "input_series": [{"series": name, "values": values} for name, values in series.items()],
-        "alert_rule_test": [
-            {"eval_time": "120m", "alertname": "PatroniNoLeader",
-             "exp_alerts": [fired("critical", "no member of Patroni cluster lost leads: writes are refused",
-                                  scope="lost")]},
-            {"eval_time": "120m", "alertname": "PatroniEtcdUnreachable",
-             "exp_alerts": [fired("critical", f"Patroni on pdb1 has not reached etcd for over {dcs} s",
-                                  host="pdb1")]},
-            {"eval_time": "120m", "alertname": "PatroniPostgresNotRunning",
-             "exp_alerts": [fired("critical", "Patroni on pdb2 does not run its PostgreSQL", host="pdb2")]},
-            {"eval_time": "120m", "alertname": "PatroniPendingRestart",
-             "exp_alerts": [fired("warning", "PostgreSQL on pdb4 waits for a restart to take its settings "
-                                             "(patronictl restart)", host="pdb4")]},
-        ],
-    }
+    return rule_test(series, [
+        {"eval_time": "120m", "alertname": "PatroniNoLeader",
+         "exp_alerts": [fired("critical", "no member of Patroni cluster lost leads: writes are refused",
+                              scope="lost")]},
+        {"eval_time": "120m", "alertname": "PatroniEtcdUnreachable",
+         "exp_alerts": [fired("critical", f"Patroni on pdb1 has not reached etcd for over {dcs} s",
+                              host="pdb1")]},
+        {"eval_time": "120m", "alertname": "PatroniPostgresNotRunning",
+         "exp_alerts": [fired("critical", "Patroni on pdb2 does not run its PostgreSQL", host="pdb2")]},
+        {"eval_time": "120m", "alertname": "PatroniPendingRestart",
+         "exp_alerts": [fired("warning", "PostgreSQL on pdb4 waits for a restart to take its settings "
+                                         "(patronictl restart)", host="pdb4")]},
+    ])
 
 
 def archive_tests(v: dict[str, Any]) -> dict[str, Any]:
@@ -193,18 +191,14 @@ def archive_tests(v: dict[str, Any]) -> dict[str, Any]:
         'fabstack_pg_archiver_pending_segments{host="pdb3"}': f"{bound + 1}x60",
         'fabstack_pg_archiver_pending_segments{host="pdb4"}': f"{bound}x60",
     }
-    return {
-        "interval": "1m",
-        "input_series": [{"series": name, "values": values} for name, values in series.items()],
-        "alert_rule_test": [
-            {"eval_time": "60m", "alertname": "WalArchiveFailing",
-             "exp_alerts": [fired("critical", "pdb1 cannot archive its WAL: a point-in-time restore stops at its "
-                                              "last archived segment", host="pdb1")]},
-            {"eval_time": "60m", "alertname": "WalArchiveBehind",
-             "exp_alerts": [fired("warning", f"pdb3 has {bound + 1} WAL segments waiting to be archived",
-                                  host="pdb3")]},
-        ],
-    }
+    return rule_test(series, [
+        {"eval_time": "60m", "alertname": "WalArchiveFailing",
+         "exp_alerts": [fired("critical", "pdb1 cannot archive its WAL: a point-in-time restore stops at its "
+                                          "last archived segment", host="pdb1")]},
+        {"eval_time": "60m", "alertname": "WalArchiveBehind",
+         "exp_alerts": [fired("warning", f"pdb3 has {bound + 1} WAL segments waiting to be archived",
+                              host="pdb3")]},
+    ])
 
 
 def test_rules_pass_promtool_check_and_unit_tests(host: Any, hostvars: dict[str, Any]) -> None:
