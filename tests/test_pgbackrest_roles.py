@@ -8,7 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_roles_declare import SMALL, add_to_group, declared_for, find, refusal, text_of
+from fabstack.engine.errors import FabstackError
+from fabstack.engine.project import Project
+from fabstack.engine.runner import declare_offline
+from tests.conftest import record_fake_host_keys
+from tests.test_roles_declare import SMALL, add_to_group, declared_for, find, host_facts, refusal, text_of
 
 CONFIG = "file /etc/pgbackrest.conf"
 
@@ -79,3 +83,36 @@ def test_a_repository_group_of_two_hosts_is_refused(project_copy: Path) -> None:
     add_to_group(project_copy, "patroni", "backup", "pgw1")
     refused = refusal(project_copy, "patroni")
     assert refused.key == "pgbackrest_repo_group" and "has 2" in refused.message
+
+
+def test_a_second_repository_in_s3_is_added_by_its_options(project_copy: Path) -> None:
+    from fabstack.tiers.env import load_env
+
+    project = load_env(project_copy, "patroni")
+    project.set_overrides(['pgbackrest_repo_options={"repo2-type": "s3", "repo2-s3-bucket": "acme-db", '
+                           '"repo2-retention-full": 12}'])
+    config = repo_config(project)
+    assert {"repo2-type=s3", "repo2-s3-bucket=acme-db", "repo2-retention-full=12"} <= set(config.splitlines())
+
+
+@pytest.mark.parametrize("options", ['{"repo1-path": "/tmp/elsewhere"}', '{"log-path": "/tmp"}',
+                                     '{"repo2-s3-bucket": "two words"}', '{"repo2-path": "x\\\\nrepo1-path=/tmp"}',
+                                     '["repo2-type=s3"]'])
+def test_options_that_would_move_the_repository_or_inject_a_line_are_refused(project_copy: Path,
+                                                                           options: str) -> None:
+    from fabstack.tiers.env import load_env
+
+    project = load_env(project_copy, "patroni")
+    project.set_overrides([f"pgbackrest_repo_options={options}"])
+    with pytest.raises(FabstackError) as refused:
+        project.setup("backup1", None)
+    assert refused.value.key == "pgbackrest_repo_options" and refused.value.host == "backup1"
+
+
+def repo_config(project: Project) -> str:
+    """The repository host's pgBackRest settings as a deploy would write them (host keys made up)."""
+    record_fake_host_keys(project.root, "patroni")
+    facts = {name: host_facts(project.setup(name, None).vars["ansible_host"], name, SMALL)
+             for name in project.inventory.hosts}
+    declared = declare_offline(project, facts)
+    return next(op.content.decode() for _, op in declared["backup1"] if op.id == CONFIG)  # type: ignore[attr-defined]

@@ -3,7 +3,9 @@ leader on a schedule and receiving their WAL archive."""
 
 from __future__ import annotations
 
+import re
 import shlex
+from typing import Any
 
 from fabstack.engine.errors import FabstackError
 from fabstack.engine.role import RoleContext
@@ -24,6 +26,22 @@ SETTINGS = {
     "pgbackrest_repo_retention_full": positive(9_999_999), "pgbackrest_repo_retention_diff": positive(9_999_999),
     "pgbackrest_repo_process_max": positive(32),
 }
+
+
+_OPTION = re.compile(r"repo[2-4]-[a-z0-9-]+|archive-[a-z-]+|backup-standby|compress-level")
+_VALUE = re.compile(r"[A-Za-z0-9_./:@+=-]{1,512}")
+
+
+def check(values: dict[str, Any]) -> list[tuple[str, str]]:
+    """Extra options name a second to fourth repository (repo2-...) or the archive's and backups' tuning, and
+    every value is one plain word (it goes into pgBackRest's settings file as it is)."""
+    options = values["pgbackrest_repo_options"]
+    if not isinstance(options, dict):
+        return [("pgbackrest_repo_options", f"must be a mapping of pgBackRest options, got {options!r}")]
+    return [("pgbackrest_repo_options", f"{key!r}: must be repo2-... to repo4-..., archive-..., backup-standby or "
+                                        "compress-level with a plain value (letters, digits, _ . / : @ + = -)")
+            for key, value in options.items()
+            if not _OPTION.fullmatch(str(key)) or not _VALUE.fullmatch(str(value))]
 
 
 def members(ctx: RoleContext) -> list[str]:
@@ -59,7 +77,7 @@ def deploy(ctx: RoleContext) -> None:
                   data=ctx.hostvars[name]["postgresql_data"], port=ctx.hostvars[name]["postgresql_port"])
              for name in names]
     ctx.template("pgbackrest.conf.j2", PGBACKREST_CONFIG, group=user, mode="0640", secret=True, stanza=stanza,
-                 members=found, ssh_command=PGBACKREST_SSH)
+                 members=found, ssh_command=PGBACKREST_SSH, options=sorted(v["pgbackrest_repo_options"].items()))
     s = shlex.quote(stanza)
     ctx.command(as_repo_user(ctx, f"--stanza={s} stanza-create"), creates=f"{path}/backup/{stanza}/backup.info",
                 name=f"stanza {stanza}")
