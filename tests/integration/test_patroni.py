@@ -235,6 +235,8 @@ def test_a_switchover_under_load_loses_nothing_and_a_deploy_from_a_second_clone_
           f"{writer.errors} failed attempts, {len(writer.acked)} acknowledged, {len(lost)} lost; {old} streaming "
           f"{back:.1f}s later")
     assert new != old and not lost
+    # PgBouncer held the writes while the lease moved: they waited, none failed
+    assert writer.errors == 0, f"{writer.errors} writes failed during the switchover"
     holder = f"running `failover switchover --env {ENV}`"
     # refused naming the other command and its owner (this process), and nothing changed
     assert refused.returncode != 0 and holder in refused.stdout and f"pid {os.getpid()}" in refused.stdout, \

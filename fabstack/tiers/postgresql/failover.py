@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import shlex
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from fabstack.engine.errors import FabstackError
@@ -34,6 +36,12 @@ STATE_SQL = (
 PGBOUNCER_INI = "/etc/pgbouncer/pgbouncer.ini"
 
 
+def userlist_password(user: str) -> str:
+    """The shell command that prints a PgBouncer user's password from its userlist, on the PgBouncer host (so the
+    password is read there, never sent)."""
+    return f"sed -n 's/^\"{user}\" \"\\(.*\\)\"$/\\1/p' /etc/pgbouncer/userlist.txt"
+
+
 @dataclass
 class PgFleet(Fleet):
     """The PostgreSQL tier's hosts and its PgBouncers."""
@@ -58,7 +66,7 @@ class PgFleet(Fleet):
         read there, never sent)."""
         v = self.project.setup(name, None).vars
         admin, port = v["pgbouncer_admin_user"], v["pgbouncer_listen_port"]
-        password = f"sed -n 's/^\"{admin}\" \"\\(.*\\)\"$/\\1/p' /etc/pgbouncer/userlist.txt"
+        password = userlist_password(admin)
         limit = f"timeout {timeout} " if timeout else ""
         return (f"PGPASSWORD=\"$({password})\" {limit}psql -X -At -F '|' -h 127.0.0.1 -p {port} -U {admin} "
                 f"-d pgbouncer -c {shlex.quote(command)}")
@@ -174,6 +182,44 @@ def repoint_bouncers(fleet: PgFleet, database: str, address: str) -> None:
 
     for bouncer in in_parallel(repoint, fleet.group("pgbouncer")):
         fleet.out(f"  {bouncer}: {database} -> {address}, RESUME {database}")
+
+
+@contextmanager
+def bouncers_held(fleet: PgFleet, target: str, wait_seconds: float) -> Iterator[None]:
+    """Under Patroni, hold the clients' writes while the leader moves to ``target``: every PgBouncer's rw entry is
+    PAUSEd (queries queue, none fails), and once HAProxy beside it routes to ``target`` its server connections,
+    all to the old leader, are dropped (RECONNECT) and it RESUMEs."""
+    bouncers = fleet.group("pgbouncer")
+    rw = fleet.project.setup(bouncers[0], None).vars["pgbouncer_rw_name"] if bouncers else ""
+    pause_bouncers(fleet, rw, primary_alive=True)
+    try:
+        yield
+        address = fleet.address(target)
+        for bouncer, routed in in_parallel(lambda b: route_reaches(fleet, b, address, wait_seconds),
+                                           bouncers).items():
+            fleet.out(f"  {bouncer}: HAProxy routes to {target}" if routed else
+                      f"  {bouncer}: HAProxy does not route to {target} after {wait_seconds:.0f}s")
+            fleet.pgbouncer(bouncer, f"RECONNECT {rw}", check=False)
+    finally:
+        resume_bouncers(fleet, rw)
+
+
+def route_reaches(fleet: PgFleet, bouncer: str, address: str, wait_seconds: float) -> bool:
+    """Wait (bounded) until a new connection through the HAProxy beside a PgBouncer reaches ``address`` (as the
+    PgBouncer's first user, its password read on the host); True when it did. A PgBouncer with no HAProxy beside
+    it has nothing to wait for."""
+    v = fleet.project.setup(bouncer, None).vars
+    if "haproxy_rw_port" not in v:
+        return True
+    user = v["pgbouncer_users"][0]
+    password = userlist_password(user)
+    ask = (f"PGPASSWORD=\"$({password})\" psql -X -At -h 127.0.0.1 -p {v['haproxy_rw_port']} -U {user} "
+           f"-d {shlex.quote(v['pgbouncer_database'])} -c 'select host(inet_server_addr())' 2>/dev/null")
+    tries = max(1, int(wait_seconds / 0.2))
+    said = fleet.host(bouncer).run(f"for i in $(seq {tries}); do if test \"$({ask})\" = {shlex.quote(address)}; "
+                                   "then echo routed; exit 0; fi; sleep 0.2; done", check=False,
+                                   timeout=wait_seconds + 30)
+    return said.strip().endswith("routed")
 
 
 def resume_bouncers(fleet: PgFleet, database: str) -> None:
@@ -360,7 +406,8 @@ def switchover(fleet: PgFleet, replica: str | None, check: bool, wait_seconds: f
     """A planned switch that loses nothing: pause, stop the primary cleanly, wait for the target to replay its
     shutdown checkpoint, promote, repoint, resume, and rejoin the old primary as a replica."""
     if patroni.runs_under_patroni(fleet):
-        return patroni.switchover(fleet, replica, check)
+        return patroni.switchover(fleet, replica, check, held=lambda target: bouncers_held(fleet, target,
+                                                                                          wait_seconds))
     started = time.monotonic()
     old = fleet.primary
     states = fleet.states(fleet.db_hosts)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import shlex
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from fabstack.engine.errors import FabstackError
@@ -101,9 +103,11 @@ def wait_for_leader(fleet: Fleet, target: str, seconds: float = 60) -> None:
                         host=target)
 
 
-def switchover(fleet: Fleet, replica: str | None, check: bool) -> str:
+def switchover(fleet: Fleet, replica: str | None, check: bool,
+               held: Callable[[str], AbstractContextManager[None]] = lambda target: nullcontext()) -> str:
     """A planned move of the lease to a replica (Patroni stops the leader cleanly and promotes the candidate
-    once it has everything); the old leader follows as a replica."""
+    once it has everything); the old leader follows as a replica. ``held(target)`` is entered around the move
+    once the plan is checked (the clients' side: PgBouncer paused)."""
     found = members(fleet)
     old = leader_of(found)
     target = candidate(found, replica)
@@ -113,11 +117,12 @@ def switchover(fleet: Fleet, replica: str | None, check: bool) -> str:
     if plan_or_stop(fleet, f"patronictl switchover from {old or 'nobody'} to {target}", reasons, target, check):
         return target
     started = time.monotonic()
-    said = patronictl(fleet, target, f"switchover --leader {shlex.quote(old)} --candidate {shlex.quote(target)} "
-                                     "--force")
-    if "failed" in said.lower():  # patronictl reports a refused switchover and still exits 0
-        raise FabstackError(f"Patroni refused: {said.splitlines()[-1]}", host=target)
-    wait_for_leader(fleet, target)
+    with held(target):
+        said = patronictl(fleet, target, f"switchover --leader {shlex.quote(old)} --candidate "
+                                         f"{shlex.quote(target)} --force")
+        if "failed" in said.lower():  # patronictl reports a refused switchover and still exits 0
+            raise FabstackError(f"Patroni refused: {said.splitlines()[-1]}", host=target)
+        wait_for_leader(fleet, target)
     fleet.out(f"switchover done in {time.monotonic() - started:.1f}s: {target} leads, {old} follows")
     return target
 
