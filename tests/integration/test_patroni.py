@@ -231,9 +231,10 @@ def test_a_switchover_under_load_loses_nothing_and_a_deploy_from_a_second_clone_
     lost = set(writer.acked) - probe_ids(ENV)
     back = wait_for(f"{old} following {new}", lambda: streaming(old), 60)
     outage = max((end - start for start, end in writer.outages), default=0.0)
+    held = max((done - sent for sent, done in writer.timings), default=0.0)
     print(f"patroni switchover {old} -> {new}: command {took[0]:.1f}s, longest write outage {outage:.1f}s, "
-          f"{writer.errors} failed attempts, {len(writer.acked)} acknowledged, {len(lost)} lost; {old} streaming "
-          f"{back:.1f}s later")
+          f"longest a write waited {held:.1f}s, {writer.errors} failed attempts, {len(writer.acked)} acknowledged, "
+          f"{len(lost)} lost; {old} streaming {back:.1f}s later")
     assert new != old and not lost
     # PgBouncer held the writes while the lease moved: they waited, none failed
     assert writer.errors == 0, f"{writer.errors} writes failed during the switchover"
