@@ -116,3 +116,24 @@ def repo_config(project: Project) -> str:
              for name in project.inventory.hosts}
     declared = declare_offline(project, facts)
     return next(op.content.decode() for _, op in declared["backup1"] if op.id == CONFIG)  # type: ignore[attr-defined]
+
+
+def test_ssh_between_the_db_hosts_and_the_backup_host_passes_a_narrowed_ssh_rule(project_copy: Path) -> None:
+    from fabstack.tiers.env import load_env
+
+    project = load_env(project_copy, "patroni")
+    project.set_overrides(["firewall_ssh_sources=[10.217.0.1/32]"])
+    record_fake_host_keys(project.root, "patroni")
+    facts = {name: host_facts(project.setup(name, None).vars["ansible_host"], name, SMALL)
+             for name in project.inventory.hosts}
+    declared = declare_offline(project, facts)
+
+    def ruleset(host: str) -> str:
+        return next(op.content.decode() for _, op in declared[host]  # type: ignore[attr-defined]
+                    if op.id == "file /etc/nftables.conf")
+
+    # the env's admin sources are always let in beside each rule's groups
+    assert "tcp dport { 22 } ip saddr { 10.217.0.31/32, 10.217.0.1/32 } accept" in ruleset("pdb1")
+    assert "tcp dport { 22 } ip saddr { 10.217.0.11/32, 10.217.0.12/32, 10.217.0.32/32, 10.217.0.1/32 } accept" \
+        in ruleset("backup1")
+    assert "tcp dport { 22 } ip saddr" not in ruleset("pgw1")

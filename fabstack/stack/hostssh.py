@@ -4,6 +4,10 @@ repository): the client options that trust the recorded host key alone and use t
 
 from __future__ import annotations
 
+# The port the firewall opens to SSH (its own rules say 22 too): a host-to-host transfer opens it to its senders,
+# so a team that narrows firewall_ssh_sources to its own network does not cut its backups off.
+SSH_PORT = 22
+
 
 def client_options(key: str, known_hosts: str) -> list[str]:
     """ssh's options for a batch connection with ``key`` to a host whose key is in ``known_hosts`` (nothing

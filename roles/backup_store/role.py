@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import shlex
+from typing import Any
 
 from fabstack.engine import sshkeys
 from fabstack.engine.role import RoleContext
+from fabstack.engine.rolecontract import Inbound
 from fabstack.engine.settingspec import UNIX_USER, Setting
-from fabstack.stack.hostssh import authorized_line
+from fabstack.stack.hostssh import SSH_PORT, authorized_line
 
 SETTINGS = {
     "backup_store_user": UNIX_USER,
@@ -17,6 +19,11 @@ SETTINGS = {
 
 # What the db hosts' key may run here, whatever they ask: rsync into the store, adding files only.
 RRSYNC = "/usr/bin/rrsync -wo -no-del -no-overwrite"
+
+
+def inbound(values: dict[str, Any]) -> list[Inbound]:
+    """SSH from the db hosts that send their backups' copies."""
+    return [Inbound((SSH_PORT,), "SSH: the db hosts' backup copies", tuple(values["backup_store_client_groups"]))]
 
 
 def senders(ctx: RoleContext) -> list[str]:

@@ -7,8 +7,10 @@ from typing import Any
 
 from fabstack.engine.errors import FabstackError
 from fabstack.engine.role import RoleContext
+from fabstack.engine.rolecontract import Inbound
 from fabstack.engine.settingspec import IDENTIFIER, Setting, positive
 from fabstack.stack.hostfiles import PGBACKREST_CONFIG, PGBACKREST_SSH
+from fabstack.stack.hostssh import SSH_PORT
 from fabstack.stack.pgbackrest import ssh_trust
 
 # A db host's cluster settings (its data folder, port and version) are the postgresql role's.
@@ -22,6 +24,11 @@ SETTINGS = {
     "pgbackrest_archive_queue_max": Setting(pattern=r"[0-9]+(KiB|MiB|GiB|TiB)?", shape="a size such as 4GiB"),
     "pgbackrest_process_max": positive(32),
 }
+
+
+def inbound(values: dict[str, Any]) -> list[Inbound]:
+    """SSH from the repository host, which takes the backups from here."""
+    return [Inbound((SSH_PORT,), "SSH: pgBackRest's repository host takes backups", (values["pgbackrest_repo_group"],))]
 
 
 def repository(ctx: RoleContext) -> dict[str, Any]:

@@ -9,8 +9,10 @@ from typing import Any
 
 from fabstack.engine.errors import FabstackError
 from fabstack.engine.role import RoleContext
+from fabstack.engine.rolecontract import Inbound
 from fabstack.engine.settingspec import UNIX_USER, Setting, positive
 from fabstack.stack.hostfiles import PGBACKREST_CONFIG, PGBACKREST_SSH
+from fabstack.stack.hostssh import SSH_PORT
 from fabstack.stack.pgbackrest import ssh_trust
 
 METRICS = "/usr/local/sbin/fabstack-pgbackrest-metrics"
@@ -30,6 +32,12 @@ SETTINGS = {
 
 _OPTION = re.compile(r"repo[2-4]-[a-z0-9-]+|archive-[a-z-]+|backup-standby|compress-level")
 _VALUE = re.compile(r"[A-Za-z0-9_./:@+=-]{1,512}")
+
+
+def inbound(values: dict[str, Any]) -> list[Inbound]:
+    """SSH from the hosts that push WAL here or restore from here."""
+    return [Inbound((SSH_PORT,), "SSH: pgBackRest's WAL pushes and restores",
+                    (values["pgbackrest_repo_client_group"],))]
 
 
 def check(values: dict[str, Any]) -> list[tuple[str, str]]:
