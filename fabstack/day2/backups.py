@@ -241,10 +241,7 @@ def _check_until(backups: Backups, name: str, until: str) -> None:
     if not backups.engine.point_in_time:
         raise FabstackError(f"point-in-time restore (--until) is not for the {backups.on_host.get('engine')} tier: "
                             "it restores whole backups", key="--until")
-    try:
-        when = dt.datetime.strptime(until, "%Y-%m-%d %H:%M:%S").replace(tzinfo=dt.UTC)
-    except ValueError:
-        raise FabstackError(f"not a time: {until!r} (YYYY-MM-DD HH:MM:SS, UTC)", key="--until") from None
+    when = parse_until(until)
     taken = dt.datetime.strptime(name, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
     if when < taken:
         raise FabstackError(f"{until} is before backup {name} was taken: choose an older backup", key="--until")

@@ -11,6 +11,7 @@ import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from fabstack.engine.errors import FabstackError
@@ -69,9 +70,9 @@ class Repository:
             raise FabstackError(f"expected one stanza in the repository, found {len(stanzas)}", host=self.host.name)
         return dict(stanzas[0])
 
-    @property
+    @cached_property
     def stanza(self) -> str:
-        """The cluster's name in the repository."""
+        """The cluster's name in the repository (asked once: it does not change)."""
         return str(self.info()["name"])
 
     def run(self, kind: str | None) -> None:
@@ -80,10 +81,6 @@ class Repository:
             raise FabstackError(f"must be one of {', '.join(KINDS)}, got {kind!r}", key="--kind")
         self.pgbackrest(f"--stanza={self.stanza}", *([f"--type={kind}"] if kind else []), "backup")
         self.show()
-
-    def backups(self) -> list[dict[str, Any]]:
-        """Every backup, newest first."""
-        return list(reversed(self.info().get("backup", [])))
 
     def show(self) -> list[dict[str, Any]]:
         """Print the backups, newest first, and the span of the WAL archive."""
@@ -118,11 +115,10 @@ class Repository:
     def restore(self, target: RemoteHost, until: str | None, label: str | None, force: bool) -> dict[str, Any]:
         """Restore the cluster on ``target`` (a spare host with the pgbackrest role) through ``until`` (every
         transaction committed by then, none after; default: all that was archived) from backup ``label`` (default:
-        the newest one before ``until``), and start it as a new cluster. Returns what was restored."""
-        if until is not None:
-            parse_until(until)
-        stanza = self.stanza
-        version = str(self.info()["db"][-1]["version"])
+        the newest one before ``until``), and start it as a new cluster. Returns what was restored. ``until`` is
+        checked by the caller (``parse_until``) before any host is touched."""
+        info = self.info()
+        stanza, version = str(info["name"]), str(info["db"][-1]["version"])
         data = shlex.quote(str(self._pg_path(target)))
         cluster = f"{version} main"
         existing = self._databases(target, version)
